@@ -1,0 +1,46 @@
+/**
+ * The seed's tokio echo server, in reel: accept in a loop, one task per connection,
+ * read into a 64 KiB buffer and write everything back.
+ *
+ *   bun run examples/echo-server.ts [port]     (default 7000; 0 picks a free port)
+ *   REEL_BACKEND=poll bun run examples/echo-server.ts 0
+ *
+ * Prints `listening on 127.0.0.1:PORT` once it accepts connections (the benchmark
+ * harness waits for that line). Ctrl-C stops it.
+ */
+import { TcpListener, blockOn, spawn, currentRuntime, type TcpStream } from "../lib/index.ts";
+
+const arg = process.argv[2] ?? "7000";
+const port = Number(arg);
+if (!Number.isInteger(port) || port < 0 || port > 65535) {
+  console.error(`usage: bun run examples/echo-server.ts [port]  (got "${arg}": must be 0-65535)`);
+  process.exit(2);
+}
+
+/** Echoes until the peer closes; errors (a reset peer) end just this connection. */
+function* echo(stream: TcpStream) {
+  const buf = new Uint8Array(65536);
+  try {
+    for (;;) {
+      const n = yield* stream.read(buf);
+      if (n === 0) return;
+      yield* stream.writeAll(buf.subarray(0, n));
+    }
+  } catch (err) {
+    const code = (err as { code?: string }).code;
+    if (code !== "ECONNRESET" && code !== "EPIPE") throw err;
+  } finally {
+    stream.close();
+  }
+}
+
+blockOn(function* () {
+  const listener = TcpListener.bind({ hostname: "127.0.0.1", port });
+  console.log(`listening on ${listener.localAddr}`);
+  console.error(`reel echo server: ${currentRuntime()!.backend} backend`);
+  for (;;) {
+    const [stream] = yield* listener.accept();
+    stream.setNoDelay(true);
+    spawn(() => echo(stream));
+  }
+});

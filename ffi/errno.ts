@@ -1,0 +1,202 @@
+/**
+ * errno numbers and names, per platform.
+ *
+ * ffi/ functions return −errno on failure; lib/ turns that into a SysError whose `.code`
+ * comes from {@link errnoName}. The numbers differ between Linux and the BSDs (EAGAIN is
+ * 11 on Linux, 35 on macOS), so code never compares against a literal: it uses the
+ * constants exported here, chosen for the platform at load time.
+ *
+ * This module must never call into libc: it is data.
+ */
+
+/** Linux errno numbers → names (from asm-generic/errno-base.h and errno.h). */
+export const LINUX_ERRNO: Readonly<Record<number, string>> = {
+  1: "EPERM",
+  2: "ENOENT",
+  3: "ESRCH",
+  4: "EINTR",
+  5: "EIO",
+  6: "ENXIO",
+  7: "E2BIG",
+  8: "ENOEXEC",
+  9: "EBADF",
+  10: "ECHILD",
+  11: "EAGAIN",
+  12: "ENOMEM",
+  13: "EACCES",
+  14: "EFAULT",
+  15: "ENOTBLK",
+  16: "EBUSY",
+  17: "EEXIST",
+  18: "EXDEV",
+  19: "ENODEV",
+  20: "ENOTDIR",
+  21: "EISDIR",
+  22: "EINVAL",
+  23: "ENFILE",
+  24: "EMFILE",
+  25: "ENOTTY",
+  26: "ETXTBSY",
+  27: "EFBIG",
+  28: "ENOSPC",
+  29: "ESPIPE",
+  30: "EROFS",
+  31: "EMLINK",
+  32: "EPIPE",
+  33: "EDOM",
+  34: "ERANGE",
+  35: "EDEADLK",
+  36: "ENAMETOOLONG",
+  37: "ENOLCK",
+  38: "ENOSYS",
+  39: "ENOTEMPTY",
+  40: "ELOOP",
+  42: "ENOMSG",
+  43: "EIDRM",
+  44: "ECHRNG",
+  45: "EL2NSYNC",
+  46: "EL3HLT",
+  47: "EL3RST",
+  48: "ELNRNG",
+  49: "EUNATCH",
+  50: "ENOCSI",
+  51: "EL2HLT",
+  52: "EBADE",
+  53: "EBADR",
+  54: "EXFULL",
+  55: "ENOANO",
+  56: "EBADRQC",
+  57: "EBADSLT",
+  59: "EBFONT",
+  60: "ENOSTR",
+  61: "ENODATA",
+  62: "ETIME",
+  63: "ENOSR",
+  64: "ENONET",
+  65: "ENOPKG",
+  66: "EREMOTE",
+  67: "ENOLINK",
+  68: "EADV",
+  69: "ESRMNT",
+  70: "ECOMM",
+  71: "EPROTO",
+  72: "EMULTIHOP",
+  73: "EDOTDOT",
+  74: "EBADMSG",
+  75: "EOVERFLOW",
+  76: "ENOTUNIQ",
+  77: "EBADFD",
+  78: "EREMCHG",
+  79: "ELIBACC",
+  80: "ELIBBAD",
+  81: "ELIBSCN",
+  82: "ELIBMAX",
+  83: "ELIBEXEC",
+  84: "EILSEQ",
+  85: "ERESTART",
+  86: "ESTRPIPE",
+  87: "EUSERS",
+  88: "ENOTSOCK",
+  89: "EDESTADDRREQ",
+  90: "EMSGSIZE",
+  91: "EPROTOTYPE",
+  92: "ENOPROTOOPT",
+  93: "EPROTONOSUPPORT",
+  94: "ESOCKTNOSUPPORT",
+  95: "EOPNOTSUPP",
+  96: "EPFNOSUPPORT",
+  97: "EAFNOSUPPORT",
+  98: "EADDRINUSE",
+  99: "EADDRNOTAVAIL",
+  100: "ENETDOWN",
+  101: "ENETUNREACH",
+  102: "ENETRESET",
+  103: "ECONNABORTED",
+  104: "ECONNRESET",
+  105: "ENOBUFS",
+  106: "EISCONN",
+  107: "ENOTCONN",
+  108: "ESHUTDOWN",
+  109: "ETOOMANYREFS",
+  110: "ETIMEDOUT",
+  111: "ECONNREFUSED",
+  112: "EHOSTDOWN",
+  113: "EHOSTUNREACH",
+  114: "EALREADY",
+  115: "EINPROGRESS",
+  116: "ESTALE",
+  117: "EUCLEAN",
+  118: "ENOTNAM",
+  119: "ENAVAIL",
+  120: "EISNAM",
+  121: "EREMOTEIO",
+  122: "EDQUOT",
+  123: "ENOMEDIUM",
+  124: "EMEDIUMTYPE",
+  125: "ECANCELED",
+  126: "ENOKEY",
+  127: "EKEYEXPIRED",
+  128: "EKEYREVOKED",
+  129: "EKEYREJECTED",
+  130: "EOWNERDEAD",
+  131: "ENOTRECOVERABLE",
+  132: "ERFKILL",
+  133: "EHWPOISON",
+};
+
+/** Darwin (macOS) errno numbers → names for the values reel can meet (sys/errno.h). */
+export const DARWIN_ERRNO: Readonly<Record<number, string>> = {
+  1: "EPERM", 2: "ENOENT", 3: "ESRCH", 4: "EINTR", 5: "EIO", 6: "ENXIO", 7: "E2BIG", 8: "ENOEXEC",
+  9: "EBADF", 10: "ECHILD", 11: "EDEADLK", 12: "ENOMEM", 13: "EACCES", 14: "EFAULT", 16: "EBUSY",
+  17: "EEXIST", 18: "EXDEV", 19: "ENODEV", 20: "ENOTDIR", 21: "EISDIR", 22: "EINVAL", 23: "ENFILE",
+  24: "EMFILE", 25: "ENOTTY", 26: "ETXTBSY", 27: "EFBIG", 28: "ENOSPC", 29: "ESPIPE", 30: "EROFS",
+  31: "EMLINK", 32: "EPIPE", 33: "EDOM", 34: "ERANGE", 35: "EAGAIN", 36: "EINPROGRESS", 37: "EALREADY",
+  38: "ENOTSOCK", 39: "EDESTADDRREQ", 40: "EMSGSIZE", 41: "EPROTOTYPE", 42: "ENOPROTOOPT",
+  43: "EPROTONOSUPPORT", 44: "ESOCKTNOSUPPORT", 45: "EOPNOTSUPP", 46: "EPFNOSUPPORT", 47: "EAFNOSUPPORT",
+  48: "EADDRINUSE", 49: "EADDRNOTAVAIL", 50: "ENETDOWN", 51: "ENETUNREACH", 52: "ENETRESET",
+  53: "ECONNABORTED", 54: "ECONNRESET", 55: "ENOBUFS", 56: "EISCONN", 57: "ENOTCONN", 58: "ESHUTDOWN",
+  59: "ETOOMANYREFS", 60: "ETIMEDOUT", 61: "ECONNREFUSED", 62: "ELOOP", 63: "ENAMETOOLONG",
+  64: "EHOSTDOWN", 65: "EHOSTUNREACH", 66: "ENOTEMPTY", 69: "EDQUOT", 70: "ESTALE", 78: "ENOSYS",
+  84: "EOVERFLOW", 89: "ECANCELED", 92: "EILSEQ", 102: "EOPNOTSUPP",
+};
+
+/**
+ * FreeBSD shares the classic BSD numbering with Darwin for every value below 90 that
+ * reel meets; the differences above that do not occur on reel's paths.
+ */
+export const FREEBSD_ERRNO: Readonly<Record<number, string>> = { ...DARWIN_ERRNO, 78: "ENOSYS", 85: "ECANCELED", 86: "EILSEQ", 84: "EOVERFLOW" };
+
+const TABLE = process.platform === "linux" ? LINUX_ERRNO : process.platform === "freebsd" ? FREEBSD_ERRNO : DARWIN_ERRNO;
+
+/** The symbolic name of errno `n` on this platform ("ECONNREFUSED"), or "E<n>" when unknown. */
+export function errnoName(n: number): string {
+  return TABLE[n] ?? `E${n}`;
+}
+
+function num(name: string): number {
+  for (const k in TABLE) if (TABLE[k as unknown as number] === name) return Number(k);
+  throw new Error(`errno ${name} is not known on ${process.platform}`);
+}
+
+/** errno values that code branches on, resolved for this platform at load time. */
+export const EPERM = num("EPERM");
+export const ENOENT = num("ENOENT");
+export const EINTR = num("EINTR");
+export const EBADF = num("EBADF");
+export const EAGAIN = num("EAGAIN");
+export const ENOMEM = num("ENOMEM");
+export const EINVAL = num("EINVAL");
+export const ENFILE = num("ENFILE");
+export const EMFILE = num("EMFILE");
+export const EPIPE = num("EPIPE");
+export const ENOSYS = num("ENOSYS");
+export const EINPROGRESS = num("EINPROGRESS");
+export const EALREADY = num("EALREADY");
+export const ECONNABORTED = num("ECONNABORTED");
+export const ECONNRESET = num("ECONNRESET");
+export const ENOBUFS = num("ENOBUFS");
+export const ENOTCONN = num("ENOTCONN");
+export const ETIMEDOUT = num("ETIMEDOUT");
+export const ECONNREFUSED = num("ECONNREFUSED");
+export const ECANCELED = num("ECANCELED");
+export const ENOTSOCK = num("ENOTSOCK");

@@ -1,0 +1,255 @@
+/**
+ * Bindings to libc: sockets, fds, fcntl, rlimits, and errno.
+ *
+ * Every function returns the call's result (≥ 0) or −errno; none throws, none allocates
+ * per call. Buffers are passed as Uint8Array views (bun:ffi hands their data pointer to
+ * the call); lengths come from the view, capped at {@link MAX_IO} so that ssize_t results
+ * fit the i32 return type (i64 returns would be BigInt, ~28 ns each).
+ *
+ * Invariants:
+ * - errno is read through one Int32Array created at load time over this thread's
+ *   `__errno_location()` (Linux) / `__error()` (BSD), right after the failing call.
+ * - Pointers handed to the kernel are only held for the duration of the synchronous call.
+ *
+ * Must never: throw, read the `errno` symbol directly (it segfaults), declare i64 returns
+ * on hot paths, or keep a pointer into a JS buffer past the call that used it.
+ */
+import { dlopen, ptr, toArrayBuffer, type Pointer } from "bun:ffi";
+
+/** The largest byte count one read/write call is given: keeps results within int32. */
+export const MAX_IO = 0x3fff_f000;
+
+const LIBC_PATH =
+  process.platform === "linux" ? "libc.so.6" : process.platform === "freebsd" ? "libc.so.7" : "libSystem.B.dylib";
+const ERRNO_FN = process.platform === "linux" ? "__errno_location" : "__error";
+
+const lib = dlopen(LIBC_PATH, {
+  [ERRNO_FN]: { args: [], returns: "ptr" },
+  socket: { args: ["i32", "i32", "i32"], returns: "i32" },
+  socketpair: { args: ["i32", "i32", "i32", "ptr"], returns: "i32" },
+  setsockopt: { args: ["i32", "i32", "i32", "ptr", "u32"], returns: "i32" },
+  getsockopt: { args: ["i32", "i32", "i32", "ptr", "ptr"], returns: "i32" },
+  bind: { args: ["i32", "ptr", "u32"], returns: "i32" },
+  listen: { args: ["i32", "i32"], returns: "i32" },
+  accept: { args: ["i32", "ptr", "ptr"], returns: "i32" },
+  connect: { args: ["i32", "ptr", "u32"], returns: "i32" },
+  read: { args: ["i32", "ptr", "u64"], returns: "i32" },
+  write: { args: ["i32", "ptr", "u64"], returns: "i32" },
+  readv: { args: ["i32", "ptr", "i32"], returns: "i32" },
+  writev: { args: ["i32", "ptr", "i32"], returns: "i32" },
+  recv: { args: ["i32", "ptr", "u64", "i32"], returns: "i32" },
+  send: { args: ["i32", "ptr", "u64", "i32"], returns: "i32" },
+  shutdown: { args: ["i32", "i32"], returns: "i32" },
+  close: { args: ["i32"], returns: "i32" },
+  // Variadic in C: declared with fixed int args, which is exact on x86-64 and arm64 Linux
+  // and FreeBSD, not on Apple arm64 (see DESIGN.md); darwin goes through ioctl-free paths.
+  fcntl: { args: ["i32", "i32", "i32"], returns: "i32" },
+  getsockname: { args: ["i32", "ptr", "ptr"], returns: "i32" },
+  getpeername: { args: ["i32", "ptr", "ptr"], returns: "i32" },
+  pipe: { args: ["ptr"], returns: "i32" },
+  getrlimit: { args: ["i32", "ptr"], returns: "i32" },
+  setrlimit: { args: ["i32", "ptr"], returns: "i32" },
+  getpid: { args: [], returns: "i32" },
+  dup: { args: ["i32"], returns: "i32" },
+});
+
+// Linux- and FreeBSD-only symbols, absent from Darwin's libSystem.
+const linuxLike = process.platform !== "darwin";
+const ext = linuxLike
+  ? dlopen(LIBC_PATH, {
+      accept4: { args: ["i32", "ptr", "ptr", "i32"], returns: "i32" },
+      pipe2: { args: ["ptr", "i32"], returns: "i32" },
+    }).symbols
+  : null;
+
+const C = lib.symbols;
+
+// SAFETY: __errno_location() points into this thread's TLS block, which lives as long as
+// the thread (the JS thread that loaded this module). A Worker loads its own copy.
+const errnoView = new Int32Array(toArrayBuffer(C[ERRNO_FN]!() as Pointer, 0, 4));
+
+/** The calling thread's errno, exact when read right after the failing call. */
+export function errno(): number {
+  return errnoView[0]!;
+}
+
+/** Maps a raw libc return to result-or-−errno. */
+function ret(r: number): number {
+  return r < 0 ? -errnoView[0]! : r;
+}
+
+function clampLen(n: number): number {
+  return n > MAX_IO ? MAX_IO : n;
+}
+
+export function socket(domain: number, type: number, protocol: number): number {
+  return ret(C.socket(domain, type, protocol));
+}
+
+/** socketpair into `fds` (two int32s). */
+export function socketpair(domain: number, type: number, protocol: number, fds: Int32Array): number {
+  return ret(C.socketpair(domain, type, protocol, fds));
+}
+
+// Scratch for int options and socklen_t out-params; only held during one call.
+const intScratch = new Int32Array(new ArrayBuffer(8));
+const lenScratch = new Uint32Array(new ArrayBuffer(4));
+
+export function setsockoptInt(fd: number, level: number, name: number, value: number): number {
+  intScratch[0] = value;
+  return ret(C.setsockopt(fd, level, name, intScratch, 4));
+}
+
+/** getsockopt of an int option: the value (≥ 0 for every option reel reads) or −errno. */
+export function getsockoptInt(fd: number, level: number, name: number): number {
+  lenScratch[0] = 4;
+  const r = C.getsockopt(fd, level, name, intScratch, lenScratch);
+  return r < 0 ? -errnoView[0]! : intScratch[0]!;
+}
+
+/** setsockopt with a raw option buffer (struct linger, …). */
+export function setsockopt(fd: number, level: number, name: number, value: Uint8Array): number {
+  return ret(C.setsockopt(fd, level, name, value, value.byteLength));
+}
+
+export function bind(fd: number, addr: Uint8Array, addrLen: number): number {
+  return ret(C.bind(fd, addr, addrLen));
+}
+
+export function listen(fd: number, backlog: number): number {
+  return ret(C.listen(fd, backlog));
+}
+
+/**
+ * accept4 with `flags` (SOCK_NONBLOCK|SOCK_CLOEXEC); on Darwin, accept (the caller sets the
+ * flags with fcntl). `addr`/`addrLen` receive the peer's sockaddr; either may be null.
+ */
+export function accept4(fd: number, addr: Uint8Array | null, addrLen: Uint32Array | null, flags: number): number {
+  if (ext !== null) return ret(ext.accept4(fd, addr, addrLen, flags));
+  return ret(C.accept(fd, addr, addrLen));
+}
+
+export function connect(fd: number, addr: Uint8Array, addrLen: number): number {
+  return ret(C.connect(fd, addr, addrLen));
+}
+
+/** read into `buf`: bytes read (0 = EOF) or −errno. */
+export function read(fd: number, buf: Uint8Array): number {
+  return ret(C.read(fd, buf, clampLen(buf.byteLength)));
+}
+
+/** write from `buf`: bytes written or −errno. */
+export function write(fd: number, buf: Uint8Array): number {
+  return ret(C.write(fd, buf, clampLen(buf.byteLength)));
+}
+
+export function recv(fd: number, buf: Uint8Array, flags: number): number {
+  return ret(C.recv(fd, buf, clampLen(buf.byteLength), flags));
+}
+
+export function send(fd: number, buf: Uint8Array, flags: number): number {
+  return ret(C.send(fd, buf, clampLen(buf.byteLength), flags));
+}
+
+/** The most buffers one readv/writev call takes here (IOV_MAX is 1024 on Linux and the BSDs). */
+export const IOV_BATCH = 64;
+// struct iovec { void *base; size_t len } — 16 bytes on 64-bit, as (lo, hi) u32 pairs.
+const iov = new Uint32Array(new ArrayBuffer(IOV_BATCH * 16));
+const TWO32 = 0x1_0000_0000;
+
+/** Fills the iovec scratch from `bufs` (at most IOV_BATCH); returns how many it took. */
+function fillIov(bufs: readonly Uint8Array[]): number {
+  const n = bufs.length < IOV_BATCH ? bufs.length : IOV_BATCH;
+  let total = 0;
+  for (let i = 0; i < n; i++) {
+    const b = bufs[i]!;
+    // SAFETY: ptr() is taken right before the synchronous readv/writev with no allocation
+    // in between, so the GC cannot move the storage while the kernel reads the iovec; the
+    // kernel drops the pointer when the call returns.
+    const p = b.byteLength === 0 ? 0 : (ptr(b) as number);
+    const len = Math.min(b.byteLength, MAX_IO - total);
+    total += len;
+    iov[i * 4] = p >>> 0;
+    iov[i * 4 + 1] = Math.floor(p / TWO32);
+    iov[i * 4 + 2] = len;
+    iov[i * 4 + 3] = 0;
+  }
+  return n;
+}
+
+/** readv into up to {@link IOV_BATCH} buffers: bytes read or −errno. */
+export function readv(fd: number, bufs: readonly Uint8Array[]): number {
+  const n = fillIov(bufs);
+  return ret(C.readv(fd, iov, n));
+}
+
+/** writev from up to {@link IOV_BATCH} buffers: bytes written or −errno. */
+export function writev(fd: number, bufs: readonly Uint8Array[]): number {
+  const n = fillIov(bufs);
+  return ret(C.writev(fd, iov, n));
+}
+
+export function shutdown(fd: number, how: number): number {
+  return ret(C.shutdown(fd, how));
+}
+
+export function close(fd: number): number {
+  return ret(C.close(fd));
+}
+
+export function fcntl(fd: number, cmd: number, arg: number): number {
+  return ret(C.fcntl(fd, cmd, arg));
+}
+
+export function getsockname(fd: number, addr: Uint8Array, addrLen: Uint32Array): number {
+  return ret(C.getsockname(fd, addr, addrLen));
+}
+
+export function getpeername(fd: number, addr: Uint8Array, addrLen: Uint32Array): number {
+  return ret(C.getpeername(fd, addr, addrLen));
+}
+
+/** pipe2 (pipe + fcntl on Darwin) into `fds` (two int32s). */
+export function pipe2(fds: Int32Array, flags: number): number {
+  if (ext !== null) return ret(ext.pipe2(fds, flags));
+  return ret(C.pipe(fds));
+}
+
+export function dup(fd: number): number {
+  return ret(C.dup(fd));
+}
+
+export function getpid(): number {
+  return C.getpid();
+}
+
+// struct rlimit { rlim_t cur, max } as (lo, hi) u32 pairs; RLIM_INFINITY is all ones.
+const rl = new Uint32Array(new ArrayBuffer(16));
+
+function rlimValue(lo: number, hi: number): number {
+  return hi === 0xffff_ffff && lo === 0xffff_ffff ? Infinity : hi * TWO32 + lo;
+}
+
+/** getrlimit: `[soft, hard]` (Infinity for RLIM_INFINITY), or −errno. */
+export function getrlimit(resource: number): [number, number] | number {
+  const r = C.getrlimit(resource, rl);
+  if (r < 0) return -errnoView[0]!;
+  return [rlimValue(rl[0]!, rl[1]!), rlimValue(rl[2]!, rl[3]!)];
+}
+
+function putRlim(i: number, v: number): void {
+  if (v === Infinity) {
+    rl[i] = 0xffff_ffff;
+    rl[i + 1] = 0xffff_ffff;
+  } else {
+    rl[i] = v >>> 0;
+    rl[i + 1] = Math.floor(v / TWO32);
+  }
+}
+
+/** setrlimit(resource, soft, hard): 0 or −errno. */
+export function setrlimit(resource: number, soft: number, hard: number): number {
+  putRlim(0, soft);
+  putRlim(2, hard);
+  return ret(C.setrlimit(resource, rl));
+}

@@ -1,0 +1,43 @@
+/**
+ * Backend selection: one block that picks the Poller for this platform, or the one named
+ * by `REEL_BACKEND` (so the same tests run on every backend, as smol's polling forces its
+ * poll fallback).
+ *
+ * Must never: fall back silently from a backend the user named explicitly.
+ */
+import { EpollPoller } from "./epoll.ts";
+import { Driver } from "./driver.ts";
+import type { Poller } from "./poller.ts";
+
+/** The backends reel knows, in the order `REEL_BACKEND` accepts them. */
+export type Backend = "epoll" | "kqueue" | "poll" | "uring";
+
+const KNOWN: readonly Backend[] = ["epoll", "kqueue", "poll", "uring"];
+
+/** The platform's default backend: epoll on Linux, kqueue on macOS and the BSDs. */
+export function defaultBackend(): Backend {
+  return process.platform === "linux" ? "epoll" : "kqueue";
+}
+
+/** The backend named by REEL_BACKEND (validated), or the platform default. */
+export function selectedBackend(env: string | undefined = process.env.REEL_BACKEND): Backend {
+  if (env === undefined || env === "") return defaultBackend();
+  if (!(KNOWN as readonly string[]).includes(env)) {
+    throw new RangeError(`Unknown REEL_BACKEND "${env}": expected one of ${KNOWN.join(", ")}`);
+  }
+  return env as Backend;
+}
+
+/** How each backend available in this build is constructed. */
+const factories = new Map<Backend, () => Driver>([
+  ["epoll", () => new Driver(new EpollPoller() as Poller)],
+]);
+
+/** Creates a driver for `backend`; throws naming the backend when it is not available here. */
+export function createDriver(backend: Backend = selectedBackend()): Driver {
+  const make = factories.get(backend);
+  if (make === undefined) {
+    throw new RangeError(`The ${backend} backend is not available on ${process.platform} in this build of reel`);
+  }
+  return make();
+}

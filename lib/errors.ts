@@ -1,0 +1,121 @@
+/**
+ * reel's error types. Small classes with predicates, never string matching.
+ *
+ * - {@link SysError}: a failed system call, from ffi/'s −errno results, in one helper
+ *   ({@link check}). EAGAIN never becomes an error: it is the signal to wait.
+ * - {@link TimeoutError}: `timeout()` ran out.
+ * - {@link JoinError}: a task was cancelled or failed (see lib/task).
+ * - Bad arguments are TypeError/RangeError naming the value (see {@link checkBuffer}).
+ *
+ * Must never: import the executor or driver (everything imports this).
+ */
+import { errnoName } from "../ffi/errno.ts";
+
+/**
+ * A failed system call: `.code` is the errno name ("ECONNREFUSED"), `.errno` the positive
+ * number, `.syscall` the call ("connect").
+ *
+ * @example
+ * ```ts
+ * import { SysError } from "reel";
+ * try { yield* TcpStream.connect({ hostname: "127.0.0.1", port: 1 }); }
+ * catch (e) { if (e instanceof SysError && e.code === "ECONNREFUSED") console.log("nobody home"); }
+ * ```
+ */
+export class SysError extends Error {
+  override name = "SysError";
+  constructor(
+    readonly errno: number,
+    readonly syscall: string,
+    readonly code: string = errnoName(errno),
+    detail?: string,
+  ) {
+    super(`${syscall} failed: ${code}${detail ? ` (${detail})` : ""}`);
+  }
+}
+
+/**
+ * Turns an ffi result into a value: returns `r` when ≥ 0, throws SysError(−r) otherwise.
+ *
+ * @example
+ * ```ts
+ * const fd = check(libc.socket(AF_INET, SOCK_STREAM, 0), "socket");
+ * ```
+ */
+export function check(r: number, syscall: string, detail?: string): number {
+  if (r < 0) throw new SysError(-r, syscall, undefined, detail);
+  return r;
+}
+
+/**
+ * Thrown by `timeout(fut, ms)` when `ms` passes first; the inner future has been cancelled.
+ *
+ * @example
+ * ```ts
+ * try { yield* timeout(stream.read(buf), 100); }
+ * catch (e) { if (e instanceof TimeoutError) console.log(`no data within ${e.ms} ms`); }
+ * ```
+ */
+export class TimeoutError extends Error {
+  override name = "TimeoutError";
+  readonly code = "ETIMEDOUT";
+  constructor(readonly ms: number) {
+    super(`Timed out after ${ms} ms`);
+  }
+}
+
+/**
+ * The peer closed the stream before `readExact` filled its buffer (tokio's UnexpectedEof).
+ * `.read` is how many bytes did arrive.
+ */
+export class UnexpectedEofError extends Error {
+  override name = "UnexpectedEofError";
+  readonly code = "UNEXPECTED_EOF";
+  constructor(
+    readonly read: number,
+    readonly wanted: number,
+  ) {
+    super(`Unexpected end of stream after ${read} of ${wanted} bytes`);
+  }
+}
+
+/**
+ * The runtime is not in a state for the call: `blockOn` inside `blockOn`, `spawn` with no
+ * runtime, a stream used after `close()`.
+ */
+export class RuntimeError extends Error {
+  override name = "RuntimeError";
+  constructor(
+    message: string,
+    readonly code: string,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * Validates a byte buffer argument: a Uint8Array whose ArrayBuffer is not detached.
+ * Throws TypeError naming `what` otherwise.
+ */
+export function checkBuffer(buf: unknown, what: string): asserts buf is Uint8Array {
+  if (!(buf instanceof Uint8Array)) {
+    throw new TypeError(`${what} must be a Uint8Array, got ${buf === null ? "null" : typeof buf}`);
+  }
+  if ((buf.buffer as ArrayBuffer).detached) throw new TypeError(`${what} is backed by a detached ArrayBuffer`);
+}
+
+/** Validates a port number: an integer 0–65535. */
+export function checkPort(port: unknown, what = "port"): number {
+  if (typeof port !== "number" || !Number.isInteger(port)) {
+    throw new TypeError(`Invalid ${what} ${String(port)}: must be an integer 0-65535`);
+  }
+  if (port < 0 || port > 65535) throw new RangeError(`Invalid ${what} ${port}: must be 0-65535`);
+  return port;
+}
+
+/** Validates a non-negative finite duration in ms. */
+export function checkMs(ms: unknown, what: string): number {
+  if (typeof ms !== "number" || Number.isNaN(ms)) throw new TypeError(`${what} must be a number of ms, got ${String(ms)}`);
+  if (ms < 0 || !Number.isFinite(ms)) throw new RangeError(`${what} must be a finite number ≥ 0, got ${ms}`);
+  return ms;
+}

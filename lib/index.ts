@@ -1,0 +1,49 @@
+/**
+ * reel: a syscall-level async I/O runtime for Bun.
+ *
+ *     kernel (epoll / kqueue / io_uring) → driver → waker.wake() → executor run queue → future.poll(cx)
+ *
+ * This is the public surface. Everything a user imports comes from here; the folders
+ * below are internal and may change.
+ *
+ * @example
+ * ```ts
+ * import { TcpListener, blockOn, spawn } from "reel";
+ * blockOn(function* () {
+ *   const listener = TcpListener.bind({ hostname: "127.0.0.1", port: 7000 });
+ *   for (;;) {
+ *     const [stream] = yield* listener.accept();
+ *     spawn(function* () {
+ *       const buf = new Uint8Array(65536);
+ *       for (let n; (n = yield* stream.read(buf)) > 0; ) yield* stream.writeAll(buf.subarray(0, n));
+ *       stream.close();
+ *     });
+ *   }
+ * });
+ * ```
+ */
+export {
+  PENDING,
+  BaseFuture,
+  FutureStateError,
+  ready,
+  pollFn,
+  map,
+  andThen,
+  gen,
+  isFuture,
+  type Future,
+  type Poll,
+  type Context,
+  type Waker,
+  type IntoFuture,
+} from "./future.ts";
+export { Runtime, blockOn, spawn, yieldNow, currentRuntime, POLLS_PER_TICK, type RuntimeOptions } from "./executor.ts";
+export { JoinHandle, JoinError } from "./task/task.ts";
+export { SysError, TimeoutError, RuntimeError, UnexpectedEofError } from "./errors.ts";
+export { sleep, sleepUntil, interval, timeout, Interval, Sleep } from "./time/sleep.ts";
+export { now } from "./time/clock.ts";
+export { TcpListener, TcpStream, type BindOptions, type ShutdownHow } from "./net/tcp.ts";
+export { SocketAddr } from "../ffi/sockaddr.ts";
+export type { HostPort } from "./net/addr.ts";
+export type { Backend } from "./driver/index.ts";

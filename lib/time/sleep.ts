@@ -1,0 +1,214 @@
+/**
+ * Timer futures on the driver's wheel: sleep, sleepUntil, interval, timeout.
+ *
+ * A deadline is fixed when the future is created (reel's clock, rounded up to the next
+ * whole ms so a timer never fires early) and inserted into the current driver's wheel on
+ * the first poll. The wheel fires an entry by waking the stored waker; the next poll sees
+ * it fired. `cancel()` removes the entry in O(1).
+ *
+ * `sleep(0)` and past deadlines complete on the next driver turn, not inline: they yield.
+ *
+ * Must never: allocate per poll, or leave an entry in the wheel after cancel or completion.
+ */
+import { BaseFuture, FutureStateError, PENDING, type Context, type Future, type Poll, type Waker } from "../future.ts";
+import { currentDriver } from "../driver/driver.ts";
+import { TimeoutError, checkMs } from "../errors.ts";
+import { TimerEntry, type TimerWheel } from "./wheel.ts";
+import { deadlineIn, now } from "./clock.ts";
+
+/** A wheel entry that wakes one waker when it fires. */
+class WakerEntry extends TimerEntry {
+  waker: Waker | null = null;
+  fired = false;
+  override fire(): void {
+    this.fired = true;
+    const w = this.waker;
+    this.waker = null;
+    w?.wake();
+  }
+}
+
+/**
+ * The future returned by {@link sleep} and {@link sleepUntil}.
+ *
+ * `reset(deadline)` re-arms it (used by interval).
+ */
+export class Sleep extends BaseFuture<void> {
+  private readonly entry = new WakerEntry();
+  private wheel: TimerWheel | null = null;
+  private done = false;
+
+  /** @param deadline wheel time in integer ms (see time/clock.ts). */
+  constructor(private deadline: number) {
+    super();
+  }
+
+  poll(cx: Context): Poll<void> {
+    if (this.done) throw new FutureStateError("sleep() future polled after completion");
+    const e = this.entry;
+    if (e.fired) {
+      this.done = true;
+      return undefined;
+    }
+    if (this.wheel === null) {
+      this.wheel = currentDriver().wheel;
+      this.wheel.insert(e, this.deadline);
+    }
+    e.waker = cx.waker;
+    return PENDING;
+  }
+
+  /** Removes the timer. Idempotent. */
+  override cancel(): void {
+    this.done = true;
+    this.entry.waker = null;
+    this.wheel?.remove(this.entry);
+  }
+
+  /** True once the deadline has passed and the timer fired. */
+  get isElapsed(): boolean {
+    return this.entry.fired;
+  }
+}
+
+/**
+ * Completes after `ms` milliseconds (rounded up to whole ms; 0 = the next driver turn).
+ *
+ * @example
+ * ```ts
+ * import { blockOn, sleep } from "reel";
+ * blockOn(function* () { yield* sleep(50); console.log("50 ms later"); });
+ * ```
+ */
+export function sleep(ms: number): Sleep {
+  checkMs(ms, "sleep() duration");
+  return new Sleep(ms === 0 ? Math.floor(now()) : deadlineIn(ms));
+}
+
+/**
+ * Completes at `deadline`, a time on reel's clock (see {@link now}); a past deadline
+ * completes on the next driver turn.
+ *
+ * @example
+ * ```ts
+ * import { now, sleepUntil } from "reel";
+ * const t0 = now();
+ * yield* sleepUntil(t0 + 100);
+ * ```
+ */
+export function sleepUntil(deadline: number): Sleep {
+  if (typeof deadline !== "number" || Number.isNaN(deadline)) throw new TypeError(`sleepUntil() deadline must be a number, got ${String(deadline)}`);
+  return new Sleep(Math.ceil(deadline));
+}
+
+/**
+ * A periodic timer: each `tick()` completes at the next multiple of `period` after the
+ * start; the first tick completes at once. Missed ticks are delivered at once, one per
+ * `tick()` call, until it has caught up (tokio's default, MissedTickBehavior::Burst).
+ *
+ * @example
+ * ```ts
+ * import { interval } from "reel";
+ * const every = interval(100);
+ * for (let i = 0; i < 3; i++) { const at = yield* every.tick(); console.log("tick at", at); }
+ * ```
+ */
+export class Interval {
+  private next: number;
+  constructor(readonly period: number) {
+    checkMs(period, "interval() period");
+    if (period === 0) throw new RangeError("interval() period must be > 0 ms, got 0");
+    this.next = Math.ceil(now());
+  }
+
+  /** A future that completes at the next tick, with that tick's scheduled time (ms). */
+  tick(): BaseFuture<number> {
+    const at = this.next;
+    this.next = at + this.period;
+    return new TickFuture(at);
+  }
+}
+
+class TickFuture extends BaseFuture<number> {
+  private readonly sleep: Sleep;
+  constructor(private readonly at: number) {
+    super();
+    this.sleep = new Sleep(at);
+  }
+  poll(cx: Context): Poll<number> {
+    // A tick already due completes at once (the first one, and any missed ones).
+    if (this.at <= now()) return this.at;
+    return this.sleep.poll(cx) === PENDING ? PENDING : this.at;
+  }
+  override cancel(): void {
+    this.sleep.cancel();
+  }
+}
+
+/**
+ * A periodic timer of `ms` milliseconds. See {@link Interval}.
+ */
+export function interval(ms: number): Interval {
+  return new Interval(ms);
+}
+
+/**
+ * Polls the inner future with a time limit. If `ms` passes first, the inner future is
+ * cancelled and the timeout fails with {@link TimeoutError}.
+ */
+class Timeout<T> extends BaseFuture<T> {
+  private readonly timer: Sleep;
+  private done = false;
+  constructor(
+    private readonly inner: Future<T>,
+    private readonly ms: number,
+  ) {
+    super();
+    this.timer = sleep(ms);
+  }
+
+  poll(cx: Context): Poll<T> {
+    if (this.done) throw new FutureStateError("timeout() future polled after completion");
+    let v: Poll<T>;
+    try {
+      v = this.inner.poll(cx);
+    } catch (err) {
+      this.finish();
+      throw err;
+    }
+    if (v !== PENDING) {
+      this.finish();
+      return v;
+    }
+    if (this.timer.poll(cx) === PENDING) return PENDING;
+    this.done = true;
+    this.inner.cancel?.();
+    throw new TimeoutError(this.ms);
+  }
+
+  private finish(): void {
+    this.done = true;
+    this.timer.cancel();
+  }
+
+  override cancel(): void {
+    if (this.done) return;
+    this.finish();
+    this.inner.cancel?.();
+  }
+}
+
+/**
+ * Runs `fut` with a deadline of `ms` milliseconds: its value, or TimeoutError (after the
+ * inner future has been cancelled).
+ *
+ * @example
+ * ```ts
+ * import { TimeoutError, timeout } from "reel";
+ * try { const n = yield* timeout(stream.read(buf), 1000); }
+ * catch (e) { if (e instanceof TimeoutError) stream.close(); else throw e; }
+ * ```
+ */
+export function timeout<T>(fut: Future<T>, ms: number): BaseFuture<T> {
+  return new Timeout(fut, ms);
+}
