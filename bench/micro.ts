@@ -1,0 +1,106 @@
+/**
+ * Microbenchmarks of the runtime's hot operations, with mitata.
+ *
+ *   bun run bench/micro.ts            # mitata's table, then ns per operation
+ *   bun run bench/micro.ts --json     # the per-op figures as JSON
+ *
+ * Operations that need a running executor are measured in batches of BATCH inside one
+ * blockOn (a blockOn per operation would measure blockOn); the per-op figure divides the
+ * batch time by BATCH. Goals (issue 3): spawn+complete ≤ 200 ns, wake+re-poll ≤ 100 ns,
+ * timer arm+cancel ≤ 100 ns.
+ *
+ * Must never: run against anything but this process (no sockets beyond a local pair).
+ */
+import { bench, do_not_optimize, run, summary } from "mitata";
+import { dlopen } from "bun:ffi";
+import { PENDING, Runtime, pollFn, ready, sleep, spawn, type Context } from "../lib/index.ts";
+import { EpollPoller } from "../lib/driver/epoll.ts";
+
+const BATCH = 1000;
+const rt = new Runtime();
+
+// A trivial libc function: no syscall, so this is the bare FFI call cost.
+const { symbols: libc } = dlopen(process.platform === "linux" ? "libc.so.6" : "libSystem.B.dylib", {
+  abs: { args: ["i32"], returns: "i32" },
+  getppid: { args: [], returns: "i32" },
+});
+
+/** Spawns BATCH trivial tasks and awaits them all. */
+function spawnBatch(): void {
+  rt.blockOn(function* () {
+    const hs = new Array(BATCH);
+    for (let i = 0; i < BATCH; i++) hs[i] = spawn(ready(i));
+    for (let i = 0; i < BATCH; i++) yield* hs[i];
+  });
+}
+
+/** One task that wakes itself BATCH times: each round is wake() + queue + re-poll. */
+function wakeRepoll(): void {
+  let n = 0;
+  rt.blockOn(
+    pollFn<void>((cx: Context) => {
+      if (++n === BATCH) return undefined;
+      cx.waker.wake();
+      return PENDING;
+    }),
+  );
+}
+
+/** BATCH timers inserted into the wheel (first poll) and cancelled. */
+function timerArmCancel(): void {
+  rt.blockOn(
+    pollFn<void>((cx: Context) => {
+      for (let i = 0; i < BATCH; i++) {
+        const s = sleep(1000 + (i & 63));
+        s.poll(cx);
+        s.cancel();
+      }
+      return undefined;
+    }),
+  );
+}
+
+/** BATCH/10 sleep(0)s in a row: each waits for the next driver turn. */
+function sleepZero(): void {
+  rt.blockOn(function* () {
+    for (let i = 0; i < BATCH / 10; i++) yield* sleep(0);
+  });
+}
+
+const poller = new EpollPoller();
+
+summary(() => {
+  bench("ffi: abs() (no syscall)", () => do_not_optimize(libc.abs(-5)));
+  bench("ffi: getppid() (a null syscall)", () => do_not_optimize(libc.getppid()));
+  bench("epoll_wait(0) on an idle epoll", () => do_not_optimize(poller.wait(0)));
+});
+bench(`spawn+complete ×${BATCH}`, spawnBatch);
+bench(`wake+re-poll ×${BATCH}`, wakeRepoll);
+bench(`timer arm+cancel ×${BATCH}`, timerArmCancel);
+bench(`sleep(0) round trip ×${BATCH / 10}`, sleepZero);
+
+const json = process.argv.includes("--json");
+const out = await run(json ? { format: "quiet" } : {});
+poller.close();
+rt.close();
+
+// Per-operation figures from mitata's averages.
+const perOp: Record<string, number> = {};
+for (const b of out.benchmarks) {
+  const name = b.alias;
+  const avg = b.runs[0]?.stats?.avg;
+  if (avg === undefined) continue;
+  const m = name.match(/×(\d+)$/);
+  perOp[name.replace(/ ×\d+$/, "")] = m ? avg / Number(m[1]) : avg;
+}
+const goals: Record<string, number> = { "spawn+complete": 200, "wake+re-poll": 100, "timer arm+cancel": 100 };
+if (json) {
+  console.log(JSON.stringify(perOp, null, 2));
+} else {
+  console.log("\nper operation:");
+  for (const [k, v] of Object.entries(perOp)) {
+    const goal = goals[k];
+    const verdict = goal === undefined ? "" : v <= goal ? `  (goal ≤ ${goal} ns: met)` : `  (goal ≤ ${goal} ns: NOT met)`;
+    console.log(`  ${k.padEnd(34)} ${v.toFixed(1).padStart(9)} ns${verdict}`);
+  }
+}
