@@ -41,3 +41,9 @@ export function createDriver(backend: Backend = selectedBackend()): Driver {
   }
   return make();
 }
+
+/** The backends this build can construct on this platform, default first. */
+export function availableBackends(): Backend[] {
+  const names = [...factories.keys()];
+  return names.sort((a, b) => (a === defaultBackend() ? -1 : b === defaultBackend() ? 1 : 0));
+}
