@@ -144,27 +144,47 @@ export const LINUX_ERRNO: Readonly<Record<number, string>> = {
   133: "EHWPOISON",
 };
 
-/** Darwin (macOS) errno numbers → names for the values reel can meet (sys/errno.h). */
-export const DARWIN_ERRNO: Readonly<Record<number, string>> = {
+/** 1–81 as Darwin and FreeBSD share them (4.4BSD sys/errno.h); 45 is named per platform. */
+const BSD_COMMON: Readonly<Record<number, string>> = {
   1: "EPERM", 2: "ENOENT", 3: "ESRCH", 4: "EINTR", 5: "EIO", 6: "ENXIO", 7: "E2BIG", 8: "ENOEXEC",
-  9: "EBADF", 10: "ECHILD", 11: "EDEADLK", 12: "ENOMEM", 13: "EACCES", 14: "EFAULT", 16: "EBUSY",
-  17: "EEXIST", 18: "EXDEV", 19: "ENODEV", 20: "ENOTDIR", 21: "EISDIR", 22: "EINVAL", 23: "ENFILE",
-  24: "EMFILE", 25: "ENOTTY", 26: "ETXTBSY", 27: "EFBIG", 28: "ENOSPC", 29: "ESPIPE", 30: "EROFS",
-  31: "EMLINK", 32: "EPIPE", 33: "EDOM", 34: "ERANGE", 35: "EAGAIN", 36: "EINPROGRESS", 37: "EALREADY",
-  38: "ENOTSOCK", 39: "EDESTADDRREQ", 40: "EMSGSIZE", 41: "EPROTOTYPE", 42: "ENOPROTOOPT",
-  43: "EPROTONOSUPPORT", 44: "ESOCKTNOSUPPORT", 45: "EOPNOTSUPP", 46: "EPFNOSUPPORT", 47: "EAFNOSUPPORT",
-  48: "EADDRINUSE", 49: "EADDRNOTAVAIL", 50: "ENETDOWN", 51: "ENETUNREACH", 52: "ENETRESET",
-  53: "ECONNABORTED", 54: "ECONNRESET", 55: "ENOBUFS", 56: "EISCONN", 57: "ENOTCONN", 58: "ESHUTDOWN",
-  59: "ETOOMANYREFS", 60: "ETIMEDOUT", 61: "ECONNREFUSED", 62: "ELOOP", 63: "ENAMETOOLONG",
-  64: "EHOSTDOWN", 65: "EHOSTUNREACH", 66: "ENOTEMPTY", 69: "EDQUOT", 70: "ESTALE", 78: "ENOSYS",
-  84: "EOVERFLOW", 89: "ECANCELED", 92: "EILSEQ", 102: "EOPNOTSUPP",
+  9: "EBADF", 10: "ECHILD", 11: "EDEADLK", 12: "ENOMEM", 13: "EACCES", 14: "EFAULT", 15: "ENOTBLK",
+  16: "EBUSY", 17: "EEXIST", 18: "EXDEV", 19: "ENODEV", 20: "ENOTDIR", 21: "EISDIR", 22: "EINVAL",
+  23: "ENFILE", 24: "EMFILE", 25: "ENOTTY", 26: "ETXTBSY", 27: "EFBIG", 28: "ENOSPC", 29: "ESPIPE",
+  30: "EROFS", 31: "EMLINK", 32: "EPIPE", 33: "EDOM", 34: "ERANGE", 35: "EAGAIN", 36: "EINPROGRESS",
+  37: "EALREADY", 38: "ENOTSOCK", 39: "EDESTADDRREQ", 40: "EMSGSIZE", 41: "EPROTOTYPE",
+  42: "ENOPROTOOPT", 43: "EPROTONOSUPPORT", 44: "ESOCKTNOSUPPORT", 46: "EPFNOSUPPORT",
+  47: "EAFNOSUPPORT", 48: "EADDRINUSE", 49: "EADDRNOTAVAIL", 50: "ENETDOWN", 51: "ENETUNREACH",
+  52: "ENETRESET", 53: "ECONNABORTED", 54: "ECONNRESET", 55: "ENOBUFS", 56: "EISCONN", 57: "ENOTCONN",
+  58: "ESHUTDOWN", 59: "ETOOMANYREFS", 60: "ETIMEDOUT", 61: "ECONNREFUSED", 62: "ELOOP",
+  63: "ENAMETOOLONG", 64: "EHOSTDOWN", 65: "EHOSTUNREACH", 66: "ENOTEMPTY", 67: "EPROCLIM",
+  68: "EUSERS", 69: "EDQUOT", 70: "ESTALE", 71: "EREMOTE", 72: "EBADRPC", 73: "ERPCMISMATCH",
+  74: "EPROGUNAVAIL", 75: "EPROGMISMATCH", 76: "EPROCUNAVAIL", 77: "ENOLCK", 78: "ENOSYS",
+  79: "EFTYPE", 80: "EAUTH", 81: "ENEEDAUTH",
 };
 
 /**
- * FreeBSD shares the classic BSD numbering with Darwin for every value below 90 that
- * reel meets; the differences above that do not occur on reel's paths.
+ * Darwin (macOS) errno numbers → names (xnu bsd/sys/errno.h). 45 is ENOTSUP; EOPNOTSUPP is
+ * the distinct 102 that 64-bit (UNIX03) programs see. 82–106 differ from FreeBSD.
  */
-export const FREEBSD_ERRNO: Readonly<Record<number, string>> = { ...DARWIN_ERRNO, 78: "ENOSYS", 85: "ECANCELED", 86: "EILSEQ", 84: "EOVERFLOW" };
+export const DARWIN_ERRNO: Readonly<Record<number, string>> = {
+  ...BSD_COMMON,
+  45: "ENOTSUP", 82: "EPWROFF", 83: "EDEVERR", 84: "EOVERFLOW", 85: "EBADEXEC", 86: "EBADARCH",
+  87: "ESHLIBVERS", 88: "EBADMACHO", 89: "ECANCELED", 90: "EIDRM", 91: "ENOMSG", 92: "EILSEQ",
+  93: "ENOATTR", 94: "EBADMSG", 95: "EMULTIHOP", 96: "ENODATA", 97: "ENOLINK", 98: "ENOSR",
+  99: "ENOSTR", 100: "EPROTO", 101: "ETIME", 102: "EOPNOTSUPP", 103: "ENOPOLICY",
+  104: "ENOTRECOVERABLE", 105: "EOWNERDEAD", 106: "EQFULL",
+};
+
+/**
+ * FreeBSD errno numbers → names (sys/sys/errno.h). 45 is EOPNOTSUPP (ENOTSUP is the same
+ * number); from 82 on the numbering is FreeBSD's own (ECANCELED is 85, not Darwin's 89).
+ */
+export const FREEBSD_ERRNO: Readonly<Record<number, string>> = {
+  ...BSD_COMMON,
+  45: "EOPNOTSUPP", 82: "EIDRM", 83: "ENOMSG", 84: "EOVERFLOW", 85: "ECANCELED", 86: "EILSEQ",
+  87: "ENOATTR", 88: "EDOOFUS", 89: "EBADMSG", 90: "EMULTIHOP", 91: "ENOLINK", 92: "EPROTO",
+  93: "ENOTCAPABLE", 94: "ECAPMODE", 95: "ENOTRECOVERABLE", 96: "EOWNERDEAD", 97: "EINTEGRITY",
+};
 
 const TABLE = process.platform === "linux" ? LINUX_ERRNO : process.platform === "freebsd" ? FREEBSD_ERRNO : DARWIN_ERRNO;
 
@@ -181,6 +201,7 @@ function num(name: string): number {
 /** errno values that code branches on, resolved for this platform at load time. */
 export const EPERM = num("EPERM");
 export const ENOENT = num("ENOENT");
+export const EEXIST = num("EEXIST");
 export const EINTR = num("EINTR");
 export const EBADF = num("EBADF");
 export const EAGAIN = num("EAGAIN");

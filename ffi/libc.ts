@@ -15,6 +15,8 @@
  * on hot paths, or keep a pointer into a JS buffer past the call that used it.
  */
 import { dlopen, ptr, toArrayBuffer, type Pointer } from "bun:ffi";
+import { SYS } from "./constants.ts";
+import { openFixedFcntl } from "./darwin.ts";
 
 /** The largest byte count one read/write call is given: keeps results within int32. */
 export const MAX_IO = 0x3fff_f000;
@@ -42,7 +44,7 @@ const lib = dlopen(LIBC_PATH, {
   shutdown: { args: ["i32", "i32"], returns: "i32" },
   close: { args: ["i32"], returns: "i32" },
   // Variadic in C: declared with fixed int args, which is exact on x86-64 and arm64 Linux
-  // and FreeBSD, not on Apple arm64 (see DESIGN.md); darwin goes through ioctl-free paths.
+  // and FreeBSD, not on Apple arm64 (see DESIGN.md): Darwin calls ffi/darwin.ts's instead.
   fcntl: { args: ["i32", "i32", "i32"], returns: "i32" },
   getsockname: { args: ["i32", "ptr", "ptr"], returns: "i32" },
   getpeername: { args: ["i32", "ptr", "ptr"], returns: "i32" },
@@ -197,8 +199,23 @@ export function close(fd: number): number {
   return ret(C.close(fd));
 }
 
+// Darwin: fcntl through the fixed 9-argument declaration that also fills Apple arm64's
+// variadic stack slot (ffi/darwin.ts explains); elsewhere the plain declaration above.
+const darwinFcntl = process.platform === "darwin" ? openFixedFcntl(LIBC_PATH) : null;
+
 export function fcntl(fd: number, cmd: number, arg: number): number {
-  return ret(C.fcntl(fd, cmd, arg));
+  return ret(darwinFcntl !== null ? darwinFcntl(fd, cmd, arg) : C.fcntl(fd, cmd, arg));
+}
+
+/** Darwin's pipe2: applies O_NONBLOCK / O_CLOEXEC from `flags` to one end with fcntl. */
+function applyPipeFlags(fd: number, flags: number): number {
+  if ((flags & SYS.O_NONBLOCK) !== 0) {
+    const fl = fcntl(fd, SYS.F_GETFL, 0);
+    if (fl < 0) return fl;
+    const r = fcntl(fd, SYS.F_SETFL, fl | SYS.O_NONBLOCK);
+    if (r < 0) return r;
+  }
+  return (flags & SYS.O_CLOEXEC) !== 0 ? fcntl(fd, SYS.F_SETFD, SYS.FD_CLOEXEC) : 0;
 }
 
 export function getsockname(fd: number, addr: Uint8Array, addrLen: Uint32Array): number {
@@ -212,7 +229,14 @@ export function getpeername(fd: number, addr: Uint8Array, addrLen: Uint32Array):
 /** pipe2 (pipe + fcntl on Darwin) into `fds` (two int32s). */
 export function pipe2(fds: Int32Array, flags: number): number {
   if (ext !== null) return ret(ext.pipe2(fds, flags));
-  return ret(C.pipe(fds));
+  const r = ret(C.pipe(fds));
+  if (r < 0) return r;
+  const e = Math.min(applyPipeFlags(fds[0]!, flags), applyPipeFlags(fds[1]!, flags));
+  if (e < 0) {
+    C.close(fds[0]!);
+    C.close(fds[1]!);
+  }
+  return e < 0 ? e : 0;
 }
 
 export function dup(fd: number): number {

@@ -1,0 +1,249 @@
+/**
+ * Bindings to kqueue (macOS, FreeBSD): kqueue(), kevent(), the constants of sys/event.h
+ * per OS, and pure encoders/decoders for `struct kevent` change and event lists.
+ *
+ * struct kevent (64-bit):
+ *
+ *     offset  darwin (32 bytes)        freebsd 12+ (64 bytes)
+ *     0       uintptr_t ident          uintptr_t ident
+ *     8       int16_t   filter         short     filter
+ *     10      uint16_t  flags          u_short   flags
+ *     12      uint32_t  fflags         u_int     fflags
+ *     16      intptr_t  data           int64_t   data
+ *     24      void     *udata          void     *udata
+ *     32      —                        uint64_t  ext[4]
+ *
+ * Sources: xnu bsd/sys/event.h (struct kevent under `#pragma pack(4)`, which moves nothing
+ * on 64-bit: every 8-byte field is already 8-aligned) and FreeBSD sys/sys/event.h (the
+ * `ext[4]` layout since FreeBSD 12; the 32-byte one survives only as kevent_freebsd11 for
+ * old binaries, behind a symbol version that dlsym does not return by default).
+ *
+ * udata carries reel's token in its low 32 bits (high word 0); ident carries the fd.
+ * A list is read and written through one Uint32Array and one Int16Array over one
+ * ArrayBuffer, made once: no BigInt, no DataView, no per-event objects. Every function
+ * takes the layout as a parameter, so the encodings are tested on Linux.
+ *
+ * Must never: dlopen on a platform without kqueue (importing this module on Linux is
+ * harmless: nothing is loaded), throw, or allocate per call.
+ */
+import { dlopen } from "bun:ffi";
+import { errno } from "./libc.ts";
+
+/** The shape of struct kevent on one OS. */
+export interface KeventLayout {
+  readonly os: "darwin" | "freebsd";
+  /** sizeof(struct kevent). */
+  readonly size: 32 | 64;
+}
+
+/** macOS on x86-64 and arm64 alike (one 64-bit layout). */
+export const DARWIN_KEVENT: KeventLayout = { os: "darwin", size: 32 };
+/** FreeBSD 12 and later. */
+export const FREEBSD_KEVENT: KeventLayout = { os: "freebsd", size: 64 };
+
+/** The sys/event.h values reel uses, per OS. */
+export interface KqueueConstants {
+  readonly EVFILT_READ: number;
+  readonly EVFILT_WRITE: number;
+  readonly EVFILT_USER: number;
+  readonly EV_ADD: number;
+  readonly EV_DELETE: number;
+  readonly EV_ENABLE: number;
+  readonly EV_DISABLE: number;
+  readonly EV_ONESHOT: number;
+  readonly EV_CLEAR: number;
+  readonly EV_RECEIPT: number;
+  readonly EV_DISPATCH: number;
+  readonly EV_EOF: number;
+  readonly EV_ERROR: number;
+  readonly NOTE_TRIGGER: number;
+  readonly NOTE_FFNOP: number;
+  readonly NOTE_FFCOPY: number;
+}
+
+/** xnu bsd/sys/event.h. EVFILT_USER is -10 (FreeBSD's -10 is EVFILT_LIO). */
+export const DARWIN_KQ: KqueueConstants = {
+  EVFILT_READ: -1,
+  EVFILT_WRITE: -2,
+  EVFILT_USER: -10,
+  EV_ADD: 0x0001,
+  EV_DELETE: 0x0002,
+  EV_ENABLE: 0x0004,
+  EV_DISABLE: 0x0008,
+  EV_ONESHOT: 0x0010,
+  EV_CLEAR: 0x0020,
+  EV_RECEIPT: 0x0040,
+  EV_DISPATCH: 0x0080,
+  EV_EOF: 0x8000,
+  EV_ERROR: 0x4000,
+  NOTE_TRIGGER: 0x0100_0000,
+  NOTE_FFNOP: 0,
+  NOTE_FFCOPY: 0xc000_0000,
+};
+
+/** FreeBSD sys/sys/event.h. Identical to Darwin's except EVFILT_USER (-11). */
+export const FREEBSD_KQ: KqueueConstants = { ...DARWIN_KQ, EVFILT_USER: -11 };
+
+/** True on the platforms that have kqueue. */
+export const HAVE_KQUEUE = process.platform === "darwin" || process.platform === "freebsd";
+/** This platform's layout and constants (Darwin's where there is no kqueue, for tests). */
+export const KEVENT: KeventLayout = process.platform === "freebsd" ? FREEBSD_KEVENT : DARWIN_KEVENT;
+export const KQ: KqueueConstants = process.platform === "freebsd" ? FREEBSD_KQ : DARWIN_KQ;
+
+/**
+ * A kevent array: `capacity` structs of `layout.size` bytes, with its two views.
+ *
+ * @example
+ * ```ts
+ * const events = new KeventList(KEVENT, 1024); // once, at setup
+ * const n = kevent(kqfd, null, 0, events, 1024, -1);
+ * for (let i = 0; i < n; i++) console.log(keventFilter(events, i), keventToken(events, i));
+ * ```
+ */
+export class KeventList {
+  readonly u32: Uint32Array;
+  readonly i16: Int16Array;
+  /** Stride of one struct in u32 words (8 or 16) and in i16 halves (16 or 32). */
+  readonly words: number;
+  readonly halves: number;
+  constructor(
+    readonly layout: KeventLayout,
+    readonly capacity: number,
+  ) {
+    const buf = new ArrayBuffer(layout.size * capacity);
+    this.u32 = new Uint32Array(buf);
+    this.i16 = new Int16Array(buf);
+    this.words = layout.size >> 2;
+    this.halves = layout.size >> 1;
+  }
+
+  /** The raw bytes, for tests. */
+  bytes(): Uint8Array {
+    return new Uint8Array(this.u32.buffer);
+  }
+}
+
+const TWO32 = 0x1_0000_0000;
+
+/**
+ * EV_SET: writes entry i. ident is an fd (or EVFILT_USER id) < 2^32; data a safe integer;
+ * token goes into udata's low word. ext[] (FreeBSD) is zeroed.
+ *
+ * @example
+ * ```ts
+ * const ch = new KeventList(KEVENT, 2);
+ * encodeKevent(ch, 0, fd, KQ.EVFILT_READ, KQ.EV_ADD | KQ.EV_CLEAR | KQ.EV_RECEIPT, 0, 0, token);
+ * ```
+ */
+export function encodeKevent(
+  list: KeventList,
+  i: number,
+  ident: number,
+  filter: number,
+  flags: number,
+  fflags: number,
+  data: number,
+  token: number,
+): void {
+  const w = i * list.words;
+  const u = list.u32;
+  u[w] = ident >>> 0;
+  u[w + 1] = 0;
+  list.i16[i * list.halves + 4] = filter;
+  list.i16[i * list.halves + 5] = flags; // stored as the same 16 bits as the u16 field
+  u[w + 3] = fflags >>> 0;
+  u[w + 4] = data >>> 0;
+  u[w + 5] = Math.floor(data / TWO32) >>> 0; // sign-extends negative data
+  u[w + 6] = token >>> 0;
+  u[w + 7] = 0;
+  for (let k = 8; k < list.words; k++) u[w + k] = 0;
+}
+
+/** ident of entry i (low word: fds and reel's user ids fit in 32 bits). */
+export function keventIdent(list: KeventList, i: number): number {
+  return list.u32[i * list.words]!;
+}
+
+/** filter of entry i (negative: EVFILT_*). */
+export function keventFilter(list: KeventList, i: number): number {
+  return list.i16[i * list.halves + 4]!;
+}
+
+/** flags of entry i, unsigned. */
+export function keventFlags(list: KeventList, i: number): number {
+  return list.i16[i * list.halves + 5]! & 0xffff;
+}
+
+export function keventFflags(list: KeventList, i: number): number {
+  return list.u32[i * list.words + 3]!;
+}
+
+/** data of entry i as a number (exact within ±2^53; errnos and byte counts are small). */
+export function keventData(list: KeventList, i: number): number {
+  const w = i * list.words;
+  return (list.u32[w + 5]! | 0) * TWO32 + list.u32[w + 4]!;
+}
+
+/** The token in udata's low word. */
+export function keventToken(list: KeventList, i: number): number {
+  return list.u32[i * list.words + 6]!;
+}
+
+const SYMBOLS = {
+  kqueue: { args: [], returns: "i32" },
+  kevent: { args: ["i32", "ptr", "i32", "ptr", "i32", "ptr"], returns: "i32" },
+} as const;
+
+const LIB = process.platform === "freebsd" ? "libc.so.7" : "libSystem.B.dylib";
+// Loaded only where kqueue exists, so that importing this module elsewhere is harmless.
+const C = (HAVE_KQUEUE ? dlopen(LIB, SYMBOLS).symbols : null)!;
+
+function ret(r: number): number {
+  return r < 0 ? -errno() : r;
+}
+
+/**
+ * kqueue(): a new kqueue fd or −errno.
+ *
+ * @example
+ * ```ts
+ * const kqfd = kqueue(); // < 0: −errno
+ * ```
+ */
+export function kqueue(): number {
+  return ret(C.kqueue());
+}
+
+// struct timespec { time_t tv_sec; long tv_nsec; }: two 64-bit words on 64-bit targets.
+const timespec = new Uint32Array(new ArrayBuffer(16));
+
+/**
+ * kevent(kq, changes[0, nchanges), events[0, nevents), timeout): the number of events
+ * written, or −errno. timeoutMs < 0 blocks (NULL timeout), 0 polls, n > 0 waits ≤ n ms.
+ *
+ * @example
+ * ```ts
+ * encodeKevent(changes, 0, fd, KQ.EVFILT_READ, KQ.EV_ADD | KQ.EV_CLEAR | KQ.EV_RECEIPT, 0, 0, token);
+ * const r = kevent(kqfd, changes, 1, receipts, 1, 0); // one receipt, never waits
+ * ```
+ */
+export function kevent(
+  kq: number,
+  changes: KeventList | null,
+  nchanges: number,
+  events: KeventList | null,
+  nevents: number,
+  timeoutMs: number,
+): number {
+  let ts: Uint32Array | null = null;
+  if (timeoutMs >= 0) {
+    timespec[0] = Math.floor(timeoutMs / 1000);
+    timespec[1] = 0;
+    timespec[2] = (timeoutMs % 1000) * 1_000_000;
+    timespec[3] = 0;
+    ts = timespec;
+  }
+  // SAFETY: the lists and `timespec` view ArrayBuffers their owners keep referenced; the
+  // kernel reads the changes and writes the events only during this synchronous call.
+  return ret(C.kevent(kq, changes?.u32 ?? null, nchanges, events?.u32 ?? null, nevents, ts));
+}
