@@ -6,7 +6,9 @@
  * budget), drain Bun's microtasks, then turn the driver — without blocking when tasks are
  * still queued, otherwise until the next I/O event or timer. Capping polls per tick keeps
  * one busy task, or a flood of ready ones, from starving I/O (the seed's head-of-line
- * blocking); the coop budget keeps one task from monopolising a poll.
+ * blocking); the coop budget keeps one task from monopolising a poll. Hosted mode
+ * (lib/interop/hosted.ts) runs the same ticks in non-blocking slices (`runTicks`) from Bun's
+ * event loop instead of owning the thread.
  *
  * Invariants: a task is in the queue at most once (its SCHEDULED bit); only one runtime
  * runs on a thread at a time; a failing task fails its JoinHandle, never the runtime.
@@ -15,7 +17,7 @@
  * error (one nobody awaits is reported to stderr, as tokio's panic hook does).
  */
 import { drainMicrotasks } from "bun:jsc";
-import { BaseFuture, PENDING, intoFuture, type Context, type IntoFuture, type Poll } from "./future.ts";
+import { BaseFuture, FutureStateError, PENDING, intoFuture, type Context, type IntoFuture, type Poll } from "./future.ts";
 import { Task, JoinHandle, SCHEDULED, type Scheduler } from "./task/task.ts";
 import { resetBudget } from "./task/coop.ts";
 import { Driver, setCurrentDriver } from "./driver/driver.ts";
@@ -71,8 +73,18 @@ export interface RuntimeOptions {
   onTaskError?: (err: unknown, taskId: number) => void;
 }
 
-/** The runtime currently inside `blockOn` on this thread. */
+/** The runtime currently inside `blockOn` (or a hosted `runTicks`) on this thread. */
 let running: Runtime | null = null;
+
+/**
+ * What hosted mode (lib/interop/hosted.ts) attaches to a runtime while `run()` drives it
+ * from Bun's event loop. `wake()` is called when a task is woken while the runtime is not
+ * ticking (from a Promise callback, a Bun timer, ordinary async code), so the host
+ * schedules a tick. Must never poll inline.
+ */
+export interface Host {
+  wake(): void;
+}
 
 /**
  * A reel runtime: an executor and its driver. Most programs use the default one through
@@ -92,6 +104,10 @@ export class Runtime implements Scheduler {
   private readonly queue = new RunQueue();
   private readonly onTaskError: (err: unknown, taskId: number) => void;
   private closed = false;
+  /** Set by hosted mode while `run()` drives this runtime; null otherwise. */
+  host: Host | null = null;
+  /** fromPromise futures pending on this runtime (lib/interop/promise.ts): named by the deadlock error. */
+  pendingPromises = 0;
 
   constructor(options: RuntimeOptions = {}) {
     this.backend = options.backend ?? selectedBackend();
@@ -102,6 +118,8 @@ export class Runtime implements Scheduler {
   /** Scheduler: a woken task joins the queue. */
   enqueue(task: Task<unknown>): void {
     this.queue.push(task);
+    // Woken from outside a tick while hosted: the host schedules one on Bun's loop.
+    if (this.host !== null && running !== this) this.host.wake();
   }
 
   /** Scheduler: a task failed with nobody awaiting it. */
@@ -114,7 +132,7 @@ export class Runtime implements Scheduler {
     if (this.closed) throw new RuntimeError("Cannot spawn: the runtime is closed", "ECLOSED");
     const task = new Task<T>(intoFuture(fut), this);
     task.state = SCHEDULED;
-    this.queue.push(task as Task<unknown>);
+    this.enqueue(task as Task<unknown>);
     return new JoinHandle(task);
   }
 
@@ -128,6 +146,9 @@ export class Runtime implements Scheduler {
       throw new RuntimeError("blockOn() cannot be called from inside a reel runtime: use spawn() or yield* instead", "EREENTRANT");
     }
     if (this.closed) throw new RuntimeError("Cannot blockOn: the runtime is closed", "ECLOSED");
+    if (this.host !== null) {
+      throw new RuntimeError("blockOn() cannot drive a runtime that run() (hosted mode) is driving: await its Promise or use spawn()", "EREENTRANT");
+    }
     const main = new Task<T>(intoFuture(fut), this);
     main.observed = true;
     main.state = SCHEDULED;
@@ -136,6 +157,11 @@ export class Runtime implements Scheduler {
     const prevDriver = setCurrentDriver(this.driver);
     try {
       this.loop(main as Task<unknown>);
+    } catch (err) {
+      // Deadlock or a driver failure: cancel the main future so its hooks (timers, waker
+      // slots, pending-Promise counts) do not outlive this call.
+      main.abort();
+      throw err;
     } finally {
       running = null;
       setCurrentDriver(prevDriver);
@@ -150,9 +176,34 @@ export class Runtime implements Scheduler {
       drainMicrotasks();
       if (main.isComplete) return;
       const idle = this.queue.length === 0;
-      if (idle && !this.driver.hasWork()) throw deadlock();
+      if (idle && !this.driver.hasWork()) throw deadlock(this.pendingPromises);
       this.driver.turn(idle ? -1 : 0);
     }
+  }
+
+  /**
+   * Hosted mode's slice of the loop (lib/interop/hosted.ts): enters the runtime, runs up to
+   * `maxTicks` ticks — a batch of polls, then a driver turn that never blocks — stopping
+   * once no task is runnable, and leaves. Microtasks are left to Bun, which drains them
+   * when the slice returns. Returns the tasks still queued: 0 means idle, and the host may
+   * wait for `driver.poller.fd` or the next timer before calling again.
+   */
+  runTicks(maxTicks: number): number {
+    if (running !== null) throw new RuntimeError("runTicks() cannot be called from inside a reel runtime", "EREENTRANT");
+    if (this.closed) throw new RuntimeError("Cannot run: the runtime is closed", "ECLOSED");
+    running = this;
+    const prevDriver = setCurrentDriver(this.driver);
+    try {
+      for (let i = 0; i < maxTicks; i++) {
+        this.runBatch();
+        this.driver.turn(0);
+        if (this.queue.length === 0) break;
+      }
+    } finally {
+      running = null;
+      setCurrentDriver(prevDriver);
+    }
+    return this.queue.length;
   }
 
   /** Polls up to POLLS_PER_TICK queued tasks. */
@@ -176,12 +227,20 @@ export class Runtime implements Scheduler {
   close(): void {
     if (this.closed) return;
     if (running === this) throw new RuntimeError("Cannot close a runtime from inside its own blockOn()", "EBUSY");
+    if (this.host !== null) throw new RuntimeError("Cannot close a runtime while run() (hosted mode) drives it", "EBUSY");
     this.closed = true;
     this.driver.close();
   }
 }
 
-function deadlock(): RuntimeError {
+function deadlock(pendingPromises: number): RuntimeError {
+  if (pendingPromises > 0) {
+    return new RuntimeError(
+      `Deadlock: the blockOn() future is blocked on ${pendingPromises} Promise(s) that need Bun's event loop, ` +
+        "which cannot run while blockOn() owns the thread (no runnable task, no I/O registration, no timer): use run() (hosted mode) instead of blockOn().",
+      "EDEADLK",
+    );
+  }
   return new RuntimeError(
     "Deadlock: the blockOn() future is pending but nothing can wake it (no runnable task, no I/O registration, no timer). " +
       "If it awaits a Promise that needs Bun's event loop (fetch, setTimeout, Bun.sleep), use hosted mode: run() instead of blockOn().",
@@ -238,17 +297,24 @@ export function blockOn<T>(fut: IntoFuture<T>): T {
  * ```
  */
 export function spawn<T>(fut: IntoFuture<T>): JoinHandle<T> {
-  if (running === null) {
-    throw new RuntimeError("spawn() must be called inside a reel runtime (blockOn or a task it runs)", "ENORUNTIME");
+  // Outside any tick, ordinary async code may spawn onto the default runtime while run() hosts it.
+  const rt = running ?? (defaultRuntime?.host != null ? defaultRuntime : null);
+  if (rt === null) {
+    throw new RuntimeError("spawn() must be called inside a reel runtime (blockOn, or run() on the default runtime, or a task they run)", "ENORUNTIME");
   }
-  return running.spawn(fut);
+  return rt.spawn(fut);
 }
 
 class YieldNow extends BaseFuture<void> {
-  private yielded = false;
+  /** 0: not yet polled; 1: yielded once; 2: completed. */
+  private state = 0;
   poll(cx: Context): Poll<void> {
-    if (this.yielded) return undefined;
-    this.yielded = true;
+    if (this.state === 2) throw new FutureStateError("yieldNow() future polled after completion");
+    if (this.state === 1) {
+      this.state = 2;
+      return undefined;
+    }
+    this.state = 1;
     cx.waker.wake();
     return PENDING;
   }

@@ -105,3 +105,26 @@ export {
   type Shutdown,
 } from "./combinators/index.ts";
 export { CancellationToken, CancelledError, DropGuard, withSignal, withToken, type WaitCancelled } from "./cancel.ts";
+export { run, isHosted, TICKS_PER_SLICE, type RunOptions } from "./interop/hosted.ts";
+export { fromPromise, toPromise } from "./interop/promise.ts";
+export { toReadableStream, toWritableStream, frames, type WebStreamOptions, type FrameSource } from "./interop/web.ts";
+export {
+  read,
+  write,
+  writeAll,
+  readExact,
+  flush,
+  shutdown,
+  isAsyncRead,
+  isAsyncWrite,
+  WriteZeroError,
+  FrameTooLargeError,
+  type AsyncRead,
+  type AsyncWrite,
+} from "./io/stream.ts";
+export { ByteBuffer } from "./io/bytes.ts";
+export { BufReader, BufWriter, DEFAULT_BUF_SIZE, DEFAULT_MAX_LINE, type BufReaderOptions, type BufWriterOptions } from "./io/buf.ts";
+export { copy, copyBidirectional, COPY_BUF_SIZE } from "./io/copy.ts";
+export { split, reunite, ReadHalf, WriteHalf } from "./io/split.ts";
+export { LinesCodec, LengthDelimitedCodec, type Decoder, type Encoder, type LengthDelimitedOptions } from "./io/codec.ts";
+export { Framed, FramedRead, FramedWrite, type FramedOptions } from "./io/framed.ts";

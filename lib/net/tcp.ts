@@ -24,7 +24,7 @@ import { BaseFuture, FutureStateError, PENDING, type Context, type Poll, type Wa
 import { READ_READY, WRITE_READY } from "../driver/driver.ts";
 import { SysError, UnexpectedEofError, check, checkBuffer } from "../errors.ts";
 import { IoSource, OP_ACCEPT, OP_READ, OP_WRITE, acceptAddr, closedError } from "../io/source.ts";
-import { resolve, type HostPort } from "./addr.ts";
+import { resolve, type HostPort, type Resolved } from "./addr.ts";
 import { closeAndThrow, getIntOption, prepareFd, setIntOption, sockName, streamSocket } from "./socket.ts";
 
 /** Options for {@link TcpListener.bind}. */
@@ -181,12 +181,24 @@ export class TcpStream {
 
   /** AsyncRead: one read attempt through the retry loop. */
   pollRead(cx: Context, buf: Uint8Array): Poll<number> {
-    return buf.byteLength === 0 ? 0 : this.src.pollOp(cx, OP_READ, buf);
+    return buf.byteLength === 0 ? emptyBuffer(buf, OP_READ) : this.src.pollOp(cx, OP_READ, buf);
   }
 
   /** AsyncWrite: one write attempt through the retry loop. */
   pollWrite(cx: Context, buf: Uint8Array): Poll<number> {
-    return buf.byteLength === 0 ? 0 : this.src.pollOp(cx, OP_WRITE, buf);
+    return buf.byteLength === 0 ? emptyBuffer(buf, OP_WRITE) : this.src.pollOp(cx, OP_WRITE, buf);
+  }
+
+  /** AsyncWrite: nothing is buffered in user space, so a flush is always done. */
+  pollFlush(_cx: Context): Poll<void> {
+    if (this.src.isClosed) throw closedError("flush");
+    return undefined;
+  }
+
+  /** AsyncWrite: shuts down the write side (the peer reads EOF); the fd stays open. */
+  pollShutdown(_cx: Context): Poll<void> {
+    this.shutdown("write");
+    return undefined;
   }
 
   /** Shuts down one direction or both; the fd stays open until close(). */
@@ -228,6 +240,21 @@ export class TcpStream {
   }
 }
 
+/** True when `buf`'s ArrayBuffer was detached (transferred) after the op was created. */
+function isDetached(buf: Uint8Array): boolean {
+  return (buf.buffer as ArrayBuffer).detached;
+}
+
+/** A zero-length buffer's result: 0, or TypeError if it is empty because it was detached (not EOF). */
+function emptyBuffer(buf: Uint8Array, op: number): 0 {
+  if (isDetached(buf)) throw detachedError(op);
+  return 0;
+}
+
+function detachedError(op: number): TypeError {
+  return new TypeError(`The ${op === OP_READ ? "read" : "write"} buffer is detached (its ArrayBuffer was transferred)`);
+}
+
 /** One read or write: the result of a single successful syscall. */
 class ReadWrite extends BaseFuture<number> {
   private waker: Waker | null = null;
@@ -243,6 +270,8 @@ class ReadWrite extends BaseFuture<number> {
   poll(cx: Context): Poll<number> {
     if (this.done) throw new FutureStateError("read()/write() future polled after completion");
     if (this.buf.byteLength === 0) {
+      // A buffer detached while pending also has length 0: an error, not a silent EOF.
+      if (isDetached(this.buf)) this.failDetached();
       this.done = true;
       return 0;
     }
@@ -259,6 +288,11 @@ class ReadWrite extends BaseFuture<number> {
     this.done = true;
     this.src.dropWaker(this.op === OP_READ ? READ_READY : WRITE_READY, this.waker);
     this.waker = null;
+  }
+
+  private failDetached(): never {
+    this.cancel();
+    throw detachedError(this.op);
   }
 }
 
@@ -278,6 +312,10 @@ class Exact extends BaseFuture<void> {
   poll(cx: Context): Poll<void> {
     if (this.done) throw new FutureStateError("writeAll()/readExact() future polled after completion");
     const len = this.buf.byteLength;
+    if (len === 0 && isDetached(this.buf)) {
+      this.cancel();
+      throw detachedError(this.op);
+    }
     while (this.off < len) {
       const rest = this.off === 0 ? this.buf : this.buf.subarray(this.off);
       const n = this.src.pollOp(cx, this.op, rest);
@@ -305,6 +343,7 @@ class Exact extends BaseFuture<void> {
 /** The non-blocking connect handshake. */
 class Connect extends BaseFuture<TcpStream> {
   private src: IoSource | null = null;
+  private addr: Resolved | null = null;
   private waker: Waker | null = null;
   private done = false;
   constructor(private readonly opts: HostPort) {
@@ -315,6 +354,18 @@ class Connect extends BaseFuture<TcpStream> {
     if (this.done) throw new FutureStateError("connect() future polled after completion");
     try {
       const src = this.src ?? this.start();
+      const ur = src.uring();
+      if (ur !== null) {
+        // io_uring: the CONNECT op's CQE is the handshake's result.
+        const addr = this.addr!;
+        if (ur.pollConnect(cx, addr.sockaddr, addr.length, this.detail()) === PENDING) {
+          this.waker = cx.waker;
+          return PENDING;
+        }
+        this.done = true;
+        this.src = null;
+        return new TcpStream(src);
+      }
       if (src.pollReady(cx, WRITE_READY) === PENDING) {
         this.waker = cx.waker;
         return PENDING;
@@ -335,13 +386,24 @@ class Connect extends BaseFuture<TcpStream> {
   private start(): IoSource {
     const addr = resolve(this.opts, "TcpStream.connect()");
     const fd = streamSocket(addr.domain);
+    this.addr = addr;
+    const src = new IoSource(fd);
+    if (src.uring() !== null) {
+      this.src = src;
+      return src;
+    }
     let r = libc.connect(fd, addr.sockaddr, addr.length);
     while (r === -EINTR) r = libc.connect(fd, addr.sockaddr, addr.length);
     if (r < 0 && r !== -EINPROGRESS) {
-      closeAndThrow(fd, new SysError(-r, "connect", undefined, `${this.opts.hostname ?? "127.0.0.1"}:${this.opts.port}`));
+      closeAndThrow(fd, new SysError(-r, "connect", undefined, this.detail()));
     }
-    this.src = new IoSource(fd);
-    return this.src;
+    this.src = src;
+    return src;
+  }
+
+  /** "host:port", for connect errors. */
+  private detail(): string {
+    return `${this.opts.hostname ?? "127.0.0.1"}:${this.opts.port}`;
   }
 
   private fail(): void {
