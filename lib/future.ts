@@ -363,7 +363,11 @@ function describe(x: unknown): string {
  */
 export function gen<T>(fn: () => Generator<unknown, T, unknown>): BaseFuture<T> {
   if (typeof fn !== "function") throw new TypeError(`gen() expects a generator function, got ${describe(fn)}`);
-  return new GenFuture(fn());
+  const it = fn();
+  if (typeof it !== "object" || it === null || typeof (it as { next?: unknown }).next !== "function") {
+    throw new TypeError(`gen() expects a generator function (function*), but the function returned ${describe(it)}`);
+  }
+  return new GenFuture(it);
 }
 
 /** Anything a task can be made from: a Future, or a generator function run by {@link gen}. */

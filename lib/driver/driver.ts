@@ -167,7 +167,7 @@ export class Driver {
   }
 
   /** The poller timeout: `maxWaitMs` capped by the next timer deadline. */
-  private waitTimeout(maxWaitMs: number): number {
+  protected waitTimeout(maxWaitMs: number): number {
     if (maxWaitMs === 0 || this.wheel.size === 0) return maxWaitMs;
     const next = this.wheel.nextDeadline();
     if (next < 0) return maxWaitMs;
@@ -177,7 +177,7 @@ export class Driver {
     return maxWaitMs < 0 || capped < maxWaitMs ? capped : maxWaitMs;
   }
 
-  private dispatch(n: number): void {
+  protected dispatch(n: number): void {
     const { tokens, flags } = this.poller.events;
     const slab = this.slab;
     for (let i = 0; i < n; i++) {

@@ -6,7 +6,12 @@
  * Must never: fall back silently from a backend the user named explicitly.
  */
 import { EpollPoller } from "./epoll.ts";
+import { PollPoller } from "./poll.ts";
+import { KqueuePoller } from "./kqueue.ts";
+import { HAVE_KQUEUE } from "../../ffi/kqueue.ts";
 import { Driver } from "./driver.ts";
+import { UringDriver } from "./uring.ts";
+import { SysError } from "../errors.ts";
 import type { Poller } from "./poller.ts";
 
 /** The backends reel knows, in the order `REEL_BACKEND` accepts them. */
@@ -31,7 +36,33 @@ export function selectedBackend(env: string | undefined = process.env.REEL_BACKE
 /** How each backend available in this build is constructed. */
 const factories = new Map<Backend, () => Driver>([
   ["epoll", () => new Driver(new EpollPoller() as Poller)],
+  ["poll", () => new Driver(new PollPoller())],
 ]);
+// kqueue exists only on macOS and FreeBSD, epoll only on Linux.
+if (HAVE_KQUEUE) factories.set("kqueue", () => new Driver(new KqueuePoller()));
+if (process.platform !== "linux") factories.delete("epoll");
+// io_uring on Linux, falling back to epoll (with a notice) when the kernel refuses it.
+if (process.platform === "linux") factories.set("uring", makeUring);
+
+let uringNoticed = false;
+
+/**
+ * A UringDriver, or an epoll Driver when io_uring_setup fails (EPERM under
+ * kernel.io_uring_disabled, ENOSYS, a kernel too old): one line on stderr per process
+ * says so. Other errors (a bad REEL_URING) are thrown.
+ */
+function makeUring(): Driver {
+  try {
+    return new UringDriver();
+  } catch (err) {
+    if (!(err instanceof SysError) || (err.syscall !== "io_uring_setup" && err.syscall !== "mmap")) throw err;
+    if (!uringNoticed) {
+      uringNoticed = true;
+      console.error(`reel: io_uring unavailable (${err.message}); using the epoll backend instead`);
+    }
+    return new Driver(new EpollPoller());
+  }
+}
 
 /** Creates a driver for `backend`; throws naming the backend when it is not available here. */
 export function createDriver(backend: Backend = selectedBackend()): Driver {

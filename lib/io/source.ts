@@ -22,8 +22,10 @@ import { SOCKADDR_MAX } from "../../ffi/sockaddr.ts";
 import { PENDING, type Context, type Poll, type Waker } from "../future.ts";
 import { Driver, READ_READY, WRITE_READY, currentDriver, type ScheduledIo } from "../driver/driver.ts";
 import { READABLE, WRITABLE } from "../driver/poller.ts";
-import { SysError } from "../errors.ts";
+import { RuntimeError, SysError } from "../errors.ts";
 import { proceed } from "../task/coop.ts";
+import { UringDriver } from "../driver/uring.ts";
+import { UringSocket } from "./uring_socket.ts";
 
 /** The operations the retry loop can run. */
 export const OP_READ = 0;
@@ -86,6 +88,10 @@ function wanted(op: number, buf: Uint8Array | null, bufs: readonly Uint8Array[])
 export class IoSource {
   private io: ScheduledIo | null = null;
   private driver: Driver | null = null;
+  /** 0: not yet bound to a driver; 1: readiness (epoll, poll, kqueue); 2: io_uring (`ur`). */
+  private mode = 0;
+  /** On the io_uring backend: the completion-based ops of this fd. */
+  private ur: UringSocket | null = null;
 
   constructor(
     /** A valid non-blocking fd owned by this source, or -1 once closed. */
@@ -94,6 +100,21 @@ export class IoSource {
 
   get isClosed(): boolean {
     return this.fd < 0;
+  }
+
+  /** Binds to the current runtime's driver: io_uring sockets submit ops instead of waiting for readiness. */
+  private bind(): void {
+    const d = currentDriver();
+    if (d instanceof UringDriver) {
+      this.ur = new UringSocket(d, this.fd);
+      this.mode = 2;
+    } else this.mode = 1;
+  }
+
+  /** The io_uring half, or null on a readiness backend (binds on first use). */
+  uring(): UringSocket | null {
+    if (this.mode === 0) this.bind();
+    return this.ur;
   }
 
   /** The registration, made on first use with the current runtime's driver. */
@@ -113,8 +134,17 @@ export class IoSource {
   pollOp(cx: Context, op: number, buf: Uint8Array | null, bufs: readonly Uint8Array[] = NO_BUFS): Poll<number> {
     if (this.fd < 0) throw closedError(SYSCALL[op]!);
     if (!proceed(cx)) return PENDING;
+    if (this.mode !== 1) {
+      if (this.mode === 0) this.bind();
+      if (this.ur !== null) {
+        if (this.ur.driver !== currentDriver()) throw foreignError(SYSCALL[op]!);
+        return this.ur.pollOp(cx, op, buf, bufs, acceptAddr);
+      }
+    }
     const io = this.io ?? this.registration();
     const driver = this.driver!;
+    // Registered with another (or a closed) runtime: nothing here would ever wake us.
+    if (driver !== currentDriver()) throw foreignError(SYSCALL[op]!);
     const mask = op === OP_READ || op === OP_ACCEPT || op === OP_READV ? READ_READY : WRITE_READY;
     const bit = mask === READ_READY ? READABLE : WRITABLE;
     for (;;) {
@@ -143,11 +173,13 @@ export class IoSource {
   pollReady(cx: Context, mask: number): Poll<number> {
     if (this.fd < 0) throw closedError("poll");
     const io = this.io ?? this.registration();
+    if (this.driver !== currentDriver()) throw foreignError("poll");
     return this.driver!.pollReady(io, mask, cx);
   }
 
   /** Forgets `waker` if a cancelled op left it in the registration. */
   dropWaker(mask: number, waker: Waker | null): void {
+    if (this.ur !== null) this.ur.dropWaker(mask === READ_READY, waker);
     if (waker !== null && this.io !== null) this.driver!.dropWaker(this.io, mask, waker);
   }
 
@@ -157,6 +189,8 @@ export class IoSource {
     if (fd < 0) return;
     this.fd = -1;
     try {
+      // io_uring: cancel the fd's ops (their buffers stay with the driver until their CQEs).
+      this.ur?.close();
       if (this.io !== null) this.driver!.deregister(this.io);
     } finally {
       this.io = null;
@@ -165,6 +199,14 @@ export class IoSource {
       if (r < 0 && r !== -EINTR) throw new SysError(-r, "close");
     }
   }
+}
+
+/** The error for an op polled on a runtime other than the one its fd is registered with. */
+function foreignError(syscall: string): RuntimeError {
+  return new RuntimeError(
+    `Cannot ${syscall}: this socket belongs to another reel runtime (or one that was closed); use it only on the runtime that first polled it`,
+    "EFOREIGN",
+  );
 }
 
 /** The error for an op on a closed source. */

@@ -10,7 +10,7 @@
  *
  * Must never: allocate per poll, or leave an entry in the wheel after cancel or completion.
  */
-import { BaseFuture, FutureStateError, PENDING, type Context, type Future, type Poll, type Waker } from "../future.ts";
+import { BaseFuture, FutureStateError, PENDING, isFuture, type Context, type Future, type Poll, type Waker } from "../future.ts";
 import { currentDriver } from "../driver/driver.ts";
 import { TimeoutError, checkMs } from "../errors.ts";
 import { TimerEntry, type TimerWheel } from "./wheel.ts";
@@ -131,14 +131,18 @@ export class Interval {
 
 class TickFuture extends BaseFuture<number> {
   private readonly sleep: Sleep;
+  private done = false;
   constructor(private readonly at: number) {
     super();
     this.sleep = new Sleep(at);
   }
   poll(cx: Context): Poll<number> {
+    if (this.done) throw new FutureStateError("interval tick() future polled after completion");
     // A tick already due completes at once (the first one, and any missed ones).
-    if (this.at <= now()) return this.at;
-    return this.sleep.poll(cx) === PENDING ? PENDING : this.at;
+    if (this.at > now() && this.sleep.poll(cx) === PENDING) return PENDING;
+    this.done = true;
+    this.sleep.cancel(); // its wheel entry, if a poll inserted one before the tick was due
+    return this.at;
   }
   override cancel(): void {
     this.sleep.cancel();
@@ -210,5 +214,6 @@ class Timeout<T> extends BaseFuture<T> {
  * ```
  */
 export function timeout<T>(fut: Future<T>, ms: number): BaseFuture<T> {
+  if (!isFuture(fut)) throw new TypeError(`timeout() expects a Future, got ${fut === null ? "null" : typeof fut}`);
   return new Timeout(fut, ms);
 }

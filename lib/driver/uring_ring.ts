@@ -1,0 +1,519 @@
+/**
+ * One io_uring instance: setup (through liburing.so.2 or the raw syscalls), typed-array
+ * views over the mapped SQ ring, CQ ring and SQE array, SQE filling, one enter per turn,
+ * and CQE reading. The driver (uring.ts) owns the op table; this file knows only slots.
+ *
+ * Invariants:
+ * - Views are created once, at setup, over the kernel-shared mappings; nothing is
+ *   allocated per SQE or CQE. The ring heads and tails are read and written with Atomics.
+ * - `tail` (ours) ≥ `published` (what the kernel was told) ≥ the kernel's SQ head. SQEs in
+ *   [published, tail) are written but not yet visible to the kernel: they can still be
+ *   rewritten (a cancelled-before-submit op becomes a NOP, see `neuter`).
+ * - On the liburing path, liburing's private `sqe_tail` is kept equal to `tail`, so its
+ *   flush publishes exactly the SQEs written here.
+ *
+ * Must never: block when asked for a zero wait, publish a half-written SQE, or be used
+ * after close() (the views point into unmapped memory then).
+ */
+import { ptr, read, toArrayBuffer, type Pointer } from "bun:ffi";
+import * as U from "../../ffi/uring.ts";
+import * as libc from "../../ffi/libc.ts";
+import { EINTR, EINVAL, ENOSYS, EPERM, EAGAIN } from "../../ffi/errno.ts";
+import { RuntimeError, SysError } from "../errors.ts";
+
+/** How the ring was set up. */
+export type RingPath = "liburing" | "raw";
+
+/** ETIME (Linux): a timed wait ran out; not an error for a driver turn. */
+const ETIME = 62;
+const EBUSY = 16;
+const TWO32 = 0x1_0000_0000;
+
+/** Setup flag sets, tried in order until the kernel accepts one (older kernels reject newer bits). */
+const FLAG_LADDER = [
+  U.SETUP_SUBMIT_ALL | U.SETUP_SINGLE_ISSUER | U.SETUP_DEFER_TASKRUN | U.SETUP_TASKRUN_FLAG,
+  U.SETUP_SUBMIT_ALL | U.SETUP_COOP_TASKRUN | U.SETUP_TASKRUN_FLAG,
+  U.SETUP_SUBMIT_ALL,
+  0,
+];
+
+/** Options for {@link Ring.open}. */
+export interface RingOptions {
+  /** SQ entries (power of two); default 256. */
+  entries?: number;
+  /** CQ entries; default 8 × entries (multishot ops post many CQEs per SQE). */
+  cqEntries?: number;
+  /** liburing or raw; default REEL_URING, else liburing when installed. */
+  path?: RingPath;
+}
+
+let simulatedErrno = 0;
+
+/**
+ * Makes the next ring setups fail with `errno` (EPERM as under kernel.io_uring_disabled=2,
+ * ENOSYS as on a kernel without io_uring); 0 restores. For the fallback tests. The
+ * environment variable REEL_URING_SIMULATE=EPERM|ENOSYS does the same for a process.
+ */
+export function simulateSetupFailure(errno: number): void {
+  simulatedErrno = errno;
+}
+
+function envSimulated(): number {
+  const v = process.env.REEL_URING_SIMULATE;
+  return v === "EPERM" ? EPERM : v === "ENOSYS" ? ENOSYS : 0;
+}
+
+/** The path to use: explicit, then REEL_URING, then liburing when it loads. */
+export function selectPath(path?: RingPath): RingPath {
+  const want = path ?? (process.env.REEL_URING as RingPath | undefined);
+  if (want === undefined || (want as string) === "") return U.liburing() !== null ? "liburing" : "raw";
+  if (want !== "liburing" && want !== "raw") {
+    throw new RangeError(`Unknown REEL_URING "${String(want)}": expected "liburing" or "raw"`);
+  }
+  if (want === "liburing" && U.liburing() === null) {
+    throw new RuntimeError("REEL_URING=liburing but liburing.so.2 cannot be loaded", "ENOLIBURING");
+  }
+  return want;
+}
+
+/**
+ * A mapped io_uring.
+ *
+ * @example
+ * ```ts
+ * const ring = Ring.open({ entries: 64, path: "raw" });
+ * ring.prep(OP_NOP, -1, 0, 0, 0, 7);
+ * ring.submitAndWait(-1);
+ * const n = ring.ready(); // 1: ring.cqeUserData(0) === 7
+ * ring.advance(n);
+ * ring.close();
+ * ```
+ */
+export class Ring {
+  readonly fd: number;
+  readonly path: RingPath;
+  /** The setup flags the kernel accepted. */
+  readonly flags: number;
+  readonly features: number;
+  readonly sqEntries: number;
+  readonly cqEntries: number;
+  private readonly sqMask: number;
+  private readonly cqMask: number;
+  // Views over kernel-shared memory, created once (see the module header).
+  private readonly sq32: Uint32Array;
+  private readonly cq32: Uint32Array;
+  private readonly cqI32: Int32Array;
+  private readonly sqe8: Uint8Array;
+  private readonly sqe16: Uint16Array;
+  private readonly sqe32: Uint32Array;
+  private readonly sqHead: number;
+  private readonly sqTail: number;
+  private readonly cqHead: number;
+  private readonly cqTail: number;
+  private readonly cqes: number;
+  /** Next SQE slot we write (free-running u32). */
+  private tail = 0;
+  /** Tail last made visible to the kernel. */
+  private published = 0;
+  /** CQ head we consumed up to (free-running u32). */
+  private head = 0;
+  private closed = false;
+  // SAFETY: liburing keeps pointers into `lrStruct` (its struct io_uring) between calls;
+  // the ArrayBuffer-backed view is held by this Ring until queue_exit in close().
+  private readonly lrStruct: Uint8Array | null;
+  private readonly lr32: Uint32Array | null;
+  private readonly lrPtr: Pointer | null;
+  // Raw path: the three mappings to unmap on close.
+  private readonly maps: [number, number][] = [];
+  // SAFETY: `ts` and `getevArg` are ArrayBuffer-backed and live as long as the Ring; the
+  // kernel reads them only during the io_uring_enter call they are passed to.
+  private readonly ts = new Int32Array(new ArrayBuffer(16));
+  private readonly tsPtr: Pointer;
+  private readonly getevArg = new Uint32Array(new ArrayBuffer(24));
+  private readonly getevPtr: Pointer;
+  private readonly cqeOut = new Uint8Array(new ArrayBuffer(8));
+
+  private constructor(s: RingSetup) {
+    this.fd = s.fd;
+    this.path = s.path;
+    this.flags = s.flags;
+    this.features = s.features;
+    this.sqEntries = s.sqEntries;
+    this.cqEntries = s.cqEntries;
+    this.sqMask = s.sqEntries - 1;
+    this.cqMask = s.cqEntries - 1;
+    this.sq32 = s.sq32;
+    this.cq32 = s.cq32;
+    this.cqI32 = new Int32Array(s.cq32.buffer, s.cq32.byteOffset, s.cq32.length);
+    this.sqe8 = s.sqe8;
+    this.sqe16 = new Uint16Array(s.sqe8.buffer, s.sqe8.byteOffset, s.sqe8.length >> 1);
+    this.sqe32 = new Uint32Array(s.sqe8.buffer, s.sqe8.byteOffset, s.sqe8.length >> 2);
+    this.sqHead = s.sqHead;
+    this.sqTail = s.sqTail;
+    this.cqHead = s.cqHead;
+    this.cqTail = s.cqTail;
+    this.cqes = s.cqes;
+    this.lrStruct = s.lrStruct;
+    this.lr32 = s.lrStruct === null ? null : new Uint32Array(s.lrStruct.buffer);
+    // SAFETY: lrStruct is ArrayBuffer-backed and referenced by this Ring (see the field).
+    this.lrPtr = s.lrStruct === null ? null : ptr(s.lrStruct);
+    this.maps = s.maps;
+    this.tail = this.published = Atomics.load(this.sq32, this.sqTail);
+    this.head = Atomics.load(this.cq32, this.cqHead);
+    // SAFETY: ts/getevArg are ArrayBuffer-backed fields of this Ring (see above).
+    this.tsPtr = ptr(this.ts);
+    this.getevPtr = ptr(this.getevArg);
+    this.getevArg[2] = 8; // sigmask_sz = _NSIG / 8; no sigmask is passed
+    const tp = this.tsPtr as number;
+    this.getevArg[4] = tp >>> 0;
+    this.getevArg[5] = Math.floor(tp / TWO32);
+  }
+
+  /** Sets up a ring; throws SysError("io_uring_setup") when the kernel refuses io_uring. */
+  static open(opts: RingOptions = {}): Ring {
+    const entries = opts.entries ?? 256;
+    if (!Number.isInteger(entries) || entries < 1 || entries > 32768 || (entries & (entries - 1)) !== 0) {
+      throw new RangeError(`Invalid io_uring entries ${entries}: must be a power of two 1-32768`);
+    }
+    const cq = opts.cqEntries ?? entries * 8;
+    const path = selectPath(opts.path);
+    const fail = simulatedErrno !== 0 ? simulatedErrno : envSimulated();
+    if (fail !== 0) throw new SysError(fail, "io_uring_setup", undefined, "simulated");
+    return new Ring(path === "liburing" ? setupLiburing(entries, cq) : setupRaw(entries, cq));
+  }
+
+  /** Free SQ slots (before a flush is needed). */
+  get space(): number {
+    return this.sqEntries - ((this.tail - Atomics.load(this.sq32, this.sqHead)) >>> 0);
+  }
+
+  /** SQEs written but not yet handed to the kernel. */
+  get pending(): number {
+    return (this.tail - this.published) >>> 0;
+  }
+
+  /** The free-running position the next prep() will take (for `neuter`). */
+  get position(): number {
+    return this.tail;
+  }
+
+  /**
+   * Writes one SQE (all other fields zero) and returns its word base, for the set*
+   * helpers. The caller checks `space` first. addr/off are byte addresses / offsets
+   * (−1 = "current file position" for off).
+   */
+  prep(opcode: number, fd: number, addr: number, len: number, off: number, userData: number): number {
+    const slot = this.tail & this.sqMask;
+    const w = slot << 4;
+    const s = this.sqe32;
+    s.fill(0, w, w + 16);
+    this.sqe8[w << 2] = opcode;
+    s[w + 1] = fd;
+    if (off < 0) {
+      s[w + 2] = 0xffff_ffff;
+      s[w + 3] = 0xffff_ffff;
+    } else {
+      s[w + 2] = off >>> 0;
+      s[w + 3] = Math.floor(off / TWO32);
+    }
+    s[w + 4] = addr >>> 0;
+    s[w + 5] = Math.floor(addr / TWO32);
+    s[w + 6] = len;
+    s[w + 8] = userData;
+    this.tail = (this.tail + 1) >>> 0;
+    return w;
+  }
+
+  /** sqe->flags (IOSQE_*). */
+  setSqeFlags(w: number, flags: number): void {
+    this.sqe8[(w << 2) + 1] = flags;
+  }
+
+  /** sqe->ioprio (accept/recv multishot flags live here). */
+  setIoprio(w: number, v: number): void {
+    this.sqe16[(w << 1) + 1] = v;
+  }
+
+  /** The per-op flags word (msg_flags, open_flags, timeout_flags, cancel_flags, …). */
+  setOpFlags(w: number, v: number): void {
+    this.sqe32[w + 7] = v;
+  }
+
+  /** buf_group (with IOSQE_BUFFER_SELECT). */
+  setBufGroup(w: number, g: number): void {
+    this.sqe16[(w << 1) + 20] = g;
+  }
+
+  /** addr2 / off, as a pointer (accept's addrlen, statx's buffer). */
+  setAddr2(w: number, p: number): void {
+    this.sqe32[w + 2] = p >>> 0;
+    this.sqe32[w + 3] = Math.floor(p / TWO32);
+  }
+
+  /**
+   * Turns the not-yet-published SQE written at `position` into a NOP that keeps its
+   * user_data and link flags: the op's CQE still arrives (res 0) and a linked chain stays
+   * intact. Returns false when the SQE was already handed to the kernel.
+   */
+  neuter(position: number): boolean {
+    if (((position - this.published) | 0) < 0) return false;
+    const w = (position & this.sqMask) << 4;
+    const keep = this.sqe8[(w << 2) + 1]! & (U.IOSQE_IO_LINK | U.IOSQE_IO_HARDLINK | U.IOSQE_IO_DRAIN);
+    const ud = this.sqe32[w + 8]!;
+    this.sqe32.fill(0, w, w + 16);
+    this.sqe8[(w << 2) + 1] = keep;
+    this.sqe32[w + 1] = -1;
+    this.sqe32[w + 8] = ud;
+    return true;
+  }
+
+  /** Hands the written SQEs to the kernel without waiting. Returns how many it consumed. */
+  submit(): number {
+    if (this.pending === 0) return 0;
+    if (this.lr32 !== null) {
+      this.lr32[U.LR.sqSqeTail >> 2] = this.tail;
+      const r = U.liburing()!.io_uring_submit(this.lrPtr!);
+      this.published = this.tail;
+      return this.enterResult(r);
+    }
+    return this.enterRaw(0, 0);
+  }
+
+  /**
+   * The one enter of a driver turn: publishes every written SQE and waits for at least
+   * one CQE for at most `waitMs` (-1 = no limit, 0 = do not wait, only reap).
+   */
+  submitAndWait(waitMs: number): number {
+    if (this.lr32 !== null) return this.enterLiburing(waitMs);
+    return this.enterRaw(waitMs === 0 ? 0 : 1, waitMs);
+  }
+
+  private setTimespec(ms: number): void {
+    const sec = Math.floor(ms / 1000);
+    this.ts[0] = sec;
+    this.ts[1] = 0;
+    this.ts[2] = (ms - sec * 1000) * 1_000_000;
+    this.ts[3] = 0;
+  }
+
+  private enterLiburing(waitMs: number): number {
+    this.lr32![U.LR.sqSqeTail >> 2] = this.tail;
+    this.published = this.tail;
+    // A zero wait is wait_nr 1 with a zero timeout: liburing then always enters with
+    // GETEVENTS, which also runs DEFER_TASKRUN's deferred completions.
+    if (waitMs >= 0) this.setTimespec(waitMs);
+    // SAFETY: lrPtr/cqeOut/ts are ArrayBuffer-backed fields of this Ring.
+    const r = U.liburing()!.io_uring_submit_and_wait_timeout(this.lrPtr!, ptr(this.cqeOut), 1, waitMs >= 0 ? this.tsPtr : null, null);
+    return this.enterResult(r);
+  }
+
+  private enterRaw(minComplete: number, waitMs: number): number {
+    const toSubmit = (this.tail - Atomics.load(this.sq32, this.sqHead)) >>> 0;
+    if (this.tail !== this.published) {
+      Atomics.store(this.sq32, this.sqTail, this.tail);
+      this.published = this.tail;
+    }
+    let flags = minComplete > 0 || waitMs === 0 ? U.ENTER_GETEVENTS : 0;
+    if (waitMs > 0) {
+      this.setTimespec(waitMs);
+      flags |= U.ENTER_EXT_ARG;
+      return this.enterResult(U.enter(this.fd, toSubmit, minComplete, flags, this.getevPtr, 24));
+    }
+    return this.enterResult(U.enter(this.fd, toSubmit, minComplete, flags, 0, 0));
+  }
+
+  /** ETIME/EINTR/EAGAIN/EBUSY (CQ backed up) are normal ends of a turn; anything else throws. */
+  private enterResult(r: number): number {
+    if (r >= 0) return r;
+    if (r === -ETIME || r === -EINTR || r === -EAGAIN || r === -EBUSY) return 0;
+    throw new SysError(-r, "io_uring_enter");
+  }
+
+  /** CQEs ready to read. */
+  ready(): number {
+    return (Atomics.load(this.cq32, this.cqTail) - this.head) >>> 0;
+  }
+
+  /** The user_data (low 32 bits) of the i-th ready CQE. */
+  cqeUserData(i: number): number {
+    return this.cq32[this.cqes + (((this.head + i) & this.cqMask) << 2)]!;
+  }
+
+  cqeRes(i: number): number {
+    return this.cqI32[this.cqes + (((this.head + i) & this.cqMask) << 2) + 2]!;
+  }
+
+  cqeFlags(i: number): number {
+    return this.cq32[this.cqes + (((this.head + i) & this.cqMask) << 2) + 3]!;
+  }
+
+  /** Marks `n` CQEs consumed. */
+  advance(n: number): void {
+    this.head = (this.head + n) >>> 0;
+    Atomics.store(this.cq32, this.cqHead, this.head);
+  }
+
+  /** IORING_REGISTER_PROBE: a byte per opcode, 1 when the kernel supports it. */
+  probe(): Uint8Array {
+    const nr = U.OP_KNOWN_LAST;
+    const buf = new Uint8Array(new ArrayBuffer(16 + nr * 8));
+    // SAFETY: `buf` is ArrayBuffer-backed and referenced here for the synchronous call.
+    const p = ptr(buf);
+    const r = this.lrPtr !== null ? U.liburing()!.io_uring_register_probe(this.lrPtr, p, nr) : U.register(this.fd, U.REGISTER_PROBE, p, nr);
+    const out = new Uint8Array(nr);
+    if (r < 0) return out; // pre-5.6 kernels: no probe; callers then assume the 5.1 basics only
+    const len = Math.min(buf[1]!, nr);
+    for (let i = 0; i < len; i++) {
+      const op = buf[16 + i * 8]!;
+      if (op < nr && (buf[16 + i * 8 + 2]! & U.PROBE_OP_SUPPORTED) !== 0) out[op] = 1;
+    }
+    return out;
+  }
+
+  /** IORING_REGISTER_EVENTFD: `efd` is signalled when CQEs (or deferred completions) are posted. */
+  registerEventfd(efd: number): number {
+    if (this.lrPtr !== null) return U.liburing()!.io_uring_register_eventfd(this.lrPtr, efd);
+    const arg = new Int32Array(new ArrayBuffer(4));
+    arg[0] = efd;
+    // SAFETY: `arg` is ArrayBuffer-backed; the kernel copies the fd during the call.
+    return U.register(this.fd, U.REGISTER_EVENTFD, ptr(arg), 1);
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  /** Unmaps and closes. The driver drains in-flight ops first (see UringDriver.close). */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.lrPtr !== null) {
+      U.liburing()!.io_uring_queue_exit(this.lrPtr);
+      return;
+    }
+    for (const [addr, len] of this.maps) U.munmap(addr, len);
+    libc.close(this.fd);
+  }
+}
+
+/** What a setup path hands to the Ring constructor. */
+interface RingSetup {
+  fd: number;
+  path: RingPath;
+  flags: number;
+  features: number;
+  sqEntries: number;
+  cqEntries: number;
+  sq32: Uint32Array;
+  cq32: Uint32Array;
+  sqe8: Uint8Array;
+  sqHead: number;
+  sqTail: number;
+  cqHead: number;
+  cqTail: number;
+  cqes: number;
+  lrStruct: Uint8Array | null;
+  maps: [number, number][];
+}
+
+/** Fresh io_uring_params asking for `cq` CQ entries and `flags`. */
+function params(cq: number, flags: number): Uint32Array {
+  const p = new Uint32Array(new ArrayBuffer(U.PARAMS_SIZE));
+  p[U.P.flags] = flags | U.SETUP_CQSIZE | U.SETUP_CLAMP;
+  p[U.P.cqEntries] = cq;
+  return p;
+}
+
+/** Tries each flag set until the kernel accepts one; returns the result and the params. */
+function tryLadder(attempt: (p: Uint32Array) => number): [number, Uint32Array] {
+  let r = -EINVAL;
+  let p = params(0, 0);
+  for (const f of FLAG_LADDER) {
+    p = params(0, f);
+    r = attempt(p);
+    if (r !== -EINVAL) break;
+  }
+  if (r < 0) throw new SysError(-r, "io_uring_setup");
+  if ((p[U.P.features]! & U.FEAT_EXT_ARG) === 0) {
+    // Pre-5.11 kernels cannot bound a wait without a timeout SQE: treat as "too old".
+    throw new SysError(ENOSYS, "io_uring_setup", undefined, "kernel lacks IORING_FEAT_EXT_ARG (needs Linux 5.11+)");
+  }
+  return [r, p];
+}
+
+/** Views over the SQ/CQ rings given their base addresses and the kernel's offsets. */
+function views(p: Uint32Array, sqBase: number, sqLen: number, cqBase: number, cqLen: number, sqes: number): Omit<RingSetup, "fd" | "path" | "lrStruct" | "maps"> {
+  // SAFETY: the three regions are the kernel's ring mappings; they stay mapped until
+  // Ring.close() (queue_exit or munmap), and the views are never used after it.
+  const sq32 = new Uint32Array(toArrayBuffer(sqBase as Pointer, 0, sqLen));
+  const cq32 = cqBase === sqBase ? sq32 : new Uint32Array(toArrayBuffer(cqBase as Pointer, 0, cqLen));
+  const sqEntries = p[U.P.sqEntries]!;
+  const sqe8 = new Uint8Array(toArrayBuffer(sqes as Pointer, 0, sqEntries * U.SQE_SIZE));
+  const array = p[U.P.sqArray]! >> 2;
+  for (let i = 0; i < sqEntries; i++) sq32[array + i] = i; // identity slot map
+  return {
+    flags: p[U.P.flags]!,
+    features: p[U.P.features]!,
+    sqEntries,
+    cqEntries: p[U.P.cqEntries]!,
+    sq32,
+    cq32,
+    sqe8,
+    sqHead: p[U.P.sqHead]! >> 2,
+    sqTail: p[U.P.sqTail]! >> 2,
+    cqHead: p[U.P.cqHead]! >> 2,
+    cqTail: p[U.P.cqTail]! >> 2,
+    cqes: p[U.P.cqCqes]! >> 2,
+  };
+}
+
+function setupLiburing(entries: number, cq: number): RingSetup {
+  const lr = U.liburing()!;
+  const struct = new Uint8Array(new ArrayBuffer(U.LIBURING_RING_SIZE));
+  const [, p] = tryLadder((prm) => {
+    prm[U.P.cqEntries] = cq;
+    // SAFETY: struct and prm are ArrayBuffer-backed; struct is kept by the Ring for life.
+    return lr.io_uring_queue_init_params(entries, ptr(struct), ptr(prm));
+  });
+  // SAFETY: reading pointers liburing stored in `struct` (held above) once, at setup.
+  const sp = ptr(struct);
+  const sqPtr = read.ptr(sp, U.LR.sqRingPtr) as number;
+  const sqSz = read.u32(sp, U.LR.sqRingSz);
+  const cqPtr = read.ptr(sp, U.LR.cqRingPtr) as number;
+  const cqSz = read.u32(sp, U.LR.cqRingSz);
+  const sqes = read.ptr(sp, U.LR.sqSqes) as number;
+  const fd = read.i32(sp, U.LR.ringFd);
+  return { ...views(p, sqPtr, sqSz, cqPtr, cqSz, sqes), fd, path: "liburing", lrStruct: struct, maps: [] };
+}
+
+function setupRaw(entries: number, cq: number): RingSetup {
+  const [fd, p] = tryLadder((prm) => {
+    prm[U.P.cqEntries] = cq;
+    // SAFETY: prm is ArrayBuffer-backed and only read/written during the syscall.
+    return U.setup(entries, ptr(prm));
+  });
+  const maps: [number, number][] = [];
+  try {
+    const sqLen = p[U.P.sqArray]! + p[U.P.sqEntries]! * 4;
+    const cqLen = p[U.P.cqCqes]! + p[U.P.cqEntries]! * U.CQE_SIZE;
+    const single = (p[U.P.features]! & U.FEAT_SINGLE_MMAP) !== 0;
+    const ringLen = single ? Math.max(sqLen, cqLen) : sqLen;
+    const prot = U.PROT_READ | U.PROT_WRITE;
+    const flags = U.MAP_SHARED | U.MAP_POPULATE;
+    const sq = mapOrThrow(maps, ringLen, prot, flags, fd, U.OFF_SQ_RING);
+    const cqBase = single ? sq : mapOrThrow(maps, cqLen, prot, flags, fd, U.OFF_CQ_RING);
+    const sqes = mapOrThrow(maps, p[U.P.sqEntries]! * U.SQE_SIZE, prot, flags, fd, U.OFF_SQES);
+    return { ...views(p, sq, ringLen, cqBase, single ? ringLen : cqLen, sqes), fd, path: "raw", lrStruct: null, maps };
+  } catch (err) {
+    for (const [a, l] of maps) U.munmap(a, l);
+    libc.close(fd);
+    throw err;
+  }
+}
+
+function mapOrThrow(maps: [number, number][], len: number, prot: number, flags: number, fd: number, off: number): number {
+  const a = U.mmap(len, prot, flags, fd, off);
+  if (a < 0) throw new SysError(-a, "mmap", undefined, "io_uring ring");
+  maps.push([a, len]);
+  return a;
+}

@@ -1,0 +1,384 @@
+/**
+ * A socket's operations on the io_uring backend: what IoSource.pollOp does when its
+ * driver is a UringDriver. Instead of "wait for readiness, retry the syscall", each op is
+ * submitted once and its CQE is the result.
+ *
+ * Buffer ownership: recv lands in a driver-owned {@link OwnedBuf} and is copied into the
+ * caller's Uint8Array in the poll that completes it; send copies the caller's bytes into
+ * an owned buffer before submitting. The copy is the price of safety: the caller's array
+ * may be a small TypedArray whose storage the GC can move, and after a cancel the caller
+ * may reuse it while the kernel still holds the op (one memcpy per op, cheap next to the
+ * kernel crossing; a provided-buffer ring would remove it, see the report).
+ *
+ * One op per direction is in flight at a time (`readOp`, `writeOp`); a re-poll with the
+ * same buffer picks up the result. Cancellation semantics, per op:
+ * - read: the recv is cancelled. If it completed anyway (completed-then-cancelled, in
+ *   flight or before the re-poll), its bytes are kept in `stash` and returned first by
+ *   the next read: no data is lost silently. (After close() they are dropped.)
+ * - write: the send is cancelled; if it completed anyway, its bytes were sent and the
+ *   count is lost to the caller (so write is NOT cancel-safe on this backend).
+ * - accept (single-shot): a connection accepted after its future was cancelled is closed.
+ *   Multishot accept belongs to the listener, not to a future: cancelled accept futures
+ *   leave queued connections for the next accept(); close() closes them.
+ * - connect: cancelled; the socket is closed by the caller.
+ *
+ * Must never: pass the caller's buffer to the kernel, leak an fd or an owned buffer, or
+ * complete an op twice.
+ */
+import { ptr } from "bun:ffi";
+import * as U from "../../ffi/uring.ts";
+import * as libc from "../../ffi/libc.ts";
+import { SYS } from "../../ffi/constants.ts";
+import { EAGAIN, EINTR, ENOTSOCK } from "../../ffi/errno.ts";
+import { SOCKADDR_MAX } from "../../ffi/sockaddr.ts";
+import { PENDING, type Context, type Poll, type Waker } from "../future.ts";
+import { K_FD, K_PLAIN, ST_DONE, type OpSink, type UringDriver, type UringOp } from "../driver/uring.ts";
+import type { OwnedBuf } from "../driver/uring_buf.ts";
+import { SysError } from "../errors.ts";
+
+// The op numbers of io/source.ts (kept equal; source.ts passes them through).
+const OP_READ = 0;
+const OP_WRITE = 1;
+const OP_ACCEPT = 2;
+const OP_READV = 3;
+
+/** Largest recv / send one op makes. */
+const RECV_MAX = 64 * 1024;
+const SEND_MAX = 256 * 1024;
+const ACCEPT_FLAGS = SYS.SOCK_NONBLOCK | SYS.SOCK_CLOEXEC;
+
+/** op.tag values: what an orphaned result is. */
+const T_RECV = 1;
+const T_ACCEPT = 2;
+
+/**
+ * The uring half of an IoSource.
+ *
+ * @example
+ * ```ts
+ * const s = new UringSocket(driver, fd);
+ * const n = s.pollOp(cx, OP_READ, buf, [], acceptAddr); // bytes, or PENDING
+ * s.close();
+ * ```
+ */
+export class UringSocket implements OpSink {
+  private readOp: UringOp | null = null;
+  private writeOp: UringOp | null = null;
+  /** The waker of the future that owns readOp / writeOp (matched on cancel). */
+  private readWaker: Waker | null = null;
+  private writeWaker: Waker | null = null;
+  /** Multishot accept: the armed op, connections it delivered, its terminal error. */
+  private acceptOp: UringOp | null = null;
+  private readonly acceptQ: number[] = [];
+  private acceptErr = 0;
+  /** Bytes a cancelled-but-completed recv delivered, returned by the next read. */
+  private stash: OwnedBuf | null = null;
+  private stashOff = 0;
+  private stashEnd = 0;
+  /** recv/send failed with ENOTSOCK: this fd is a pipe or file; use read/write. */
+  private plainFile = false;
+  private closed = false;
+
+  constructor(
+    readonly driver: UringDriver,
+    /** The IoSource's fd; valid until close(). */
+    readonly fd: number,
+  ) {}
+
+  /** One op: its result, or PENDING with the waker stored on the op. */
+  pollOp(cx: Context, op: number, buf: Uint8Array | null, bufs: readonly Uint8Array[], addrOut: Uint8Array): Poll<number> {
+    if (op === OP_ACCEPT) return this.pollAccept(cx, addrOut);
+    if (op === OP_READ || op === OP_READV) return this.pollRecv(cx, buf, bufs);
+    return this.pollSend(cx, op === OP_WRITE ? buf : null, bufs);
+  }
+
+  private pollRecv(cx: Context, buf: Uint8Array | null, bufs: readonly Uint8Array[]): Poll<number> {
+    if (this.stash !== null) return this.takeStash(buf, bufs);
+    const op = this.readOp;
+    if (op === null) return this.startRecv(cx, wantedLen(buf, bufs));
+    if (op.state !== ST_DONE) return this.waitOn(op, cx, true);
+    const res = op.res;
+    this.readOp = null;
+    this.readWaker = null;
+    if (res < 0) {
+      this.driver.release(op);
+      if (res === -ENOTSOCK && !this.plainFile) this.plainFile = true;
+      else if (res !== -EINTR && res !== -EAGAIN) throw new SysError(-res, this.plainFile ? "read" : "recv");
+      return this.startRecv(cx, wantedLen(buf, bufs));
+    }
+    const ob = op.buf!;
+    const n = scatter(ob.bytes, 0, res, buf, bufs);
+    if (n < res) {
+      // A different, smaller buffer polled for this result: keep the rest for the next read.
+      op.buf = null;
+      this.setStash(ob, n, res);
+    }
+    this.driver.release(op);
+    return n;
+  }
+
+  private startRecv(cx: Context, want: number): Poll<number> {
+    if (want === 0) return 0;
+    const d = this.driver;
+    const op = d.op(K_PLAIN, this);
+    op.tag = T_RECV;
+    const len = want < RECV_MAX ? want : RECV_MAX;
+    const ob = d.pool.get(len);
+    // SAFETY: `ob` is owned by the op (op.buf) and so referenced from the driver's op
+    // table until the final CQE, even if this read is cancelled.
+    op.buf = ob;
+    if (this.plainFile) d.sqe(op, U.OP_READ, this.fd, ob.addr, len, -1);
+    else d.sqe(op, U.OP_RECV, this.fd, ob.addr, len, 0);
+    this.readOp = op;
+    return this.waitOn(op, cx, true);
+  }
+
+  private pollSend(cx: Context, buf: Uint8Array | null, bufs: readonly Uint8Array[]): Poll<number> {
+    const op = this.writeOp;
+    if (op === null) return this.startSend(cx, buf, bufs);
+    if (op.state !== ST_DONE) return this.waitOn(op, cx, false);
+    const res = op.res;
+    this.writeOp = null;
+    this.writeWaker = null;
+    this.driver.release(op);
+    if (res < 0) {
+      if (res === -ENOTSOCK && !this.plainFile) this.plainFile = true;
+      else if (res !== -EINTR && res !== -EAGAIN) throw new SysError(-res, this.plainFile ? "write" : "send");
+      return this.startSend(cx, buf, bufs);
+    }
+    return res;
+  }
+
+  private startSend(cx: Context, buf: Uint8Array | null, bufs: readonly Uint8Array[]): Poll<number> {
+    const want = wantedLen(buf, bufs);
+    if (want === 0) return 0;
+    const d = this.driver;
+    const len = want < SEND_MAX ? want : SEND_MAX;
+    const ob = d.pool.get(len);
+    gather(ob.bytes, len, buf, bufs);
+    const op = d.op(K_PLAIN, this);
+    // SAFETY: the copy in `ob` is owned by the op until its final CQE (see startRecv).
+    op.buf = ob;
+    if (this.plainFile) d.sqe(op, U.OP_WRITE, this.fd, ob.addr, len, -1);
+    else d.ring.setOpFlags(d.sqe(op, U.OP_SEND, this.fd, ob.addr, len, 0), SYS.MSG_NOSIGNAL);
+    this.writeOp = op;
+    return this.waitOn(op, cx, false);
+  }
+
+  private waitOn(op: UringOp, cx: Context, read: boolean): Poll<number> {
+    op.waker = cx.waker;
+    if (read) this.readWaker = cx.waker;
+    else this.writeWaker = cx.waker;
+    return PENDING;
+  }
+
+  /**
+   * Connect: the first poll submits IORING_OP_CONNECT (the sockaddr is held by the op),
+   * later polls return 0 on success or throw SysError("connect").
+   */
+  pollConnect(cx: Context, sockaddr: Uint8Array, len: number, detail: string): Poll<number> {
+    const op = this.writeOp;
+    if (op === null) {
+      const d = this.driver;
+      const c = d.op(K_PLAIN, this);
+      // SAFETY: `sockaddr` is ArrayBuffer-backed (net/addr.ts) and held by the op (aux)
+      // until its final CQE.
+      c.aux = sockaddr;
+      d.sqe(c, U.OP_CONNECT, this.fd, addrOf(sockaddr), 0, len);
+      this.writeOp = c;
+      return this.waitOn(c, cx, false);
+    }
+    if (op.state !== ST_DONE) return this.waitOn(op, cx, false);
+    const res = op.res;
+    this.writeOp = null;
+    this.writeWaker = null;
+    this.driver.release(op);
+    if (res < 0) throw new SysError(-res, "connect", undefined, detail);
+    return 0;
+  }
+
+  private pollAccept(cx: Context, addrOut: Uint8Array): Poll<number> {
+    if (this.acceptQ.length > 0) return this.handOut(this.acceptQ.shift()!, addrOut);
+    if (this.acceptErr !== 0) {
+      const e = this.acceptErr;
+      this.acceptErr = 0;
+      throw new SysError(-e, "accept4");
+    }
+    if (this.driver.caps.multishotAccept) {
+      if (this.acceptOp === null) this.armAccept(true);
+      this.readWaker = cx.waker;
+      return PENDING;
+    }
+    return this.pollAcceptOnce(cx, addrOut);
+  }
+
+  /** Single-shot accept (kernels before 5.19, or multishot turned off). */
+  private pollAcceptOnce(cx: Context, addrOut: Uint8Array): Poll<number> {
+    const op = this.acceptOp;
+    if (op === null) {
+      this.armAccept(false);
+      return this.waitOn(this.acceptOp!, cx, true);
+    }
+    if (op.state !== ST_DONE) return this.waitOn(op, cx, true);
+    const res = op.res;
+    this.acceptOp = null;
+    this.readWaker = null;
+    addrOut.set(op.buf!.bytes.subarray(0, SOCKADDR_MAX));
+    this.driver.release(op);
+    if (res < 0) throw new SysError(-res, "accept4");
+    return res;
+  }
+
+  private armAccept(multishot: boolean): void {
+    const d = this.driver;
+    const op = d.op(K_FD, this);
+    op.tag = T_ACCEPT;
+    op.multishot = multishot;
+    let w: number;
+    if (multishot) {
+      w = d.sqe(op, U.OP_ACCEPT, this.fd, 0, 0, 0);
+      d.ring.setIoprio(w, U.ACCEPT_MULTISHOT);
+    } else {
+      const ob = d.pool.get(SOCKADDR_MAX + 4);
+      // SAFETY: the sockaddr and its length live in `ob`, owned by the op until its CQE.
+      op.buf = ob;
+      new Uint32Array(ob.bytes.buffer, SOCKADDR_MAX, 1)[0] = SOCKADDR_MAX;
+      w = d.sqe(op, U.OP_ACCEPT, this.fd, ob.addr, 0, 0);
+      d.ring.setAddr2(w, ob.addr + SOCKADDR_MAX);
+    }
+    d.ring.setOpFlags(w, ACCEPT_FLAGS);
+    this.acceptOp = op;
+  }
+
+  /** Multishot accept CQEs: queue the connection (or the error) and wake the acceptor. */
+  onCqe(op: UringOp, res: number, _flags: number, final: boolean): void {
+    if (res >= 0) this.acceptQ.push(res);
+    else this.acceptErr = res;
+    if (final) {
+      this.acceptOp = null;
+      this.driver.release(op);
+    }
+    const w = this.readWaker;
+    this.readWaker = null;
+    w?.wake();
+  }
+
+  /** A result for an op whose future was cancelled (see the module header). */
+  orphan(op: UringOp, res: number, _flags: number): void {
+    if (op.tag === T_ACCEPT) {
+      libc.close(res);
+    } else if (op.tag === T_RECV && res > 0 && !this.closed && this.stash === null) {
+      this.setStash(op.buf!, 0, res);
+      op.buf = null; // the stash owns it now
+    }
+  }
+
+  /** Fills addrOut with the peer of an accepted fd (multishot accept has no address). */
+  private handOut(fd: number, addrOut: Uint8Array): number {
+    peerLen[0] = SOCKADDR_MAX;
+    libc.getpeername(fd, addrOut, peerLen);
+    return fd;
+  }
+
+  private setStash(ob: OwnedBuf, off: number, end: number): void {
+    this.stash = ob;
+    this.stashOff = off;
+    this.stashEnd = end;
+  }
+
+  private takeStash(buf: Uint8Array | null, bufs: readonly Uint8Array[]): number {
+    const ob = this.stash!;
+    const n = scatter(ob.bytes, this.stashOff, this.stashEnd - this.stashOff, buf, bufs);
+    this.stashOff += n;
+    if (this.stashOff === this.stashEnd) {
+      this.stash = null;
+      this.driver.pool.put(ob);
+    }
+    return n;
+  }
+
+  /**
+   * Cancels the op a cancelled future owned (matched by its waker): see the module header
+   * for what happens to a result that arrives anyway.
+   */
+  dropWaker(read: boolean, w: Waker | null): void {
+    if (w === null) return;
+    if (read) {
+      if (this.readWaker !== w) return;
+      this.readWaker = null;
+      if (this.readOp !== null) this.driver.cancel(this.readOp);
+      this.readOp = null;
+      if (this.acceptOp !== null && !this.acceptOp.multishot) {
+        this.driver.cancel(this.acceptOp);
+        this.acceptOp = null;
+      }
+    } else if (this.writeWaker === w) {
+      this.writeWaker = null;
+      if (this.writeOp !== null) this.driver.cancel(this.writeOp);
+      this.writeOp = null;
+    }
+  }
+
+  /** Cancels every op of this socket and closes queued connections; the caller closes the fd. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    const d = this.driver;
+    for (const op of [this.readOp, this.writeOp, this.acceptOp]) if (op !== null) d.cancel(op);
+    this.readOp = this.writeOp = this.acceptOp = null;
+    this.readWaker?.wake();
+    this.writeWaker?.wake();
+    this.readWaker = this.writeWaker = null;
+    for (const fd of this.acceptQ) libc.close(fd);
+    this.acceptQ.length = 0;
+    if (this.stash !== null) d.pool.put(this.stash);
+    this.stash = null;
+  }
+}
+
+const peerLen = new Uint32Array(new ArrayBuffer(4));
+
+function addrOf(b: Uint8Array): number {
+  // SAFETY: only called on ArrayBuffer-backed arrays that the op keeps referenced.
+  return ptr(b) as number;
+}
+
+/** Bytes the op should move: buf's length, or the iovecs' total. */
+function wantedLen(buf: Uint8Array | null, bufs: readonly Uint8Array[]): number {
+  if (buf !== null) return buf.byteLength;
+  let n = 0;
+  for (let i = 0; i < bufs.length && i < libc.IOV_BATCH; i++) n += bufs[i]!.byteLength;
+  return n;
+}
+
+/** Copies `n` bytes from src[off…] into buf (or across bufs); returns how many fit. */
+function scatter(src: Uint8Array, off: number, n: number, buf: Uint8Array | null, bufs: readonly Uint8Array[]): number {
+  if (buf !== null) {
+    const k = n < buf.byteLength ? n : buf.byteLength;
+    buf.set(src.subarray(off, off + k));
+    return k;
+  }
+  let done = 0;
+  for (let i = 0; i < bufs.length && done < n; i++) {
+    const b = bufs[i]!;
+    const k = n - done < b.byteLength ? n - done : b.byteLength;
+    b.set(src.subarray(off + done, off + done + k));
+    done += k;
+  }
+  return done;
+}
+
+/** Copies up to `len` bytes of buf (or the iovecs, in order) into dst. */
+function gather(dst: Uint8Array, len: number, buf: Uint8Array | null, bufs: readonly Uint8Array[]): void {
+  if (buf !== null) {
+    dst.set(len === buf.byteLength ? buf : buf.subarray(0, len));
+    return;
+  }
+  let done = 0;
+  for (let i = 0; i < bufs.length && done < len; i++) {
+    const b = bufs[i]!;
+    const k = len - done < b.byteLength ? len - done : b.byteLength;
+    dst.set(k === b.byteLength ? b : b.subarray(0, k), done);
+    done += k;
+  }
+}

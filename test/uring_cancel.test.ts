@@ -1,0 +1,211 @@
+/**
+ * io_uring cancellation races, one test per race (seed 004): cancel before submit, cancel
+ * in flight, complete-then-cancel before the re-poll, and a completion racing its cancel.
+ * Every test also checks that no op, owned buffer or fd is left behind.
+ */
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from "bun:test";
+import * as libc from "../ffi/libc.ts";
+import { SYS } from "../ffi/constants.ts";
+import { EAGAIN } from "../ffi/errno.ts";
+import { PENDING, Runtime, TcpListener, TcpStream, timeout, yieldNow, type Context } from "../lib/index.ts";
+import { IoSource } from "../lib/io/source.ts";
+import { UringDriver } from "../lib/driver/uring.ts";
+import type { RingPath } from "../lib/driver/uring_ring.ts";
+import { fdCount } from "./helpers.ts";
+
+const noop: Context = { waker: { wake() {} } };
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+function uringRuntime(path: RingPath): Runtime {
+  const prev = process.env.REEL_URING;
+  process.env.REEL_URING = path;
+  try {
+    return new Runtime({ backend: "uring" });
+  } finally {
+    if (prev === undefined) delete process.env.REEL_URING;
+    else process.env.REEL_URING = prev;
+  }
+}
+
+/** A connected non-blocking AF_UNIX stream pair: [reel stream, raw peer fd]. */
+function pair(): [TcpStream, number] {
+  const fds = new Int32Array(2);
+  expect(libc.socketpair(SYS.AF_UNIX, SYS.SOCK_STREAM | SYS.SOCK_NONBLOCK | SYS.SOCK_CLOEXEC, 0, fds)).toBe(0);
+  return [new TcpStream(new IoSource(fds[0]!)), fds[1]!];
+}
+
+/** Turns the driver until no op is in flight (bounded: 200 waits of ≤ 10 ms). */
+function* settle(d: UringDriver) {
+  for (let i = 0; i < 200 && d.inflight > 0; i++) d.turn(10);
+  expect(d.inflight).toBe(0);
+  yield* yieldNow();
+}
+
+/** One driver turn from inside a task: whatever was written to the SQ is now in the kernel. */
+function submitNow(d: UringDriver): void {
+  d.turn(0);
+}
+
+for (const path of ["liburing", "raw"] as RingPath[]) {
+  describe(`io_uring cancellation [${path}]`, () => {
+    let rt: Runtime;
+    let d: UringDriver;
+    let fds = 0;
+    let ops = 0;
+    beforeAll(() => {
+      rt = uringRuntime(path);
+      d = rt.driver as UringDriver;
+    });
+    afterAll(() => rt.close());
+    beforeEach(() => {
+      d.caps.multishotAccept = true;
+      fds = fdCount();
+      ops = d.opsInUse;
+    });
+    afterEach(() => {
+      expect(d.opsInUse).toBe(ops);
+      expect(d.pool.outstanding).toBe(0);
+      expect(fdCount()).toBe(fds);
+    });
+
+    test("uring_write_cancelled_before_submit_sends_nothing", () => {
+      const [s, peer] = pair();
+      rt.blockOn(function* () {
+        const w = s.write(enc.encode("never"));
+        expect(w.poll(noop)).toBe(PENDING); // the SQE is in the ring, not yet submitted
+        expect(d.ring.pending).toBeGreaterThan(0);
+        w.cancel(); // rewritten into a NOP before the kernel saw it
+        yield* settle(d);
+      });
+      expect(libc.read(peer, new Uint8Array(new ArrayBuffer(16)))).toBe(-EAGAIN);
+      s.close();
+      libc.close(peer);
+    });
+
+    test("uring_read_cancelled_in_flight_is_cancelled_and_frees_its_buffer", () => {
+      const [s, peer] = pair();
+      const got = rt.blockOn(function* () {
+        const r = s.read(new Uint8Array(16));
+        expect(r.poll(noop)).toBe(PENDING);
+        submitNow(d); // the recv is now in the kernel
+        expect(d.ring.pending).toBe(0);
+        r.cancel(); // ASYNC_CANCEL; the CQE says -ECANCELED
+        yield* settle(d);
+        libc.write(peer, enc.encode("after"));
+        const buf = new Uint8Array(16);
+        const n = yield* timeout(s.read(buf), 2000);
+        return dec.decode(buf.subarray(0, n));
+      });
+      expect(got).toBe("after");
+      s.close();
+      libc.close(peer);
+    });
+
+    test("uring_read_completed_then_cancelled_before_repoll_keeps_bytes_for_next_read", () => {
+      const [s, peer] = pair();
+      const got = rt.blockOn(function* () {
+        const r = s.read(new Uint8Array(16));
+        expect(r.poll(noop)).toBe(PENDING);
+        libc.write(peer, enc.encode("kept"));
+        yield* settle(d); // the recv's CQE arrived: the op is DONE, never re-polled
+        r.cancel(); // too late to cancel: the bytes go to the stream's stash
+        const buf = new Uint8Array(16);
+        const n = yield* timeout(s.read(buf), 2000);
+        return dec.decode(buf.subarray(0, n));
+      });
+      expect(got).toBe("kept");
+      s.close();
+      libc.close(peer);
+    });
+
+    test("uring_read_cancel_racing_its_completion_loses_no_bytes", () => {
+      const [s, peer] = pair();
+      const got = rt.blockOn(function* () {
+        const out: string[] = [];
+        for (let i = 0; i < 50; i++) {
+          const r = s.read(new Uint8Array(16));
+          expect(r.poll(noop)).toBe(PENDING);
+          submitNow(d);
+          libc.write(peer, enc.encode(`m${i};`)); // completes in the kernel…
+          r.cancel(); // …while the cancel is queued: either outcome keeps the bytes
+          yield* settle(d);
+          const buf = new Uint8Array(16);
+          const n = yield* timeout(s.read(buf), 2000);
+          out.push(dec.decode(buf.subarray(0, n)));
+        }
+        return out.join("");
+      });
+      expect(got).toBe(Array.from({ length: 50 }, (_, i) => `m${i};`).join(""));
+      s.close();
+      libc.close(peer);
+    });
+
+    test("uring_accept_completed_then_cancelled_closes_fd", () => {
+      d.caps.multishotAccept = false; // single-shot: the accept op belongs to the future
+      const listener = TcpListener.bind({ hostname: "127.0.0.1", port: 0 });
+      const port = listener.localAddr.port;
+      const eof = rt.blockOn(function* () {
+        const a = listener.accept();
+        expect(a.poll(noop)).toBe(PENDING);
+        const client = yield* TcpStream.connect({ hostname: "127.0.0.1", port });
+        yield* settle(d); // the accept's CQE carries the new fd; nobody re-polls
+        a.cancel(); // the accepted fd is closed, not leaked
+        const n = yield* timeout(client.read(new Uint8Array(8)), 2000); // so the client sees EOF
+        client.close();
+        return n;
+      });
+      expect(eof).toBe(0);
+      listener.close();
+    });
+
+    test("uring_accept_cancelled_in_flight_frees_the_op_and_the_listener_keeps_serving", () => {
+      d.caps.multishotAccept = false;
+      const listener = TcpListener.bind({ hostname: "127.0.0.1", port: 0 });
+      const port = listener.localAddr.port;
+      rt.blockOn(function* () {
+        const a = listener.accept();
+        expect(a.poll(noop)).toBe(PENDING);
+        submitNow(d);
+        a.cancel();
+        yield* settle(d);
+        const c = yield* TcpStream.connect({ hostname: "127.0.0.1", port });
+        const [srv] = yield* listener.accept();
+        srv.close();
+        c.close();
+      });
+      listener.close();
+    });
+
+    test("uring_multishot_accept_connections_queued_for_nobody_are_closed_with_the_listener", () => {
+      const listener = TcpListener.bind({ hostname: "127.0.0.1", port: 0 });
+      const port = listener.localAddr.port;
+      rt.blockOn(function* () {
+        const a = listener.accept();
+        expect(a.poll(noop)).toBe(PENDING); // arms the multishot accept
+        a.cancel(); // the listener's op stays armed
+        const clients: TcpStream[] = [];
+        for (let i = 0; i < 3; i++) clients.push(yield* TcpStream.connect({ hostname: "127.0.0.1", port }));
+        for (let i = 0; i < 5; i++) submitNow(d); // let the CQEs queue the connections
+        listener.close(); // closes the queued fds and cancels the multishot op
+        for (const c of clients) {
+          expect(yield* timeout(c.read(new Uint8Array(8)), 2000)).toBe(0);
+          c.close();
+        }
+        yield* settle(d);
+      });
+    });
+
+    test("uring_connect_cancelled_before_submit_closes_its_socket", () => {
+      const listener = TcpListener.bind({ hostname: "127.0.0.1", port: 0 });
+      const port = listener.localAddr.port;
+      rt.blockOn(function* () {
+        const c = TcpStream.connect({ hostname: "127.0.0.1", port });
+        expect(c.poll(noop)).toBe(PENDING);
+        c.cancel();
+        yield* settle(d);
+      });
+      listener.close();
+    });
+  });
+}
