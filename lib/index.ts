@@ -128,3 +128,4 @@ export { copy, copyBidirectional, COPY_BUF_SIZE } from "./io/copy.ts";
 export { split, reunite, ReadHalf, WriteHalf } from "./io/split.ts";
 export { LinesCodec, LengthDelimitedCodec, type Decoder, type Encoder, type LengthDelimitedOptions } from "./io/codec.ts";
 export { Framed, FramedRead, FramedWrite, type FramedOptions } from "./io/framed.ts";
+export * as fs from "./fs/index.ts";

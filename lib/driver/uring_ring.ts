@@ -15,66 +15,19 @@
  * Must never: block when asked for a zero wait, publish a half-written SQE, or be used
  * after close() (the views point into unmapped memory then).
  */
-import { ptr, read, toArrayBuffer, type Pointer } from "bun:ffi";
+import { ptr, type Pointer } from "bun:ffi";
 import * as U from "../../ffi/uring.ts";
 import * as libc from "../../ffi/libc.ts";
-import { EINTR, EINVAL, ENOSYS, EPERM, EAGAIN } from "../../ffi/errno.ts";
-import { RuntimeError, SysError } from "../errors.ts";
+import { EINTR, EAGAIN } from "../../ffi/errno.ts";
+import { SysError } from "../errors.ts";
+import { selectPath, setupRing, type RingOptions, type RingPath, type RingSetup } from "./uring_setup.ts";
 
-/** How the ring was set up. */
-export type RingPath = "liburing" | "raw";
+export { simulateSetupFailure, selectPath, type RingOptions, type RingPath } from "./uring_setup.ts";
 
 /** ETIME (Linux): a timed wait ran out; not an error for a driver turn. */
 const ETIME = 62;
 const EBUSY = 16;
 const TWO32 = 0x1_0000_0000;
-
-/** Setup flag sets, tried in order until the kernel accepts one (older kernels reject newer bits). */
-const FLAG_LADDER = [
-  U.SETUP_SUBMIT_ALL | U.SETUP_SINGLE_ISSUER | U.SETUP_DEFER_TASKRUN | U.SETUP_TASKRUN_FLAG,
-  U.SETUP_SUBMIT_ALL | U.SETUP_COOP_TASKRUN | U.SETUP_TASKRUN_FLAG,
-  U.SETUP_SUBMIT_ALL,
-  0,
-];
-
-/** Options for {@link Ring.open}. */
-export interface RingOptions {
-  /** SQ entries (power of two); default 256. */
-  entries?: number;
-  /** CQ entries; default 8 × entries (multishot ops post many CQEs per SQE). */
-  cqEntries?: number;
-  /** liburing or raw; default REEL_URING, else liburing when installed. */
-  path?: RingPath;
-}
-
-let simulatedErrno = 0;
-
-/**
- * Makes the next ring setups fail with `errno` (EPERM as under kernel.io_uring_disabled=2,
- * ENOSYS as on a kernel without io_uring); 0 restores. For the fallback tests. The
- * environment variable REEL_URING_SIMULATE=EPERM|ENOSYS does the same for a process.
- */
-export function simulateSetupFailure(errno: number): void {
-  simulatedErrno = errno;
-}
-
-function envSimulated(): number {
-  const v = process.env.REEL_URING_SIMULATE;
-  return v === "EPERM" ? EPERM : v === "ENOSYS" ? ENOSYS : 0;
-}
-
-/** The path to use: explicit, then REEL_URING, then liburing when it loads. */
-export function selectPath(path?: RingPath): RingPath {
-  const want = path ?? (process.env.REEL_URING as RingPath | undefined);
-  if (want === undefined || (want as string) === "") return U.liburing() !== null ? "liburing" : "raw";
-  if (want !== "liburing" && want !== "raw") {
-    throw new RangeError(`Unknown REEL_URING "${String(want)}": expected "liburing" or "raw"`);
-  }
-  if (want === "liburing" && U.liburing() === null) {
-    throw new RuntimeError("REEL_URING=liburing but liburing.so.2 cannot be loaded", "ENOLIBURING");
-  }
-  return want;
-}
 
 /**
  * A mapped io_uring.
@@ -176,10 +129,7 @@ export class Ring {
       throw new RangeError(`Invalid io_uring entries ${entries}: must be a power of two 1-32768`);
     }
     const cq = opts.cqEntries ?? entries * 8;
-    const path = selectPath(opts.path);
-    const fail = simulatedErrno !== 0 ? simulatedErrno : envSimulated();
-    if (fail !== 0) throw new SysError(fail, "io_uring_setup", undefined, "simulated");
-    return new Ring(path === "liburing" ? setupLiburing(entries, cq) : setupRaw(entries, cq));
+    return new Ring(setupRing(entries, cq, selectPath(opts.path)));
   }
 
   /** Free SQ slots (before a flush is needed). */
@@ -396,124 +346,3 @@ export class Ring {
   }
 }
 
-/** What a setup path hands to the Ring constructor. */
-interface RingSetup {
-  fd: number;
-  path: RingPath;
-  flags: number;
-  features: number;
-  sqEntries: number;
-  cqEntries: number;
-  sq32: Uint32Array;
-  cq32: Uint32Array;
-  sqe8: Uint8Array;
-  sqHead: number;
-  sqTail: number;
-  cqHead: number;
-  cqTail: number;
-  cqes: number;
-  lrStruct: Uint8Array | null;
-  maps: [number, number][];
-}
-
-/** Fresh io_uring_params asking for `cq` CQ entries and `flags`. */
-function params(cq: number, flags: number): Uint32Array {
-  const p = new Uint32Array(new ArrayBuffer(U.PARAMS_SIZE));
-  p[U.P.flags] = flags | U.SETUP_CQSIZE | U.SETUP_CLAMP;
-  p[U.P.cqEntries] = cq;
-  return p;
-}
-
-/** Tries each flag set until the kernel accepts one; returns the result and the params. */
-function tryLadder(attempt: (p: Uint32Array) => number): [number, Uint32Array] {
-  let r = -EINVAL;
-  let p = params(0, 0);
-  for (const f of FLAG_LADDER) {
-    p = params(0, f);
-    r = attempt(p);
-    if (r !== -EINVAL) break;
-  }
-  if (r < 0) throw new SysError(-r, "io_uring_setup");
-  if ((p[U.P.features]! & U.FEAT_EXT_ARG) === 0) {
-    // Pre-5.11 kernels cannot bound a wait without a timeout SQE: treat as "too old".
-    throw new SysError(ENOSYS, "io_uring_setup", undefined, "kernel lacks IORING_FEAT_EXT_ARG (needs Linux 5.11+)");
-  }
-  return [r, p];
-}
-
-/** Views over the SQ/CQ rings given their base addresses and the kernel's offsets. */
-function views(p: Uint32Array, sqBase: number, sqLen: number, cqBase: number, cqLen: number, sqes: number): Omit<RingSetup, "fd" | "path" | "lrStruct" | "maps"> {
-  // SAFETY: the three regions are the kernel's ring mappings; they stay mapped until
-  // Ring.close() (queue_exit or munmap), and the views are never used after it.
-  const sq32 = new Uint32Array(toArrayBuffer(sqBase as Pointer, 0, sqLen));
-  const cq32 = cqBase === sqBase ? sq32 : new Uint32Array(toArrayBuffer(cqBase as Pointer, 0, cqLen));
-  const sqEntries = p[U.P.sqEntries]!;
-  const sqe8 = new Uint8Array(toArrayBuffer(sqes as Pointer, 0, sqEntries * U.SQE_SIZE));
-  const array = p[U.P.sqArray]! >> 2;
-  for (let i = 0; i < sqEntries; i++) sq32[array + i] = i; // identity slot map
-  return {
-    flags: p[U.P.flags]!,
-    features: p[U.P.features]!,
-    sqEntries,
-    cqEntries: p[U.P.cqEntries]!,
-    sq32,
-    cq32,
-    sqe8,
-    sqHead: p[U.P.sqHead]! >> 2,
-    sqTail: p[U.P.sqTail]! >> 2,
-    cqHead: p[U.P.cqHead]! >> 2,
-    cqTail: p[U.P.cqTail]! >> 2,
-    cqes: p[U.P.cqCqes]! >> 2,
-  };
-}
-
-function setupLiburing(entries: number, cq: number): RingSetup {
-  const lr = U.liburing()!;
-  const struct = new Uint8Array(new ArrayBuffer(U.LIBURING_RING_SIZE));
-  const [, p] = tryLadder((prm) => {
-    prm[U.P.cqEntries] = cq;
-    // SAFETY: struct and prm are ArrayBuffer-backed; struct is kept by the Ring for life.
-    return lr.io_uring_queue_init_params(entries, ptr(struct), ptr(prm));
-  });
-  // SAFETY: reading pointers liburing stored in `struct` (held above) once, at setup.
-  const sp = ptr(struct);
-  const sqPtr = read.ptr(sp, U.LR.sqRingPtr) as number;
-  const sqSz = read.u32(sp, U.LR.sqRingSz);
-  const cqPtr = read.ptr(sp, U.LR.cqRingPtr) as number;
-  const cqSz = read.u32(sp, U.LR.cqRingSz);
-  const sqes = read.ptr(sp, U.LR.sqSqes) as number;
-  const fd = read.i32(sp, U.LR.ringFd);
-  return { ...views(p, sqPtr, sqSz, cqPtr, cqSz, sqes), fd, path: "liburing", lrStruct: struct, maps: [] };
-}
-
-function setupRaw(entries: number, cq: number): RingSetup {
-  const [fd, p] = tryLadder((prm) => {
-    prm[U.P.cqEntries] = cq;
-    // SAFETY: prm is ArrayBuffer-backed and only read/written during the syscall.
-    return U.setup(entries, ptr(prm));
-  });
-  const maps: [number, number][] = [];
-  try {
-    const sqLen = p[U.P.sqArray]! + p[U.P.sqEntries]! * 4;
-    const cqLen = p[U.P.cqCqes]! + p[U.P.cqEntries]! * U.CQE_SIZE;
-    const single = (p[U.P.features]! & U.FEAT_SINGLE_MMAP) !== 0;
-    const ringLen = single ? Math.max(sqLen, cqLen) : sqLen;
-    const prot = U.PROT_READ | U.PROT_WRITE;
-    const flags = U.MAP_SHARED | U.MAP_POPULATE;
-    const sq = mapOrThrow(maps, ringLen, prot, flags, fd, U.OFF_SQ_RING);
-    const cqBase = single ? sq : mapOrThrow(maps, cqLen, prot, flags, fd, U.OFF_CQ_RING);
-    const sqes = mapOrThrow(maps, p[U.P.sqEntries]! * U.SQE_SIZE, prot, flags, fd, U.OFF_SQES);
-    return { ...views(p, sq, ringLen, cqBase, single ? ringLen : cqLen, sqes), fd, path: "raw", lrStruct: null, maps };
-  } catch (err) {
-    for (const [a, l] of maps) U.munmap(a, l);
-    libc.close(fd);
-    throw err;
-  }
-}
-
-function mapOrThrow(maps: [number, number][], len: number, prot: number, flags: number, fd: number, off: number): number {
-  const a = U.mmap(len, prot, flags, fd, off);
-  if (a < 0) throw new SysError(-a, "mmap", undefined, "io_uring ring");
-  maps.push([a, len]);
-  return a;
-}
