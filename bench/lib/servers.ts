@@ -48,10 +48,10 @@ export interface Running {
 export type Started = { ok: true; server: Running } | { ok: false; reason: string };
 
 /** Every server the echo bench knows, in the default order. */
-export const SERVER_NAMES = ["reel-epoll", "reel-uring", "reel-poll", "bun-listen", "node-net", "c-epoll", "tokio"] as const;
+export const SERVER_NAMES = ["reel-epoll", "reel-uring", "reel-poll", "reel-hosted", "bun-listen", "node-net", "c-epoll", "tokio"] as const;
 
 /** Server names whose numbers are reel's own (the goals are checked for these). */
-export const REEL_SERVERS: readonly string[] = ["reel-epoll", "reel-uring", "reel-poll"];
+export const REEL_SERVERS: readonly string[] = ["reel-epoll", "reel-uring", "reel-poll", "reel-hosted"];
 
 const ERRORISH = /\b(error|fail(s|ed|ure)?|cannot|unsupported|not supported|not available|fall(s|ing)? ?back)\b/i;
 
@@ -70,16 +70,19 @@ function reelStartupError(backend: string): (child: Child) => string | null {
   };
 }
 
-/** A reel echo example run with one REEL_BACKEND. */
-function reelSpec(paths: Paths, backend: string): ServerSpec {
-  const example = join(paths.root, "examples", "echo-server.ts");
+/**
+ * A reel echo example run with one REEL_BACKEND: examples/echo-server.ts (blockOn), or
+ * another example file under another name (the hosted-mode server).
+ */
+function reelSpec(paths: Paths, backend: string, file = "echo-server.ts", name = `reel-${backend}`): ServerSpec {
+  const example = join(paths.root, "examples", file);
   return {
-    name: `reel-${backend}`,
+    name,
     start: "announce",
     argv: (port) => [process.execPath, "run", example, String(port)],
     env: { REEL_BACKEND: backend },
     startupError: reelStartupError(backend),
-    missing: () => (existsSync(example) ? null : "examples/echo-server.ts is missing"),
+    missing: () => (existsSync(example) ? null : `examples/${file} is missing`),
   };
 }
 
@@ -103,6 +106,7 @@ export function serverSpecs(paths: Paths): Map<string, ServerSpec> {
     reelSpec(paths, "epoll"),
     reelSpec(paths, "uring"),
     reelSpec(paths, "poll"),
+    reelSpec(paths, "epoll", "echo-server-hosted.ts", "reel-hosted"),
     {
       name: "bun-listen",
       start: "announce",
