@@ -1,6 +1,6 @@
 /**
- * The seed's tokio echo server, in reel: accept in a loop, one task per connection,
- * read into a 64 KiB buffer and write everything back.
+ * The seed's tokio echo server, in reel: accept in a loop (serve()), one task per
+ * connection, read into a 64 KiB buffer and write everything back.
  *
  *   bun run examples/echo-server.ts [port]     (default 7000; 0 picks a free port)
  *   REEL_BACKEND=poll bun run examples/echo-server.ts 0
@@ -8,7 +8,7 @@
  * Prints `listening on 127.0.0.1:PORT` once it accepts connections (the benchmark
  * harness waits for that line). Ctrl-C stops it.
  */
-import { TcpListener, blockOn, spawn, currentRuntime, type TcpStream } from "../lib/index.ts";
+import { TcpListener, blockOn, currentRuntime, serve, type TcpStream } from "../lib/index.ts";
 
 const arg = process.argv[2] ?? "7000";
 const port = Number(arg);
@@ -38,9 +38,9 @@ blockOn(function* () {
   const listener = TcpListener.bind({ hostname: "127.0.0.1", port });
   console.log(`listening on ${listener.localAddr}`);
   console.error(`reel echo server: ${currentRuntime()!.backend} backend`);
-  for (;;) {
-    const [stream] = yield* listener.accept();
+  // One task per connection; out of fds (EMFILE), serve() logs, backs off and keeps accepting.
+  yield* serve(listener, (stream) => {
     stream.setNoDelay(true);
-    spawn(() => echo(stream));
-  }
+    return echo(stream);
+  });
 });

@@ -141,22 +141,44 @@ for (const path of ["liburing", "raw"] as RingPath[]) {
       libc.close(peer);
     });
 
-    test("uring_accept_completed_then_cancelled_closes_fd", () => {
+    test("uring_accept_completed_then_cancelled_hands_the_connection_to_the_next_accept", () => {
       d.caps.multishotAccept = false; // single-shot: the accept op belongs to the future
+      const listener = TcpListener.bind({ hostname: "127.0.0.1", port: 0 });
+      const port = listener.localAddr.port;
+      const echoed = rt.blockOn(function* () {
+        const a = listener.accept();
+        expect(a.poll(noop)).toBe(PENDING);
+        const client = yield* TcpStream.connect({ hostname: "127.0.0.1", port });
+        yield* settle(d); // the accept's CQE carries the new fd; nobody re-polls
+        a.cancel(); // the connection is kept for the listener, not closed, not leaked
+        const [srv] = yield* timeout(listener.accept(), 2000);
+        yield* client.writeAll(new Uint8Array([42]));
+        const b = new Uint8Array(1);
+        yield* srv.readExact(b);
+        srv.close();
+        client.close();
+        return b[0];
+      });
+      expect(echoed).toBe(42);
+      listener.close();
+    });
+
+    test("uring_accept_completed_then_cancelled_and_never_accepted_is_closed_with_the_listener", () => {
+      d.caps.multishotAccept = false;
       const listener = TcpListener.bind({ hostname: "127.0.0.1", port: 0 });
       const port = listener.localAddr.port;
       const eof = rt.blockOn(function* () {
         const a = listener.accept();
         expect(a.poll(noop)).toBe(PENDING);
         const client = yield* TcpStream.connect({ hostname: "127.0.0.1", port });
-        yield* settle(d); // the accept's CQE carries the new fd; nobody re-polls
-        a.cancel(); // the accepted fd is closed, not leaked
-        const n = yield* timeout(client.read(new Uint8Array(8)), 2000); // so the client sees EOF
+        yield* settle(d);
+        a.cancel();
+        listener.close(); // closes the queued connection: the client sees EOF
+        const n = yield* timeout(client.read(new Uint8Array(8)), 2000);
         client.close();
         return n;
       });
       expect(eof).toBe(0);
-      listener.close();
     });
 
     test("uring_accept_cancelled_in_flight_frees_the_op_and_the_listener_keeps_serving", () => {

@@ -266,7 +266,11 @@ export class UringSocket implements OpSink {
   /** A result for an op whose future was cancelled (see the module header). */
   orphan(op: UringOp, res: number, _flags: number): void {
     if (op.tag === T_ACCEPT) {
-      libc.close(res);
+      // The connection is the listener's, not the cancelled future's: queue it for the next
+      // accept() (as the kernel's backlog would have kept it under epoll); close() closes
+      // whatever is still queued, so nothing leaks.
+      if (this.closed) libc.close(res);
+      else this.acceptQ.push(res);
     } else if (op.tag === T_RECV && res > 0 && !this.closed && this.stash === null) {
       this.setStash(op.buf!, 0, res);
       op.buf = null; // the stash owns it now
