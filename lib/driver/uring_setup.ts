@@ -126,6 +126,7 @@ function views(p: Uint32Array, sqBase: number, sqLen: number, cqBase: number, cq
   const sq32 = new Uint32Array(toArrayBuffer(sqBase as Pointer, 0, sqLen));
   const cq32 = cqBase === sqBase ? sq32 : new Uint32Array(toArrayBuffer(cqBase as Pointer, 0, cqLen));
   const sqEntries = p[U.P.sqEntries]!;
+  // SAFETY: the SQE array mapping, likewise alive until Ring.close().
   const sqe8 = new Uint8Array(toArrayBuffer(sqes as Pointer, 0, sqEntries * U.SQE_SIZE));
   const array = p[U.P.sqArray]! >> 2;
   for (let i = 0; i < sqEntries; i++) sq32[array + i] = i; // identity slot map
@@ -157,8 +158,10 @@ function setupLiburing(entries: number, cq: number): RingSetup {
   const sp = ptr(struct);
   const sqPtr = read.ptr(sp, U.LR.sqRingPtr) as number;
   const sqSz = read.u32(sp, U.LR.sqRingSz);
+  // SAFETY: as above, `struct` is ArrayBuffer-backed and kept by the Ring.
   const cqPtr = read.ptr(sp, U.LR.cqRingPtr) as number;
   const cqSz = read.u32(sp, U.LR.cqRingSz);
+  // SAFETY: the same struct, read once at setup.
   const sqes = read.ptr(sp, U.LR.sqSqes) as number;
   const fd = read.i32(sp, U.LR.ringFd);
   return { ...views(p, sqPtr, sqSz, cqPtr, cqSz, sqes), fd, path: "liburing", lrStruct: struct, maps: [] };

@@ -58,8 +58,10 @@ export function statxSpec(fd: number, path: string | null): [OpSpec, Uint8Array]
   const spec: OpSpec = {
     opcode: U.OP_STATX,
     fd: path === null ? fd : U.AT_FDCWD,
+    // SAFETY: `p` is held as the op's aux until its CQE.
     addr: ptr(p) as number,
     len: U.STATX_BASIC_STATS,
+    // SAFETY: `out` is held as the op's aux until its CQE.
     addr2: ptr(out) as number,
     opFlags: path === null ? U.AT_EMPTY_PATH : 0,
     aux: [p, out],
