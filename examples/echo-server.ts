@@ -17,21 +17,14 @@ if (!Number.isInteger(port) || port < 0 || port > 65535) {
   process.exit(2);
 }
 
-/** Echoes until the peer closes; errors (a reset peer) end just this connection. */
+/**
+ * Echoes until the peer closes. serve() closes the stream when this returns or throws, and
+ * a peer that reset or went away (ECONNRESET, EPIPE) ends just this connection, quietly.
+ */
 function* echo(stream: TcpStream) {
+  stream.setNoDelay(true);
   const buf = new Uint8Array(65536);
-  try {
-    for (;;) {
-      const n = yield* stream.read(buf);
-      if (n === 0) return;
-      yield* stream.writeAll(buf.subarray(0, n));
-    }
-  } catch (err) {
-    const code = (err as { code?: string }).code;
-    if (code !== "ECONNRESET" && code !== "EPIPE") throw err;
-  } finally {
-    stream.close();
-  }
+  for (let n; (n = yield* stream.read(buf)) > 0; ) yield* stream.writeAll(buf.subarray(0, n));
 }
 
 blockOn(function* () {
@@ -39,8 +32,5 @@ blockOn(function* () {
   console.log(`listening on ${listener.localAddr}`);
   console.error(`reel echo server: ${currentRuntime()!.backend} backend`);
   // One task per connection; out of fds (EMFILE), serve() logs, backs off and keeps accepting.
-  yield* serve(listener, (stream) => {
-    stream.setNoDelay(true);
-    return echo(stream);
-  });
+  yield* serve(listener, echo);
 });
