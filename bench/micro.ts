@@ -3,6 +3,7 @@
  *
  *   bun run bench/micro.ts            # mitata's table, then ns per operation
  *   bun run bench/micro.ts --json     # the per-op figures as JSON
+ *   bun run bench/micro.ts --write    # also replace the micro section of bench/RESULTS.md
  *
  * Operations that need a running executor are measured in batches of BATCH inside one
  * blockOn (a blockOn per operation would measure blockOn); the per-op figure divides the
@@ -13,8 +14,9 @@
  */
 import { bench, do_not_optimize, run, summary } from "mitata";
 import { dlopen } from "bun:ffi";
-import { PENDING, Runtime, pollFn, ready, sleep, spawn, type Context } from "../lib/index.ts";
+import { PENDING, Runtime, channel, pollFn, ready, sleep, spawn, type Context } from "../lib/index.ts";
 import { EpollPoller } from "../lib/driver/epoll.ts";
+import { commandLine, machineLine, writeSection } from "./lib/results.ts";
 
 const BATCH = 1000;
 const rt = new Runtime();
@@ -67,6 +69,21 @@ function sleepZero(): void {
   });
 }
 
+/** BATCH messages through a bounded channel: one task sends, the blockOn task receives. */
+function channelSendRecv(): void {
+  rt.blockOn(function* () {
+    const [tx, rx] = channel<number>(128);
+    const producer = spawn(function* () {
+      for (let i = 0; i < BATCH; i++) yield* tx.send(i);
+      tx.close();
+    });
+    let sum = 0;
+    for (let v; (v = yield* rx.recv()) !== null; ) sum += v;
+    yield* producer;
+    do_not_optimize(sum);
+  });
+}
+
 const poller = new EpollPoller();
 
 summary(() => {
@@ -78,6 +95,7 @@ bench(`spawn+complete ×${BATCH}`, spawnBatch);
 bench(`wake+re-poll ×${BATCH}`, wakeRepoll);
 bench(`timer arm+cancel ×${BATCH}`, timerArmCancel);
 bench(`sleep(0) round trip ×${BATCH / 10}`, sleepZero);
+bench(`channel send+recv (task → task, capacity 128) ×${BATCH}`, channelSendRecv);
 
 const json = process.argv.includes("--json");
 const out = await run(json ? { format: "quiet" } : {});
@@ -94,13 +112,29 @@ for (const b of out.benchmarks) {
   perOp[name.replace(/ ×\d+$/, "")] = m ? avg / Number(m[1]) : avg;
 }
 const goals: Record<string, number> = { "spawn+complete": 200, "wake+re-poll": 100, "timer arm+cancel": 100 };
+const rows = Object.entries(perOp).map(([k, v]) => {
+  const goal = goals[k];
+  const verdict = goal === undefined ? "" : v <= goal ? `goal ≤ ${goal} ns: met` : `goal ≤ ${goal} ns: NOT met`;
+  return { k, v, verdict };
+});
 if (json) {
   console.log(JSON.stringify(perOp, null, 2));
 } else {
   console.log("\nper operation:");
-  for (const [k, v] of Object.entries(perOp)) {
-    const goal = goals[k];
-    const verdict = goal === undefined ? "" : v <= goal ? `  (goal ≤ ${goal} ns: met)` : `  (goal ≤ ${goal} ns: NOT met)`;
-    console.log(`  ${k.padEnd(34)} ${v.toFixed(1).padStart(9)} ns${verdict}`);
-  }
+  for (const r of rows) console.log(`  ${r.k.padEnd(50)} ${r.v.toFixed(1).padStart(9)} ns  ${r.verdict}`);
+}
+if (process.argv.includes("--write")) {
+  const body = [
+    `## Microbenchmarks — ${new Date().toISOString().replace(/\.\d+Z$/, "Z")}`,
+    "",
+    `- Machine: ${machineLine()}`,
+    `- Command: \`${commandLine("bench/micro.ts")}\``,
+    `- Method: mitata averages; operations that need a running executor are timed in batches of ${BATCH} inside one blockOn and divided.`,
+    "",
+    "| operation | ns/op | goal |",
+    "|---|---:|---|",
+    ...rows.map((r) => `| ${r.k} | ${r.v.toFixed(1)} | ${r.verdict} |`),
+  ].join("\n");
+  writeSection(new URL("./RESULTS.md", import.meta.url).pathname, "bench:micro", body);
+  console.log("wrote the micro section of bench/RESULTS.md");
 }
