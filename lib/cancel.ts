@@ -22,7 +22,7 @@
  * Must never: cancel a token twice, leave a `cancelled()` waiter parked after cancel or
  * after it was itself cancelled, or poll a future after cancelling it.
  */
-import { BaseFuture, FutureStateError, PENDING, type Context, type Future, type Poll } from "./future.ts";
+import { BaseFuture, FutureStateError, PENDING, pollGuarded, type Context, type Future, type Poll } from "./future.ts";
 import { WaitList, Waiter } from "./sync/waitlist.ts";
 
 /**
@@ -269,23 +269,15 @@ class WithToken<T> extends Waiter<T> {
       this.cancel();
       throw this.token.reason;
     }
-    let v: Poll<T>;
-    try {
-      v = this.inner.poll(cx);
-    } catch (err) {
-      this.finish();
-      throw err;
-    }
-    if (v !== PENDING) {
-      this.finish();
-      return v;
-    }
+    const v = pollGuarded(this.inner, cx, this);
+    if (v !== PENDING) return v;
     this.waker = cx.waker;
     if (this.wList === null) this.token.waiters.push(this);
     return PENDING;
   }
 
-  private finish(): void {
+  /** Releases the guard; called by pollGuarded when the inner future settles. */
+  finish(): void {
     this.done = true;
     this.waker = null;
     this.token.waiters.remove(this);
@@ -332,17 +324,8 @@ class WithSignal<T> extends BaseFuture<T> implements EventListenerObject {
       this.cancel();
       throw this.signal.reason;
     }
-    let v: Poll<T>;
-    try {
-      v = this.inner.poll(cx);
-    } catch (err) {
-      this.finish();
-      throw err;
-    }
-    if (v !== PENDING) {
-      this.finish();
-      return v;
-    }
+    const v = pollGuarded(this.inner, cx, this);
+    if (v !== PENDING) return v;
     this.waker = cx.waker;
     if (!this.listening) {
       this.listening = true;
@@ -358,7 +341,8 @@ class WithSignal<T> extends BaseFuture<T> implements EventListenerObject {
     w?.wake();
   }
 
-  private finish(): void {
+  /** Releases the guard; called by pollGuarded when the inner future settles. */
+  finish(): void {
     this.done = true;
     this.waker = null;
     if (this.listening) {

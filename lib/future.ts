@@ -357,6 +357,30 @@ class GenFuture<T> extends BaseFuture<T> {
 
 const PENDING_STEP = { done: false, value: PENDING } as IteratorResult<unknown, never>;
 
+/**
+ * Polls `inner` for a future that guards it (timeout, withToken, withSignal): when `inner`
+ * completes or throws, `owner.finish()` releases the guard (its timer, waiter slot or
+ * listener) first. Returns `inner`'s poll result; rethrows its error.
+ *
+ * @example
+ * ```ts
+ * const v = pollGuarded(this.inner, cx, this);
+ * if (v !== PENDING) return v;
+ * // … still pending: check the guard (the deadline, the token) …
+ * ```
+ */
+export function pollGuarded<T>(inner: Future<T>, cx: Context, owner: { finish(): void }): Poll<T> {
+  let v: Poll<T>;
+  try {
+    v = inner.poll(cx);
+  } catch (err) {
+    owner.finish();
+    throw err;
+  }
+  if (v !== PENDING) owner.finish();
+  return v;
+}
+
 /** True when `x` has a `poll` method: the structural test for a Future. */
 export function isFuture(x: unknown): x is Future<unknown> {
   return typeof x === "object" && x !== null && typeof (x as { poll?: unknown }).poll === "function";

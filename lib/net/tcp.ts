@@ -27,6 +27,34 @@ import { IoSource, OP_ACCEPT, OP_READ, OP_WRITE, acceptAddr, closedError } from 
 import { resolve, type HostPort, type Resolved } from "./addr.ts";
 import { closeAndThrow, getIntOption, prepareFd, setIntOption, sockName, streamSocket } from "./socket.ts";
 
+/**
+ * What TcpListener and TcpStream share: the fd's source, its local address, and close
+ * (pending operations then fail with EBADF; closing twice is a no-op).
+ */
+abstract class SocketBase {
+  protected constructor(protected readonly src: IoSource) {}
+
+  /** The bound address (with the real port when bound to port 0). */
+  get localAddr(): SocketAddr {
+    if (this.src.isClosed) throw closedError("getsockname");
+    return sockName(this.src.fd, false);
+  }
+
+  /** The socket's fd (-1 once closed). */
+  get fd(): number {
+    return this.src.fd;
+  }
+
+  /** Closes the fd and deregisters it; pending operations fail with EBADF. Idempotent. */
+  close(): void {
+    this.src.close();
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}
+
 /** Options for {@link TcpListener.bind}. */
 export interface BindOptions extends HostPort {
   /** listen() backlog; default 1024 (tokio's). */
@@ -53,11 +81,14 @@ export interface BindOptions extends HostPort {
  * });
  * ```
  */
-export class TcpListener {
-  private constructor(private readonly src: IoSource) {}
+export class TcpListener extends SocketBase {
+  private constructor(src: IoSource) {
+    super(src);
+  }
 
   /** Binds and listens. Port 0 picks a free port: read it from `localAddr`. */
-  static bind(opts: BindOptions): TcpListener {
+  // `override`: the class (a Function) already has Function.prototype.bind, which this shadows.
+  static override bind(opts: BindOptions): TcpListener {
     const addr = resolve(opts, "TcpListener.bind()");
     const backlog = opts.backlog ?? 1024;
     if (!Number.isInteger(backlog) || backlog < 0) throw new RangeError(`Invalid backlog ${backlog}: must be an integer ≥ 0`);
@@ -78,25 +109,6 @@ export class TcpListener {
     return new Accept(this.src);
   }
 
-  /** The bound address (with the real port when bound to port 0). */
-  get localAddr(): SocketAddr {
-    if (this.src.isClosed) throw closedError("getsockname");
-    return sockName(this.src.fd, false);
-  }
-
-  /** The listening fd (-1 once closed). */
-  get fd(): number {
-    return this.src.fd;
-  }
-
-  /** Stops listening and closes the fd; pending accepts fail with EBADF. Idempotent. */
-  close(): void {
-    this.src.close();
-  }
-
-  [Symbol.dispose](): void {
-    this.close();
-  }
 }
 
 class Accept extends BaseFuture<[TcpStream, SocketAddr]> {
@@ -146,9 +158,11 @@ export type ShutdownHow = "read" | "write" | "both";
  * });
  * ```
  */
-export class TcpStream {
+export class TcpStream extends SocketBase {
   /** @internal Use TcpStream.connect or TcpListener.accept. */
-  constructor(private readonly src: IoSource) {}
+  constructor(src: IoSource) {
+    super(src);
+  }
 
   /** Connects (the non-blocking handshake); fails with SysError ECONNREFUSED etc. */
   static connect(opts: HostPort): BaseFuture<TcpStream> {
@@ -215,28 +229,10 @@ export class TcpStream {
     setIntOption(this.src.fd, SYS.IPPROTO_TCP, SYS.TCP_NODELAY, on ? 1 : 0, "TCP_NODELAY");
   }
 
-  get localAddr(): SocketAddr {
-    if (this.src.isClosed) throw closedError("getsockname");
-    return sockName(this.src.fd, false);
-  }
-
+  /** The peer's address. */
   get peerAddr(): SocketAddr {
     if (this.src.isClosed) throw closedError("getpeername");
     return sockName(this.src.fd, true);
-  }
-
-  /** The socket's fd (-1 once closed). */
-  get fd(): number {
-    return this.src.fd;
-  }
-
-  /** Closes the stream; pending ops fail with EBADF. Idempotent. */
-  close(): void {
-    this.src.close();
-  }
-
-  [Symbol.dispose](): void {
-    this.close();
   }
 }
 

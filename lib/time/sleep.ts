@@ -10,7 +10,7 @@
  *
  * Must never: allocate per poll, or leave an entry in the wheel after cancel or completion.
  */
-import { BaseFuture, FutureStateError, PENDING, isFuture, type Context, type Future, type Poll, type Waker } from "../future.ts";
+import { BaseFuture, FutureStateError, PENDING, isFuture, pollGuarded, type Context, type Future, type Poll, type Waker } from "../future.ts";
 import { currentDriver } from "../driver/driver.ts";
 import { TimeoutError, checkMs } from "../errors.ts";
 import { TimerEntry, type TimerWheel } from "./wheel.ts";
@@ -173,24 +173,16 @@ class Timeout<T> extends BaseFuture<T> {
 
   poll(cx: Context): Poll<T> {
     if (this.done) throw new FutureStateError("timeout() future polled after completion");
-    let v: Poll<T>;
-    try {
-      v = this.inner.poll(cx);
-    } catch (err) {
-      this.finish();
-      throw err;
-    }
-    if (v !== PENDING) {
-      this.finish();
-      return v;
-    }
+    const v = pollGuarded(this.inner, cx, this);
+    if (v !== PENDING) return v;
     if (this.timer.poll(cx) === PENDING) return PENDING;
     this.done = true;
     this.inner.cancel?.();
     throw new TimeoutError(this.ms);
   }
 
-  private finish(): void {
+  /** Releases the guard; called by pollGuarded when the inner future settles. */
+  finish(): void {
     this.done = true;
     this.timer.cancel();
   }
