@@ -251,23 +251,41 @@ function detachedError(op: number): TypeError {
   return new TypeError(`The ${op === OP_READ ? "read" : "write"} buffer is detached (its ArrayBuffer was transferred)`);
 }
 
-/** One read or write: the result of a single successful syscall. */
-class ReadWrite extends BaseFuture<number> {
-  private waker: Waker | null = null;
-  private done = false;
+/**
+ * What read/write and writeAll/readExact share: the stream, the op, the buffer, and the
+ * waker stored while pending, which cancel() takes back out of the registration.
+ */
+abstract class StreamOp<T> extends BaseFuture<T> {
+  protected waker: Waker | null = null;
+  protected done = false;
   constructor(
-    private readonly src: IoSource,
-    private readonly op: number,
-    private readonly buf: Uint8Array,
+    protected readonly src: IoSource,
+    protected readonly op: number,
+    protected readonly buf: Uint8Array,
   ) {
     super();
   }
 
+  override cancel(): void {
+    this.done = true;
+    this.src.dropWaker(this.op === OP_READ ? READ_READY : WRITE_READY, this.waker);
+    this.waker = null;
+  }
+
+  /** A buffer detached while pending also has length 0: an error, not a silent EOF. */
+  protected failIfDetached(): void {
+    if (!isDetached(this.buf)) return;
+    this.cancel();
+    throw detachedError(this.op);
+  }
+}
+
+/** One read or write: the result of a single successful syscall. */
+class ReadWrite extends StreamOp<number> {
   poll(cx: Context): Poll<number> {
     if (this.done) throw new FutureStateError("read()/write() future polled after completion");
     if (this.buf.byteLength === 0) {
-      // A buffer detached while pending also has length 0: an error, not a silent EOF.
-      if (isDetached(this.buf)) this.failDetached();
+      this.failIfDetached();
       this.done = true;
       return 0;
     }
@@ -279,39 +297,16 @@ class ReadWrite extends BaseFuture<number> {
     this.done = true;
     return n;
   }
-
-  override cancel(): void {
-    this.done = true;
-    this.src.dropWaker(this.op === OP_READ ? READ_READY : WRITE_READY, this.waker);
-    this.waker = null;
-  }
-
-  private failDetached(): never {
-    this.cancel();
-    throw detachedError(this.op);
-  }
 }
 
 /** writeAll / readExact: loops single ops until the buffer is done. */
-class Exact extends BaseFuture<void> {
-  private waker: Waker | null = null;
+class Exact extends StreamOp<void> {
   private off = 0;
-  private done = false;
-  constructor(
-    private readonly src: IoSource,
-    private readonly op: number,
-    private readonly buf: Uint8Array,
-  ) {
-    super();
-  }
 
   poll(cx: Context): Poll<void> {
     if (this.done) throw new FutureStateError("writeAll()/readExact() future polled after completion");
     const len = this.buf.byteLength;
-    if (len === 0 && isDetached(this.buf)) {
-      this.cancel();
-      throw detachedError(this.op);
-    }
+    if (len === 0) this.failIfDetached();
     while (this.off < len) {
       const rest = this.off === 0 ? this.buf : this.buf.subarray(this.off);
       const n = this.src.pollOp(cx, this.op, rest);
@@ -327,12 +322,6 @@ class Exact extends BaseFuture<void> {
     }
     this.done = true;
     return undefined;
-  }
-
-  override cancel(): void {
-    this.done = true;
-    this.src.dropWaker(this.op === OP_READ ? READ_READY : WRITE_READY, this.waker);
-    this.waker = null;
   }
 }
 
