@@ -18,17 +18,12 @@ import * as U from "../../ffi/uring.ts";
 import * as libc from "../../ffi/libc.ts";
 import * as ep from "../../ffi/epoll.ts";
 import { EAGAIN } from "../../ffi/errno.ts";
+import { POLLERR, POLLHUP, POLLIN, POLLOUT, POLLPRI, POLLRDHUP } from "../../ffi/poll.ts";
 import { check } from "../errors.ts";
 import { ERROR, Events, READABLE, READ_CLOSED, WRITABLE, WRITE_CLOSED, type Interest, type Poller } from "./poller.ts";
 import { K_PLAIN, type OpSink, type UringOp } from "./uring_op.ts";
 import type { UringDriver } from "./uring.ts";
 
-const POLLIN = 0x001;
-const POLLPRI = 0x002;
-const POLLOUT = 0x004;
-const POLLERR = 0x008;
-const POLLHUP = 0x010;
-const POLLRDHUP = 0x2000;
 const CAPACITY = 1024;
 
 function toPoll(interest: Interest): number {
