@@ -42,6 +42,27 @@ function* settle(d: UringDriver) {
   yield* yieldNow();
 }
 
+/** Turns the driver until `done()` (bounded: 200 waits of ≤ 10 ms); multishot ops are not `inflight`. */
+function turnUntil(d: UringDriver, done: () => boolean): void {
+  for (let i = 0; i < 200 && !done(); i++) d.turn(10);
+  expect(done()).toBe(true);
+}
+
+/** Whether this run has multishot recv (REEL_URING_PBUF=0 turns it off). */
+const MULTISHOT_RECV = process.env.REEL_URING_PBUF !== "0";
+
+/** A uring Runtime whose provided buffer ring holds only `count` buffers. */
+function smallRingRuntime(path: RingPath, count: number): Runtime {
+  const prev = process.env.REEL_URING_PBUF;
+  process.env.REEL_URING_PBUF = String(count);
+  try {
+    return uringRuntime(path);
+  } finally {
+    if (prev === undefined) delete process.env.REEL_URING_PBUF;
+    else process.env.REEL_URING_PBUF = prev;
+  }
+}
+
 /** One driver turn from inside a task: whatever was written to the SQ is now in the kernel. */
 function submitNow(d: UringDriver): void {
   d.turn(0);
@@ -64,7 +85,10 @@ for (const path of ["liburing", "raw"] as RingPath[]) {
       ops = d.opsInUse;
     });
     afterEach(() => {
+      // A closed stream's multishot recv ends at its ASYNC_CANCEL's CQE: let it arrive.
+      for (let i = 0; i < 100 && (d.opsInUse > ops || (d.pbuf?.held ?? 0) > 0); i++) d.turn(10);
       expect(d.opsInUse).toBe(ops);
+      expect(d.pbuf?.held ?? 0).toBe(0);
       expect(d.pool.outstanding).toBe(0);
       expect(fdCount()).toBe(fds);
     });
@@ -218,6 +242,56 @@ for (const path of ["liburing", "raw"] as RingPath[]) {
       });
     });
 
+    test.skipIf(!MULTISHOT_RECV)("uring_multishot_recv_queues_bytes_across_cancelled_reads", () => {
+      expect(d.caps.multishotRecv).toBe(true);
+      const [s, peer] = pair();
+      const got = rt.blockOn(function* () {
+        const ops0 = d.opsInUse;
+        for (let i = 0; i < 3; i++) {
+          const r = s.read(new Uint8Array(64));
+          expect(r.poll(noop)).toBe(PENDING); // the first arms the multishot recv; the others wait on it
+          r.cancel(); // the reader is gone; the op stays armed
+        }
+        expect(d.opsInUse).toBe(ops0 + 1); // one op for all three reads
+        for (let i = 0; i < 3; i++) {
+          libc.write(peer, enc.encode(`q${i};`));
+          turnUntil(d, () => d.pbuf!.held === i + 1); // a CQE named a ring buffer: queued
+        }
+        const first = new Uint8Array(3);
+        expect(s.read(first).poll(noop)).toBe(3); // ready at the first poll: "q0;" …
+        expect(dec.decode(first)).toBe("q0;");
+        expect(d.pbuf!.held).toBe(2); // …it took q0; q1 and q2 are still queued
+        const buf = new Uint8Array(64);
+        const n = yield* timeout(s.read(buf), 2000); // one read drains all three buffers, in order
+        expect(d.pbuf!.held).toBe(0); // each consumed buffer went back to the ring
+        libc.write(peer, enc.encode("tail"));
+        libc.close(peer); // EOF behind the queued "tail"
+        const t = new Uint8Array(2);
+        const parts = [dec.decode(buf.subarray(0, n))];
+        for (let k = 0; k < 3; k++) parts.push(dec.decode(t.subarray(0, yield* timeout(s.read(t), 2000))));
+        expect(yield* timeout(s.read(t), 2000)).toBe(0);
+        return parts.join("|");
+      });
+      expect(got).toBe("q1;q2;|ta|il|");
+      s.close();
+    });
+
+    test.skipIf(!MULTISHOT_RECV)("uring_multishot_recv_close_cancels_the_op_and_recycles_queued_buffers", () => {
+      const [s, peer] = pair();
+      rt.blockOn(function* () {
+        const r = s.read(new Uint8Array(8));
+        expect(r.poll(noop)).toBe(PENDING);
+        libc.write(peer, enc.encode("unread"));
+        turnUntil(d, () => d.pbuf!.held === 1);
+        r.cancel();
+        s.close(); // recycles the queued buffer at once; the op ends at its cancel's CQE
+        expect(d.pbuf!.held).toBe(0);
+        libc.write(peer, enc.encode("late")); // never lands in a ring buffer of a closed socket
+        yield* yieldNow();
+      });
+      libc.close(peer);
+    });
+
     test("uring_connect_cancelled_before_submit_closes_its_socket", () => {
       const listener = TcpListener.bind({ hostname: "127.0.0.1", port: 0 });
       const port = listener.localAddr.port;
@@ -228,6 +302,52 @@ for (const path of ["liburing", "raw"] as RingPath[]) {
         yield* settle(d);
       });
       listener.close();
+    });
+  });
+}
+
+for (const path of ["liburing", "raw"] as RingPath[]) {
+  describe.skipIf(!MULTISHOT_RECV)(`io_uring multishot recv, 2-buffer ring [${path}]`, () => {
+    test("uring_multishot_recv_enobufs_rearms_without_loss", () => {
+      const fds = fdCount();
+      const rt = smallRingRuntime(path, 2);
+      const d = rt.driver as UringDriver;
+      const ops0 = d.opsInUse;
+      const [a, peerA] = pair();
+      const [b, peerB] = pair();
+      const got = rt.blockOn(function* () {
+        const r = a.read(new Uint8Array(8));
+        expect(r.poll(noop)).toBe(PENDING);
+        r.cancel();
+        for (let i = 0; i < 2; i++) {
+          libc.write(peerA, enc.encode(`x${i}`));
+          turnUntil(d, () => d.pbuf!.held === i + 1);
+        }
+        const ops = d.opsInUse;
+        libc.write(peerA, enc.encode("x2")); // no buffer left: the op ends with ENOBUFS
+        turnUntil(d, () => d.opsInUse === ops - 1);
+        expect(d.pbuf!.available).toBe(0);
+        // The ring is dry: b's read goes single-shot (an owned buffer) and is not delayed.
+        libc.write(peerB, enc.encode("b!"));
+        const bb = new Uint8Array(8);
+        const nb = yield* timeout(b.read(bb), 2000);
+        // a: the two queued buffers first, then "x2" from the kernel's socket buffer (re-armed).
+        const out: string[] = [dec.decode(bb.subarray(0, nb))];
+        const ab = new Uint8Array(8);
+        for (let k = 0; k < 2; k++) out.push(dec.decode(ab.subarray(0, yield* timeout(a.read(ab), 2000))));
+        return out.join("|");
+      });
+      expect(got).toBe("b!|x0x1|x2");
+      a.close();
+      b.close();
+      libc.close(peerA);
+      libc.close(peerB);
+      for (let i = 0; i < 100 && (d.pbuf!.held > 0 || d.opsInUse > ops0); i++) d.turn(10);
+      expect(d.pbuf!.held).toBe(0);
+      expect(d.opsInUse).toBe(ops0);
+      expect(d.pool.outstanding).toBe(0);
+      rt.close();
+      expect(fdCount()).toBe(fds);
     });
   });
 }

@@ -72,6 +72,31 @@ for (const path of PATHS) {
       }
     });
 
+    test("a provided buffer ring registers on this path (multishot recv on) and its group id cannot be registered twice", () => {
+      const d = new UringDriver({ path });
+      try {
+        if (process.env.REEL_URING_PBUF === "0") {
+          expect(d.pbuf).toBeNull(); // forced off: reads stay single-shot
+          expect(d.caps.multishotRecv).toBe(false);
+          return;
+        }
+        expect(d.pbuf).not.toBeNull();
+        expect(d.caps.multishotRecv).toBe(true);
+        expect(d.pbuf!.available).toBe(d.pbuf!.count);
+        const spare = U.mmap(4096, U.PROT_READ | U.PROT_WRITE, U.MAP_PRIVATE | U.MAP_ANONYMOUS, -1, 0);
+        expect(spare).toBeGreaterThan(0);
+        try {
+          expect(d.ring.registerBufRing(spare, 4, d.pbuf!.bgid)).toBe(-17); // EEXIST: the group is taken
+          expect(d.ring.registerBufRing(spare, 4, d.pbuf!.bgid + 1)).toBe(0); // the ABI is right on this path
+          expect(d.ring.unregisterBufRing(d.pbuf!.bgid + 1)).toBe(0);
+        } finally {
+          U.munmap(spare, 4096);
+        }
+      } finally {
+        d.close();
+      }
+    });
+
     test("32 NOPs written in one tick complete after a single io_uring_enter", () => {
       const d = new UringDriver({ path });
       try {

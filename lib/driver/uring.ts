@@ -18,6 +18,10 @@
  * arrives, so the rule stays "decided at the CQE"); one already in the kernel gets an
  * ASYNC_CANCEL.
  *
+ * The provided buffer ring (`pbuf`, driver/uring_pbuf.ts) is registered at setup when the
+ * kernel accepts it (else `caps.multishotRecv` is false and recv stays single-shot); it is
+ * unregistered in close(), after every op's final CQE.
+ *
  * Invariants:
  * - An op's owned memory (`buf`, `aux`) stays referenced from this table until the op's
  *   final CQE, even after its future was cancelled: the kernel may write into it.
@@ -35,6 +39,7 @@ import { Driver } from "./driver.ts";
 import { now } from "../time/clock.ts";
 import { Ring, type RingOptions, type RingPath } from "./uring_ring.ts";
 import { BufferPool } from "./uring_buf.ts";
+import { BufRing, PBUF_COUNT } from "./uring_pbuf.ts";
 
 export { K_PLAIN, K_FD, ST_CANCELLING, ST_DETACHED, ST_DONE, ST_FREE, ST_SUBMITTED, UringOp, type OpSink, type UringCaps } from "./uring_op.ts";
 
@@ -60,6 +65,8 @@ export class UringDriver extends Driver {
   readonly ring: Ring;
   readonly pool = new BufferPool();
   readonly caps: UringCaps;
+  /** The provided buffer ring multishot recv selects from (null: registration refused). */
+  readonly pbuf: BufRing | null;
   /** Ops whose final CQE is still to come (background ops excluded). */
   inflight = 0;
   private readonly ops: UringOp[] = [];
@@ -81,9 +88,17 @@ export class UringDriver extends Driver {
     this.ring = ring;
     this.bridge = bridge;
     const probe = ring.probe();
+    // REEL_URING_PBUF=N sizes the provided buffer ring (a power of two); 0 turns it off.
+    const count = Number(process.env.REEL_URING_PBUF ?? PBUF_COUNT);
+    const pb = count === 0 ? -1 : BufRing.open(ring, 0, count);
+    this.pbuf = typeof pb === "number" ? null : pb;
     this.caps = {
       // Multishot accept came with 5.19, as did ASYNC_CANCEL_ANY; no probe bit says so.
       multishotAccept: probe[U.OP_SOCKET] === 1,
+      // Provided buffer rings came with 5.19, multishot recv with 6.0: a registered ring
+      // and the probe's OP_SOCKET bit (5.19) are the evidence; EINVAL at the first CQE
+      // would still fall back, op by op (io/uring_recv.ts).
+      multishotRecv: this.pbuf !== null && probe[U.OP_SOCKET] === 1,
       deferTaskrun: (ring.flags & U.SETUP_DEFER_TASKRUN) !== 0,
       probe,
     };
@@ -91,6 +106,7 @@ export class UringDriver extends Driver {
       bridge.attach(this);
       ring.submit(); // the notify poll goes in now: a fresh driver has nothing pending
     } catch (err) {
+      this.pbuf?.close(true);
       ring.close();
       throw err;
     }
@@ -271,6 +287,8 @@ export class UringDriver extends Driver {
       }
       if (this.ops.some((o) => o.state !== ST_FREE && o.state !== ST_DONE)) graveyard.push(this.ops);
     }
+    // Unregistered before unmapping; its memory stays mapped if an op might still write.
+    this.pbuf?.close(graveyard.at(-1) === this.ops);
     this.dead = true;
     this.bridge.close();
     this.ring.close();

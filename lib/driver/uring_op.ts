@@ -55,6 +55,8 @@ export class UringOp {
 /** What this kernel's io_uring offers reel, probed at setup. Tests may turn features off. */
 export interface UringCaps {
   multishotAccept: boolean;
+  /** Multishot recv over the driver's provided buffer ring (registration succeeded). */
+  multishotRecv: boolean;
   deferTaskrun: boolean;
   probe: Uint8Array;
 }

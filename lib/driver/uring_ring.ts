@@ -329,6 +329,32 @@ export class Ring {
     return U.register(this.fd, U.REGISTER_EVENTFD, ptr(arg), 1);
   }
 
+  /**
+   * IORING_REGISTER_PBUF_RING: registers the page-aligned ring of `entries` buffer
+   * descriptors at `ringAddr` as buffer group `bgid`. ≥ 0 or −errno.
+   */
+  registerBufRing(ringAddr: number, entries: number, bgid: number): number {
+    const reg = new Uint32Array(new ArrayBuffer(40)); // struct io_uring_buf_reg
+    reg[0] = ringAddr >>> 0;
+    reg[1] = Math.floor(ringAddr / TWO32);
+    reg[2] = entries;
+    reg[3] = bgid & 0xffff;
+    // SAFETY: `reg` is ArrayBuffer-backed; the kernel copies it during the call.
+    const p = ptr(reg);
+    if (this.lrPtr !== null) return U.liburing()!.io_uring_register_buf_ring(this.lrPtr, p, 0);
+    return U.register(this.fd, U.REGISTER_PBUF_RING, p, 1);
+  }
+
+  /** IORING_UNREGISTER_PBUF_RING for buffer group `bgid`. */
+  unregisterBufRing(bgid: number): number {
+    if (this.closed) return 0;
+    if (this.lrPtr !== null) return U.liburing()!.io_uring_unregister_buf_ring(this.lrPtr, bgid);
+    const reg = new Uint32Array(new ArrayBuffer(40));
+    reg[3] = bgid & 0xffff;
+    // SAFETY: as in registerBufRing.
+    return U.register(this.fd, U.UNREGISTER_PBUF_RING, ptr(reg), 1);
+  }
+
   get isClosed(): boolean {
     return this.closed;
   }

@@ -3,6 +3,12 @@
  * driver is a UringDriver. Instead of "wait for readiness, retry the syscall", each op is
  * submitted once and its CQE is the result.
  *
+ * Receive: where the driver registered a provided buffer ring (caps.multishotRecv), a
+ * socket's reads are served by one armed multishot recv whose CQEs queue ring buffers
+ * (io/uring_recv.ts: a cancelled read loses nothing, the bytes stay queued). The
+ * single-shot recv below remains the fallback: no ring, a pipe, the kernel refusing
+ * multishot on this fd (EINVAL), or the shared ring momentarily empty.
+ *
  * Buffer ownership: recv lands in a driver-owned {@link OwnedBuf} and is copied into the
  * caller's Uint8Array in the poll that completes it; send copies the caller's bytes into
  * an owned buffer before submitting. The copy is the price of safety: the caller's array
@@ -29,10 +35,12 @@ import { ptr } from "bun:ffi";
 import * as U from "../../ffi/uring.ts";
 import * as libc from "../../ffi/libc.ts";
 import { SYS } from "../../ffi/constants.ts";
-import { EAGAIN, EINTR, ENOTSOCK } from "../../ffi/errno.ts";
+import { EAGAIN, EINTR, EINVAL, ENOTSOCK } from "../../ffi/errno.ts";
 import { SOCKADDR_MAX } from "../../ffi/sockaddr.ts";
 import { PENDING, type Context, type Poll, type Waker } from "../future.ts";
-import { K_FD, K_PLAIN, ST_DONE, type OpSink, type UringDriver, type UringOp } from "../driver/uring.ts";
+import { MultishotRecv } from "./uring_recv.ts";
+import { gather, scatter, wantedLen } from "./iovec.ts";
+import { K_FD, K_PLAIN, ST_DONE, ST_FREE, type OpSink, type UringDriver, type UringOp } from "../driver/uring.ts";
 import type { OwnedBuf } from "../driver/uring_buf.ts";
 import { SysError } from "../errors.ts";
 
@@ -75,6 +83,13 @@ export class UringSocket implements OpSink {
   private stash: OwnedBuf | null = null;
   private stashOff = 0;
   private stashEnd = 0;
+  /** Multishot recv (io/uring_recv.ts), made on the first read when caps allow. */
+  private ms: MultishotRecv | null = null;
+  /** The kernel refused multishot recv on this fd (EINVAL): single-shot from now on. */
+  private noMultishot = false;
+  /** A cancelled single-shot recv that may still complete into the stash, and its token. */
+  private lateRecv: UringOp | null = null;
+  private lateToken = 0;
   /** recv/send failed with ENOTSOCK: this fd is a pipe or file; use read/write. */
   private plainFile = false;
   private closed = false;
@@ -94,6 +109,7 @@ export class UringSocket implements OpSink {
 
   private pollRecv(cx: Context, buf: Uint8Array | null, bufs: readonly Uint8Array[]): Poll<number> {
     if (this.stash !== null) return this.takeStash(buf, bufs);
+    if (this.readOp === null && this.multishotOk()) return this.pollMultishot(cx, buf, bufs);
     const op = this.readOp;
     if (op === null) return this.startRecv(cx, wantedLen(buf, bufs));
     if (op.state !== ST_DONE) return this.waitOn(op, cx, true);
@@ -115,6 +131,50 @@ export class UringSocket implements OpSink {
     }
     this.driver.release(op);
     return n;
+  }
+
+  /**
+   * Multishot recv may serve this read: allowed by caps, a socket, and no cancelled
+   * single-shot recv still in flight (its bytes must reach the stash first).
+   */
+  private multishotOk(): boolean {
+    if (this.ms === null) {
+      const d = this.driver;
+      if (!d.caps.multishotRecv || d.pbuf === null || this.plainFile || this.noMultishot || this.closed) return false;
+      this.ms = new MultishotRecv(d, d.pbuf, this.fd);
+    }
+    const late = this.lateRecv;
+    if (late !== null && late.token === this.lateToken && late.state !== ST_FREE) return false;
+    this.lateRecv = null;
+    return !this.plainFile && !this.noMultishot;
+  }
+
+  /** A read served from the multishot queue; EOF and errors come after the queued bytes. */
+  private pollMultishot(cx: Context, buf: Uint8Array | null, bufs: readonly Uint8Array[]): Poll<number> {
+    const mr = this.ms!;
+    const want = wantedLen(buf, bufs);
+    if (want === 0) return 0;
+    if (mr.queued > 0) {
+      if (mr.waker !== null) mr.unwait();
+      return mr.take(buf, bufs);
+    }
+    if (mr.eof) return 0;
+    if (mr.err !== 0) {
+      const e = mr.err;
+      mr.err = 0;
+      if (e === -ENOTSOCK) this.plainFile = true;
+      else if (e === -EINVAL) this.noMultishot = true; // this kernel/fd refuses it: single-shot
+      else if (e !== -EINTR && e !== -EAGAIN) throw new SysError(-e, "recv");
+      if (mr.op === null && (this.plainFile || this.noMultishot)) return this.startRecv(cx, want);
+    }
+    if (mr.op === null) {
+      // The ring is dry: this read goes single-shot; a later read re-arms (no byte waits on it).
+      if (!mr.canArm()) return this.startRecv(cx, want);
+      mr.arm();
+    }
+    mr.wait(cx.waker);
+    this.readWaker = cx.waker;
+    return PENDING;
   }
 
   private startRecv(cx: Context, want: number): Poll<number> {
@@ -310,7 +370,12 @@ export class UringSocket implements OpSink {
     if (read) {
       if (this.readWaker !== w) return;
       this.readWaker = null;
-      if (this.readOp !== null) this.driver.cancel(this.readOp);
+      if (this.ms !== null && this.ms.waker === w) this.ms.unwait(); // its bytes stay queued
+      if (this.readOp !== null) {
+        this.lateRecv = this.readOp;
+        this.lateToken = this.readOp.token;
+        this.driver.cancel(this.readOp);
+      }
       this.readOp = null;
       if (this.acceptOp !== null && !this.acceptOp.multishot) {
         this.driver.cancel(this.acceptOp);
@@ -330,6 +395,7 @@ export class UringSocket implements OpSink {
     const d = this.driver;
     for (const op of [this.readOp, this.writeOp, this.acceptOp]) if (op !== null) d.cancel(op);
     this.readOp = this.writeOp = this.acceptOp = null;
+    this.ms?.close();
     this.readWaker?.wake();
     this.writeWaker?.wake();
     this.readWaker = this.writeWaker = null;
@@ -345,44 +411,4 @@ const peerLen = new Uint32Array(new ArrayBuffer(4));
 function addrOf(b: Uint8Array): number {
   // SAFETY: only called on ArrayBuffer-backed arrays that the op keeps referenced.
   return ptr(b) as number;
-}
-
-/** Bytes the op should move: buf's length, or the iovecs' total. */
-function wantedLen(buf: Uint8Array | null, bufs: readonly Uint8Array[]): number {
-  if (buf !== null) return buf.byteLength;
-  let n = 0;
-  for (let i = 0; i < bufs.length && i < libc.IOV_BATCH; i++) n += bufs[i]!.byteLength;
-  return n;
-}
-
-/** Copies `n` bytes from src[off…] into buf (or across bufs); returns how many fit. */
-function scatter(src: Uint8Array, off: number, n: number, buf: Uint8Array | null, bufs: readonly Uint8Array[]): number {
-  if (buf !== null) {
-    const k = n < buf.byteLength ? n : buf.byteLength;
-    buf.set(src.subarray(off, off + k));
-    return k;
-  }
-  let done = 0;
-  for (let i = 0; i < bufs.length && done < n; i++) {
-    const b = bufs[i]!;
-    const k = n - done < b.byteLength ? n - done : b.byteLength;
-    b.set(src.subarray(off + done, off + done + k));
-    done += k;
-  }
-  return done;
-}
-
-/** Copies up to `len` bytes of buf (or the iovecs, in order) into dst. */
-function gather(dst: Uint8Array, len: number, buf: Uint8Array | null, bufs: readonly Uint8Array[]): void {
-  if (buf !== null) {
-    dst.set(len === buf.byteLength ? buf : buf.subarray(0, len));
-    return;
-  }
-  let done = 0;
-  for (let i = 0; i < bufs.length && done < len; i++) {
-    const b = bufs[i]!;
-    const k = len - done < b.byteLength ? len - done : b.byteLength;
-    dst.set(k === b.byteLength ? b : b.subarray(0, k), done);
-    done += k;
-  }
 }
