@@ -24,7 +24,9 @@ import { LinesCodec } from "../lib/io/codec.ts";
 import { split } from "../lib/io/split.ts";
 import { broadcast, type BroadcastReceiver } from "../lib/sync/index.ts";
 
-const [httpPort, tcpPort] = [Number(process.argv[2] ?? "0"), Number(process.argv[3] ?? "0")];
+// Positional ports; flags (--demo) may stand anywhere.
+const positional = process.argv.slice(2).filter((a) => !a.startsWith("--"));
+const [httpPort, tcpPort] = [Number(positional[0] ?? "0"), Number(positional[1] ?? "0")];
 for (const p of [httpPort, tcpPort]) {
   if (!Number.isInteger(p) || p < 0 || p > 65535) {
     console.error(`usage: bun run examples/hosted.ts [httpPort] [tcpPort] [--demo]  (got "${p}": must be 0-65535)`);
