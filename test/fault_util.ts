@@ -8,7 +8,7 @@
  * Not a test file, and free of bun:test so fixtures and the soak can import it. Sizes come from {@link LONG} (REEL_LONG=1 runs the
  * full-size variants the issue names; the default keeps CI under its time budget).
  */
-import { readdirSync, readlinkSync } from "node:fs";
+import { fdCount, fdTable } from "./helpers.ts";
 import * as libc from "../ffi/libc.ts";
 import { SYS } from "../ffi/constants.ts";
 import { Notify, SysError, type Runtime, type TcpStream } from "../lib/index.ts";
@@ -295,10 +295,8 @@ function firstNotPoison(b: Uint8Array): number {
   return -1;
 }
 
-/** Open fds of this process (/proc/self/fd; /dev/fd elsewhere). */
-export function openFds(): number {
-  return readdirSync(process.platform === "linux" ? "/proc/self/fd" : "/dev/fd").length;
-}
+/** Open fds of this process (test/helpers.ts's fdCount). */
+export const openFds = fdCount;
 
 /** How a fixture ended. */
 export interface ChildEnd {
@@ -322,17 +320,7 @@ export interface Child {
 }
 
 /** What each open fd refers to ("pipe:[123]", "socket:[456]", …), by fd number. */
-function fdTargets(): Map<string, string> {
-  const m = new Map<string, string>();
-  for (const fd of readdirSync("/proc/self/fd")) {
-    try {
-      m.set(fd, readlinkSync(`/proc/self/fd/${fd}`));
-    } catch {
-      // closed while listing (readdirSync's own fd)
-    }
-  }
-  return m;
-}
+const fdTargets = fdTable;
 
 /** Spawns `bun test/fixtures/<name> ...args` with `env` added. */
 export function spawnFixture(name: string, args: string[], env: Record<string, string> = {}): Child {

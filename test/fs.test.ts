@@ -9,6 +9,7 @@ import { PENDING, SysError, sleep, spawn, type Context } from "../lib/index.ts";
 import * as fs from "../lib/fs/index.ts";
 import { UringDriver } from "../lib/driver/uring.ts";
 import { forEachBackend } from "./helpers.ts";
+import { pattern } from "./fault_util.ts";
 
 const noop: Context = { waker: { wake() {} } };
 
@@ -20,18 +21,6 @@ beforeAll(async () => {
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-/** Deterministic bytes: byte i of the pattern seeded by `seed`. */
-function pattern(len: number, seed: number): Uint8Array {
-  const b = new Uint8Array(len);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < len; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    b[i] = x & 0xff;
-  }
-  return b;
-}
 
 forEachBackend("fs", ({ run, backend, runtime }) => {
   const p = (name: string) => join(dir, `${backend}-${name}`);

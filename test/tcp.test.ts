@@ -13,6 +13,7 @@ import {
   type JoinHandle,
 } from "../lib/index.ts";
 import { forEachBackend } from "./helpers.ts";
+import { pattern } from "./fault_util.ts";
 
 /**
  * Spawns an echo server task on a fresh listener; returns its port and `stop`, a
@@ -44,18 +45,6 @@ function* startEcho(): Generator<unknown, { port: number; stop: () => Generator<
   return { port: listener.localAddr.port, stop };
 }
 
-/** Deterministic pseudo-random bytes. */
-function pattern(len: number, seed: number): Uint8Array {
-  const b = new Uint8Array(len);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < len; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    b[i] = x & 0xff;
-  }
-  return b;
-}
 
 forEachBackend("tcp", ({ run }) => {
   test("100 concurrent clients each get their own bytes echoed back", () => {
