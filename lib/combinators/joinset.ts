@@ -205,33 +205,17 @@ export class JoinSet<T> implements Disposable {
 }
 
 /**
- * The future of {@link JoinSet.joinNext}.
- *
- * @example
- * ```ts
- * const v = yield* set.joinNext(); // null when the set is empty
- * ```
+ * What joinNext() and shutdown() share: parking in the set's waiter list, and leaving it
+ * on completion or cancel.
  */
-export class JoinNext<T> extends Waiter<T | null> {
-  private done = false;
-  constructor(private readonly set: JoinSet<T>) {
+abstract class SetWaiter<T, R> extends Waiter<R> {
+  protected done = false;
+  constructor(protected readonly set: JoinSet<T>) {
     super();
   }
 
-  poll(cx: Context): Poll<T | null> {
-    if (this.done) throw new FutureStateError("joinNext() future polled after completion");
-    if (!proceed(cx)) return PENDING;
-    let r: T | null | typeof NONE_READY;
-    try {
-      r = this.set.step();
-    } catch (err) {
-      this.cancel();
-      throw err;
-    }
-    if (r !== NONE_READY) {
-      this.cancel();
-      return r;
-    }
+  /** Stores the waker and joins the set's waiter list (once). */
+  protected park(cx: Context): typeof PENDING {
     this.waker = cx.waker;
     if (this.wList === null) this.set.waiters.push(this);
     return PENDING;
@@ -246,6 +230,33 @@ export class JoinNext<T> extends Waiter<T | null> {
 }
 
 /**
+ * The future of {@link JoinSet.joinNext}.
+ *
+ * @example
+ * ```ts
+ * const v = yield* set.joinNext(); // null when the set is empty
+ * ```
+ */
+export class JoinNext<T> extends SetWaiter<T, T | null> {
+  poll(cx: Context): Poll<T | null> {
+    if (this.done) throw new FutureStateError("joinNext() future polled after completion");
+    if (!proceed(cx)) return PENDING;
+    let r: T | null | typeof NONE_READY;
+    try {
+      r = this.set.step();
+    } catch (err) {
+      this.cancel();
+      throw err;
+    }
+    if (r !== NONE_READY) {
+      this.cancel();
+      return r;
+    }
+    return this.park(cx);
+  }
+}
+
+/**
  * The future of {@link JoinSet.shutdown}: joins everything, dropping results.
  *
  * @example
@@ -253,12 +264,7 @@ export class JoinNext<T> extends Waiter<T | null> {
  * yield* set.shutdown();
  * ```
  */
-export class Shutdown<T> extends Waiter<void> {
-  private done = false;
-  constructor(private readonly set: JoinSet<T>) {
-    super();
-  }
-
+export class Shutdown<T> extends SetWaiter<T, void> {
   poll(cx: Context): Poll<void> {
     if (this.done) throw new FutureStateError("shutdown() future polled after completion");
     for (;;) {
@@ -274,15 +280,6 @@ export class Shutdown<T> extends Waiter<void> {
       }
       if (r === NONE_READY) break;
     }
-    this.waker = cx.waker;
-    if (this.wList === null) this.set.waiters.push(this);
-    return PENDING;
-  }
-
-  override cancel(): void {
-    if (this.done) return;
-    this.done = true;
-    this.waker = null;
-    this.set.waiters.remove(this);
+    return this.park(cx);
   }
 }
