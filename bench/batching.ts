@@ -24,12 +24,12 @@
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { Ring, type RingPath } from "../lib/driver/uring_ring.ts";
-import { closeTarget, openTarget, TARGET_DESCRIPTIONS, TARGET_KINDS, type TargetKind } from "./lib/batching-ring.ts";
-import { jsonReport, markdown, type Results } from "./lib/batching-report.ts";
-import { loadAverage } from "./lib/batching-stats.ts";
-import { sweep, type Sweep } from "./lib/batching-sweep.ts";
-import { measureSwitch, measureSyscall } from "./lib/batching-terms.ts";
+import { Ring, type RingPath } from "../lib/driver/uring/ring.ts";
+import { closeTarget, openTarget, TARGET_DESCRIPTIONS, TARGET_KINDS, type TargetKind } from "./lib/batching/ring.ts";
+import { jsonReport, markdown, type Results } from "./lib/batching/report.ts";
+import { loadAverage } from "./lib/batching/stats.ts";
+import { sweep, type Sweep } from "./lib/batching/sweep.ts";
+import { measureSwitch, measureSyscall } from "./lib/batching/terms.ts";
 import { commandLine, machineLine, writeSection } from "./lib/results.ts";
 
 /** Parsed command line. */

@@ -15,7 +15,7 @@
 import { bench, do_not_optimize, run, summary } from "mitata";
 import { dlopen } from "bun:ffi";
 import { PENDING, Runtime, channel, pollFn, ready, sleep, spawn, type Context } from "../lib/index.ts";
-import { EpollPoller } from "../lib/driver/epoll.ts";
+import { EpollPoller } from "../lib/driver/readiness/epoll.ts";
 import { commandLine, machineLine, writeSection } from "./lib/results.ts";
 
 const BATCH = 1000;

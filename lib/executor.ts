@@ -20,7 +20,8 @@ import { drainMicrotasks } from "bun:jsc";
 import { BaseFuture, FutureStateError, PENDING, intoFuture, type Context, type IntoFuture, type Poll } from "./future.ts";
 import { Task, JoinHandle, SCHEDULED, type Scheduler } from "./task/task.ts";
 import { resetBudget } from "./task/coop.ts";
-import { Driver, setCurrentDriver } from "./driver/driver.ts";
+import type { Driver } from "./driver/driver.ts";
+import { enterRuntime, leaveRuntime, runningRuntime } from "./current.ts";
 import { createDriver, selectedBackend, type Backend } from "./driver/index.ts";
 import { RuntimeError } from "./errors.ts";
 
@@ -73,9 +74,6 @@ export interface RuntimeOptions {
   onTaskError?: (err: unknown, taskId: number) => void;
 }
 
-/** The runtime currently inside `blockOn` (or a hosted `runTicks`) on this thread. */
-let running: Runtime | null = null;
-
 /**
  * What hosted mode (lib/interop/hosted.ts) attaches to a runtime while `run()` drives it
  * from Bun's event loop. `wake()` is called when a task is woken while the runtime is not
@@ -119,7 +117,7 @@ export class Runtime implements Scheduler {
   enqueue(task: Task<unknown>): void {
     this.queue.push(task);
     // Woken from outside a tick while hosted: the host schedules one on Bun's loop.
-    if (this.host !== null && running !== this) this.host.wake();
+    if (this.host !== null && runningRuntime() !== this) this.host.wake();
   }
 
   /** Scheduler: a task failed with nobody awaiting it. */
@@ -142,7 +140,7 @@ export class Runtime implements Scheduler {
    * a runtime (use `spawn` or `yield*` there) or when nothing can ever wake the future.
    */
   blockOn<T>(fut: IntoFuture<T>): T {
-    if (running !== null) {
+    if (runningRuntime() !== null) {
       throw new RuntimeError("blockOn() cannot be called from inside a reel runtime: use spawn() or yield* instead", "EREENTRANT");
     }
     if (this.closed) throw new RuntimeError("Cannot blockOn: the runtime is closed", "ECLOSED");
@@ -153,8 +151,7 @@ export class Runtime implements Scheduler {
     main.observed = true;
     main.state = SCHEDULED;
     this.queue.push(main as Task<unknown>);
-    running = this;
-    const prevDriver = setCurrentDriver(this.driver);
+    const prev = enterRuntime(this);
     try {
       this.loop(main as Task<unknown>);
     } catch (err) {
@@ -163,8 +160,7 @@ export class Runtime implements Scheduler {
       main.abort();
       throw err;
     } finally {
-      running = null;
-      setCurrentDriver(prevDriver);
+      leaveRuntime(prev);
     }
     if (main.error !== null) throw main.error.isFailed() ? main.error.cause : main.error;
     return main.value as T;
@@ -189,10 +185,9 @@ export class Runtime implements Scheduler {
    * wait for `driver.poller.fd` or the next timer before calling again.
    */
   runTicks(maxTicks: number): number {
-    if (running !== null) throw new RuntimeError("runTicks() cannot be called from inside a reel runtime", "EREENTRANT");
+    if (runningRuntime() !== null) throw new RuntimeError("runTicks() cannot be called from inside a reel runtime", "EREENTRANT");
     if (this.closed) throw new RuntimeError("Cannot run: the runtime is closed", "ECLOSED");
-    running = this;
-    const prevDriver = setCurrentDriver(this.driver);
+    const prev = enterRuntime(this);
     try {
       for (let i = 0; i < maxTicks; i++) {
         this.runBatch();
@@ -200,8 +195,7 @@ export class Runtime implements Scheduler {
         if (this.queue.length === 0) break;
       }
     } finally {
-      running = null;
-      setCurrentDriver(prevDriver);
+      leaveRuntime(prev);
     }
     return this.queue.length;
   }
@@ -226,7 +220,7 @@ export class Runtime implements Scheduler {
   /** Closes the driver. Tasks still pending are abandoned; spawn/blockOn then throw. */
   close(): void {
     if (this.closed) return;
-    if (running === this) throw new RuntimeError("Cannot close a runtime from inside its own blockOn()", "EBUSY");
+    if (runningRuntime() === this) throw new RuntimeError("Cannot close a runtime from inside its own blockOn()", "EBUSY");
     if (this.host !== null) throw new RuntimeError("Cannot close a runtime while run() (hosted mode) drives it", "EBUSY");
     this.closed = true;
     this.driver.close();
@@ -262,7 +256,7 @@ export function defaultRuntimeInstance(): Runtime {
 
 /** The runtime running on this thread, or null. */
 export function currentRuntime(): Runtime | null {
-  return running;
+  return runningRuntime() as Runtime | null;
 }
 
 /**
@@ -298,7 +292,7 @@ export function blockOn<T>(fut: IntoFuture<T>): T {
  */
 export function spawn<T>(fut: IntoFuture<T>): JoinHandle<T> {
   // Outside any tick, ordinary async code may spawn onto the default runtime while run() hosts it.
-  const rt = running ?? (defaultRuntime?.host != null ? defaultRuntime : null);
+  const rt = currentRuntime() ?? (defaultRuntime?.host != null ? defaultRuntime : null);
   if (rt === null) {
     throw new RuntimeError("spawn() must be called inside a reel runtime (blockOn, or run() on the default runtime, or a task they run)", "ENORUNTIME");
   }

@@ -29,7 +29,7 @@ import {
   type SocketAddr,
 } from "../lib/index.ts";
 import { resolve } from "../lib/net/addr.ts";
-import { K_PLAIN, ST_SUBMITTED, UringDriver } from "../lib/driver/uring.ts";
+import { K_PLAIN, ST_SUBMITTED, UringDriver } from "../lib/driver/uring/driver.ts";
 import { fdTable, forEachBackend, opened } from "./helpers.ts";
 import { Rng, installPoison, leftovers, seedFromEnv, settleUring, smallBuffers } from "./fault_util.ts";
 

@@ -13,8 +13,8 @@ import * as libc from "../ffi/libc.ts";
 import { SYS } from "../ffi/constants.ts";
 import { Notify, SysError, type Runtime, type TcpStream } from "../lib/index.ts";
 import type { ScheduledIo } from "../lib/driver/driver.ts";
-import { UringDriver, ST_DONE, ST_FREE } from "../lib/driver/uring.ts";
-import type { OwnedBuf } from "../lib/driver/uring_buf.ts";
+import { UringDriver, ST_DONE, ST_FREE } from "../lib/driver/uring/driver.ts";
+import type { OwnedBuf } from "../lib/driver/uring/buf.ts";
 
 /** True when REEL_LONG=1: the full-size load (10,000 connections) and 64 MB transfers. */
 export const LONG = process.env.REEL_LONG === "1";

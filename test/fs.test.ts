@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PENDING, SysError, sleep, spawn, type Context } from "../lib/index.ts";
 import * as fs from "../lib/fs/index.ts";
-import { UringDriver } from "../lib/driver/uring.ts";
+import { UringDriver } from "../lib/driver/uring/driver.ts";
 import { forEachBackend } from "./helpers.ts";
 import { pattern } from "./fault_util.ts";
 

@@ -6,7 +6,7 @@
  */
 import { test } from "bun:test";
 import { HAVE_KQUEUE } from "../ffi/kqueue.ts";
-import { KqueuePoller } from "../lib/driver/kqueue.ts";
+import { KqueuePoller } from "../lib/driver/readiness/kqueue.ts";
 import { pollerContract } from "./poller_contract.ts";
 
 if (HAVE_KQUEUE) {

@@ -13,9 +13,9 @@ import { DARWIN_ERRNO, EBADF, ENOENT, EPIPE, FREEBSD_ERRNO } from "../ffi/errno.
 import { SOCKADDR_MAX, decodeSockaddr, encodeIPv4, encodeIPv6, parseIPv6 } from "../ffi/sockaddr.ts";
 import { openFixedFcntl } from "../ffi/darwin.ts";
 import * as kq from "../ffi/kqueue.ts";
-import { OP_ADD, OP_DELETE, OP_DEREGISTER, KqueuePoller, ignorableChangeErrno, keventReadiness, receiptErrno } from "../lib/driver/kqueue.ts";
+import { OP_ADD, OP_DELETE, OP_DEREGISTER, KqueuePoller, ignorableChangeErrno, keventReadiness, receiptErrno } from "../lib/driver/readiness/kqueue.ts";
 import { availableBackends, createDriver, defaultBackend, selectedBackend } from "../lib/driver/index.ts";
-import { ERROR, READABLE, READ_CLOSED, WRITABLE, WRITE_CLOSED } from "../lib/driver/poller.ts";
+import { ERROR, READABLE, READ_CLOSED, WRITABLE, WRITE_CLOSED } from "../lib/driver/readiness/poller.ts";
 
 /** "05000000 ffff" → bytes; spaces are for the reader. */
 function hex(s: string): number[] {

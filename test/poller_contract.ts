@@ -13,7 +13,7 @@ import * as libc from "../ffi/libc.ts";
 import { SYS } from "../ffi/constants.ts";
 import { EAGAIN, EINPROGRESS } from "../ffi/errno.ts";
 import { SOCKADDR_MAX, decodeSockaddr, encodeIPv4 } from "../ffi/sockaddr.ts";
-import { ERROR, READABLE, READ_CLOSED, WRITABLE, WRITE_CLOSED, type Poller } from "../lib/driver/poller.ts";
+import { ERROR, READABLE, READ_CLOSED, WRITABLE, WRITE_CLOSED, type Poller } from "../lib/driver/readiness/poller.ts";
 import { fdCount } from "./helpers.ts";
 
 /** "edge": a new kernel edge is reported without rearm; "level": only after rearm. */

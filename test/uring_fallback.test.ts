@@ -6,8 +6,8 @@
 import { describe, expect, test } from "bun:test";
 import { EPERM } from "../ffi/errno.ts";
 import { Runtime, TcpListener, TcpStream, sleep, spawn } from "../lib/index.ts";
-import { UringDriver } from "../lib/driver/uring.ts";
-import { simulateSetupFailure } from "../lib/driver/uring_ring.ts";
+import { UringDriver } from "../lib/driver/uring/driver.ts";
+import { simulateSetupFailure } from "../lib/driver/uring/ring.ts";
 import { fdCount } from "./helpers.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;

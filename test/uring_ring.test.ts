@@ -11,10 +11,10 @@ import * as U from "../ffi/uring.ts";
 import * as libc from "../ffi/libc.ts";
 import { SYS } from "../ffi/constants.ts";
 import { Runtime, SysError, spawn } from "../lib/index.ts";
-import { K_PLAIN, ST_DONE, UringDriver, type UringOp } from "../lib/driver/uring.ts";
-import { linked, nop, uringTimeout, type OpSpec } from "../lib/io/uring_ops.ts";
-import { writeSpec, readSpec } from "../lib/fs/uring_fs.ts";
-import type { RingPath } from "../lib/driver/uring_ring.ts";
+import { K_PLAIN, ST_DONE, UringDriver, type UringOp } from "../lib/driver/uring/driver.ts";
+import { linked, nop, uringTimeout, type OpSpec } from "../lib/driver/uring/ops.ts";
+import { writeSpec, readSpec } from "../lib/driver/uring/fs.ts";
+import type { RingPath } from "../lib/driver/uring/ring.ts";
 import { fdCount } from "./helpers.ts";
 
 const PATHS: RingPath[] = ["liburing", "raw"];

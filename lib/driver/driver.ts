@@ -18,10 +18,9 @@
  * silently (stale ones are the only events ignored, by design).
  */
 import { PENDING, type Context, type Poll, type Waker } from "../future.ts";
-import { RuntimeError } from "../errors.ts";
 import { now } from "../time/clock.ts";
 import { TimerWheel } from "../time/wheel.ts";
-import { ERROR, READABLE, READ_CLOSED, WRITABLE, WRITE_CLOSED, type Interest, type Poller } from "./poller.ts";
+import { ERROR, READABLE, READ_CLOSED, WRITABLE, WRITE_CLOSED, type Interest, type Poller } from "./readiness/poller.ts";
 
 /** Readiness bits that let a reader make progress. */
 export const READ_READY = READABLE | READ_CLOSED | ERROR;
@@ -219,22 +218,4 @@ export class Driver {
   close(): void {
     this.poller.close();
   }
-}
-
-/** The driver of the runtime on this thread, set by the executor while it runs. */
-let current: Driver | null = null;
-
-/** The current driver; throws when no reel runtime is running on this thread. */
-export function currentDriver(): Driver {
-  if (current === null) {
-    throw new RuntimeError("No reel runtime is running: call this inside blockOn()/run() (or a task they run)", "ENORUNTIME");
-  }
-  return current;
-}
-
-/** Sets the current driver (the executor does this on entry and exit). */
-export function setCurrentDriver(d: Driver | null): Driver | null {
-  const prev = current;
-  current = d;
-  return prev;
 }

@@ -5,14 +5,14 @@
  *
  * Must never: fall back silently from a backend the user named explicitly.
  */
-import { EpollPoller } from "./epoll.ts";
-import { PollPoller } from "./poll.ts";
-import { KqueuePoller } from "./kqueue.ts";
+import { EpollPoller } from "./readiness/epoll.ts";
+import { PollPoller } from "./readiness/poll.ts";
+import { KqueuePoller } from "./readiness/kqueue.ts";
 import { HAVE_KQUEUE } from "../../ffi/kqueue.ts";
 import { Driver } from "./driver.ts";
-import { UringDriver } from "./uring.ts";
+import { UringDriver } from "./uring/driver.ts";
 import { SysError } from "../errors.ts";
-import type { Poller } from "./poller.ts";
+import type { Poller } from "./readiness/poller.ts";
 
 /** The backends reel knows, in the order `REEL_BACKEND` accepts them. */
 export type Backend = "epoll" | "kqueue" | "poll" | "uring";

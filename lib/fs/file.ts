@@ -18,12 +18,12 @@
  * owned or shared memory), leak an fd on an error or a cancel, or block the thread.
  */
 import { BaseFuture, FutureStateError, PENDING, gen, type Context, type Poll } from "../future.ts";
-import { currentDriver } from "../driver/driver.ts";
-import { UringDriver } from "../driver/uring.ts";
-import { UringFuture, linked, type OpSpec } from "../io/uring_ops.ts";
+import { currentDriver } from "../current.ts";
+import { UringDriver } from "../driver/uring/driver.ts";
+import { UringFuture, linked, type OpSpec } from "../driver/uring/ops.ts";
 import { checkBuffer } from "../errors.ts";
-import { PoolFuture, type JobRequest } from "./pool.ts";
-import { CHUNK, closeSpec, decodeStatx, fsyncSpec, openSpec, readSpec, statxSpec, writeSpec } from "./uring_fs.ts";
+import { PoolFuture, type JobRequest } from "../driver/readiness/pool.ts";
+import { CHUNK, closeSpec, decodeStatx, fsyncSpec, openSpec, readSpec, statxSpec, writeSpec } from "../driver/uring/fs.ts";
 
 
 const O_RDONLY = 0;

@@ -16,4 +16,4 @@
  */
 export { File, Stats, open, read, write, stat, fsync, close, type OpenFlags } from "./file.ts";
 export { readFile, writeFile, readChunks, ChunkReader } from "./whole.ts";
-export { startFsPool } from "./pool.ts";
+export { startFsPool } from "../driver/readiness/pool.ts";

@@ -11,7 +11,7 @@
 import { BaseFuture, gen } from "../future.ts";
 import { checkBuffer } from "../errors.ts";
 import { open, type File } from "./file.ts";
-import { CHUNK } from "./uring_fs.ts";
+import { CHUNK } from "../driver/uring/fs.ts";
 
 /**
  * Reads a whole file.

@@ -23,7 +23,7 @@ import { decodeSockaddr, type SocketAddr } from "../../ffi/sockaddr.ts";
 import { BaseFuture, FutureStateError, PENDING, type Context, type Poll, type Waker } from "../future.ts";
 import { READ_READY, WRITE_READY } from "../driver/driver.ts";
 import { SysError, UnexpectedEofError, check, checkBuffer } from "../errors.ts";
-import { IoSource, OP_ACCEPT, OP_READ, OP_WRITE, acceptAddr, closedError } from "../io/source.ts";
+import { IoSource, OP_ACCEPT, OP_READ, OP_WRITE, acceptAddr, closedError } from "../driver/readiness/source.ts";
 import { resolve, type HostPort, type Resolved } from "./addr.ts";
 import { closeAndThrow, getIntOption, prepareFd, setIntOption, sockName, streamSocket } from "./socket.ts";
 

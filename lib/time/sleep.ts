@@ -11,7 +11,7 @@
  * Must never: allocate per poll, or leave an entry in the wheel after cancel or completion.
  */
 import { BaseFuture, FutureStateError, PENDING, isFuture, pollGuarded, type Context, type Future, type Poll, type Waker } from "../future.ts";
-import { currentDriver } from "../driver/driver.ts";
+import { currentDriver } from "../current.ts";
 import { TimeoutError, checkMs } from "../errors.ts";
 import { TimerEntry, type TimerWheel } from "./wheel.ts";
 import { deadlineIn, now } from "./clock.ts";

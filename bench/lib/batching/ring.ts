@@ -15,11 +15,11 @@
 // Must never: leave an SQE in the kernel when a run ends (each batch is reaped in full
 // before the next starts), or hand the kernel a buffer that is not ArrayBuffer-backed.
 import { dlopen, ptr } from "bun:ffi";
-import * as U from "../../ffi/uring.ts";
-import * as libc from "../../ffi/libc.ts";
-import { EFD_CLOEXEC, EFD_NONBLOCK, eventfd } from "../../ffi/epoll.ts";
-import { SYS } from "../../ffi/constants.ts";
-import type { Ring } from "../../lib/driver/uring_ring.ts";
+import * as U from "../../../ffi/uring.ts";
+import * as libc from "../../../ffi/libc.ts";
+import { EFD_CLOEXEC, EFD_NONBLOCK, eventfd } from "../../../ffi/epoll.ts";
+import { SYS } from "../../../ffi/constants.ts";
+import type { Ring } from "../../../lib/driver/uring/ring.ts";
 
 const EFD_SEMAPHORE = 1;
 

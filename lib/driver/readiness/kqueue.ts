@@ -16,11 +16,11 @@
  * Must never: report the user event, retry EINTR (wait returns 0), or ignore a per-change
  * errno other than those {@link ignorableChangeErrno} lists, each with the reason.
  */
-import * as kq from "../../ffi/kqueue.ts";
-import * as libc from "../../ffi/libc.ts";
-import { SYS } from "../../ffi/constants.ts";
-import { EBADF, EINTR, ENOENT, EPIPE } from "../../ffi/errno.ts";
-import { SysError, check } from "../errors.ts";
+import * as kq from "../../../ffi/kqueue.ts";
+import * as libc from "../../../ffi/libc.ts";
+import { SYS } from "../../../ffi/constants.ts";
+import { EBADF, EINTR, ENOENT, EPIPE } from "../../../ffi/errno.ts";
+import { SysError, check } from "../../errors.ts";
 import { ERROR, Events, READABLE, READ_CLOSED, WRITABLE, WRITE_CLOSED, type Interest, type Poller } from "./poller.ts";
 
 const CAPACITY = 1024;

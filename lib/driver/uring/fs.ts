@@ -10,10 +10,10 @@
  * Must never: pass a pointer into the caller's arrays, or read past `len` of a buffer.
  */
 import { ptr } from "bun:ffi";
-import * as U from "../../ffi/uring.ts";
-import { K_FD } from "../driver/uring.ts";
-import type { BufferPool } from "../driver/uring_buf.ts";
-import type { OpSpec } from "../io/uring_ops.ts";
+import * as U from "../../../ffi/uring.ts";
+import { K_FD } from "./driver.ts";
+import type { BufferPool } from "./buf.ts";
+import type { OpSpec } from "./ops.ts";
 
 /** Largest read or write one op makes (a larger request is a short transfer). */
 export const CHUNK = 1024 * 1024;

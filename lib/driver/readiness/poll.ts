@@ -29,11 +29,11 @@
  * Must never: report the notify pipe, deliver a disarmed direction, spin on a hung-up fd,
  * or retry EINTR (wait returns 0; the driver's turn simply turns again).
  */
-import * as libc from "../../ffi/libc.ts";
-import * as pf from "../../ffi/poll.ts";
-import { SYS } from "../../ffi/constants.ts";
-import { EAGAIN, EBADF, EEXIST, EINTR, ENOENT } from "../../ffi/errno.ts";
-import { SysError, check } from "../errors.ts";
+import * as libc from "../../../ffi/libc.ts";
+import * as pf from "../../../ffi/poll.ts";
+import { SYS } from "../../../ffi/constants.ts";
+import { EAGAIN, EBADF, EEXIST, EINTR, ENOENT } from "../../../ffi/errno.ts";
+import { SysError, check } from "../../errors.ts";
 import { ERROR, Events, READABLE, READ_CLOSED, WRITABLE, WRITE_CLOSED, type Interest, type Poller } from "./poller.ts";
 
 const CAPACITY = 1024;

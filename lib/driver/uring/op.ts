@@ -4,8 +4,8 @@
  *
  * Must never: hold logic; it is data and the sink contract.
  */
-import type { Waker } from "../future.ts";
-import type { OwnedBuf } from "./uring_buf.ts";
+import type { Waker } from "../../future.ts";
+import type { OwnedBuf } from "./buf.ts";
 
 export const ST_FREE = 0;
 export const ST_SUBMITTED = 1;

@@ -12,10 +12,10 @@
  * report success on a kernel that cannot bound a wait (no IORING_FEAT_EXT_ARG).
  */
 import { ptr, read, toArrayBuffer, type Pointer } from "bun:ffi";
-import * as U from "../../ffi/uring.ts";
-import * as libc from "../../ffi/libc.ts";
-import { EINVAL, ENOSYS, EPERM } from "../../ffi/errno.ts";
-import { RuntimeError, SysError } from "../errors.ts";
+import * as U from "../../../ffi/uring.ts";
+import * as libc from "../../../ffi/libc.ts";
+import { EINVAL, ENOSYS, EPERM } from "../../../ffi/errno.ts";
+import { RuntimeError, SysError } from "../../errors.ts";
 
 /** How the ring was set up. */
 export type RingPath = "liburing" | "raw";

@@ -15,17 +15,18 @@
  *
  * Must never: block, retry anything but EAGAIN and EINTR, or hide an error.
  */
-import * as libc from "../../ffi/libc.ts";
-import { SYS } from "../../ffi/constants.ts";
-import { EAGAIN, EBADF, EINTR } from "../../ffi/errno.ts";
-import { SOCKADDR_MAX } from "../../ffi/sockaddr.ts";
-import { PENDING, type Context, type Poll, type Waker } from "../future.ts";
-import { Driver, READ_READY, WRITE_READY, currentDriver, type ScheduledIo } from "../driver/driver.ts";
-import { READABLE, WRITABLE } from "../driver/poller.ts";
-import { RuntimeError, SysError } from "../errors.ts";
-import { proceed } from "../task/coop.ts";
-import { UringDriver } from "../driver/uring.ts";
-import { UringSocket } from "./uring_socket.ts";
+import * as libc from "../../../ffi/libc.ts";
+import { SYS } from "../../../ffi/constants.ts";
+import { EAGAIN, EBADF, EINTR } from "../../../ffi/errno.ts";
+import { SOCKADDR_MAX } from "../../../ffi/sockaddr.ts";
+import { PENDING, type Context, type Poll, type Waker } from "../../future.ts";
+import { Driver, READ_READY, WRITE_READY, type ScheduledIo } from "../driver.ts";
+import { currentDriver } from "../../current.ts";
+import { READABLE, WRITABLE } from "./poller.ts";
+import { RuntimeError, SysError } from "../../errors.ts";
+import { proceed } from "../../task/coop.ts";
+import { UringDriver } from "../uring/driver.ts";
+import { UringSocket } from "../uring/socket.ts";
 
 /** The operations the retry loop can run. */
 export const OP_READ = 0;

@@ -6,9 +6,9 @@
 //
 // Must never: compare numbers from different runs of the sweep, or call a crossover
 // "measured" when it comes from a fit (both are reported, labelled).
-import type { Ring } from "../../lib/driver/uring_ring.ts";
-import { NOP, ringBatches, ringPhases, syscallBatches, takeEnters, type Phases, type RingOp, type Target } from "./batching-ring.ts";
-import { fitLine, median, sampleInterleaved, type Case, type Line } from "./batching-stats.ts";
+import type { Ring } from "../../../lib/driver/uring/ring.ts";
+import { NOP, ringBatches, ringPhases, syscallBatches, takeEnters, type Phases, type RingOp, type Target } from "./ring.ts";
+import { fitLine, median, sampleInterleaved, type Case, type Line } from "./stats.ts";
 
 /** Batch sizes of the sweep. */
 export const BATCH_SIZES = [1, 2, 4, 8, 16, 32, 64, 128, 256] as const;

@@ -14,15 +14,15 @@
  *
  * Must never: report the notify eventfd, or report events for an fd after deregister.
  */
-import * as U from "../../ffi/uring.ts";
-import * as libc from "../../ffi/libc.ts";
-import * as ep from "../../ffi/epoll.ts";
-import { EAGAIN } from "../../ffi/errno.ts";
-import { POLLERR, POLLHUP, POLLIN, POLLOUT, POLLPRI, POLLRDHUP } from "../../ffi/poll.ts";
-import { check } from "../errors.ts";
-import { ERROR, Events, READABLE, READ_CLOSED, WRITABLE, WRITE_CLOSED, type Interest, type Poller } from "./poller.ts";
-import { K_PLAIN, type OpSink, type UringOp } from "./uring_op.ts";
-import type { UringDriver } from "./uring.ts";
+import * as U from "../../../ffi/uring.ts";
+import * as libc from "../../../ffi/libc.ts";
+import * as ep from "../../../ffi/epoll.ts";
+import { EAGAIN } from "../../../ffi/errno.ts";
+import { POLLERR, POLLHUP, POLLIN, POLLOUT, POLLPRI, POLLRDHUP } from "../../../ffi/poll.ts";
+import { check } from "../../errors.ts";
+import { ERROR, Events, READABLE, READ_CLOSED, WRITABLE, WRITE_CLOSED, type Interest, type Poller } from "../readiness/poller.ts";
+import { K_PLAIN, type OpSink, type UringOp } from "./op.ts";
+import type { UringDriver } from "./driver.ts";
 
 const CAPACITY = 1024;
 

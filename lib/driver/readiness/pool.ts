@@ -17,12 +17,13 @@
  * Must never: block the runtime thread, wake a task before its job's result is stored, or
  * leave `external` raised for a finished job.
  */
-import * as libc from "../../ffi/libc.ts";
-import * as ep from "../../ffi/epoll.ts";
-import { PENDING, BaseFuture, FutureStateError, type Context, type Poll, type Waker } from "../future.ts";
-import { READ_READY, currentDriver, type Driver, type ScheduledIo } from "../driver/driver.ts";
-import { READABLE } from "../driver/poller.ts";
-import { SysError, check } from "../errors.ts";
+import * as libc from "../../../ffi/libc.ts";
+import * as ep from "../../../ffi/epoll.ts";
+import { PENDING, BaseFuture, FutureStateError, type Context, type Poll, type Waker } from "../../future.ts";
+import { READ_READY, type Driver, type ScheduledIo } from "../driver.ts";
+import { currentDriver } from "../../current.ts";
+import { READABLE } from "./poller.ts";
+import { SysError, check } from "../../errors.ts";
 
 /** Worker threads in the pool (this machine class has 2 cores). */
 const WORKERS = 2;
@@ -47,7 +48,7 @@ export function startFsPool(): Promise<void> {
   if (started !== null) return started;
   const ready: Promise<void>[] = [];
   for (let i = 0; i < WORKERS; i++) {
-    const w = new Worker(new URL("./worker.ts", import.meta.url).href);
+    const w = new Worker(new URL("./pool_worker.ts", import.meta.url).href);
     ready.push(
       new Promise<void>((resolve) => {
         w.onmessage = () => {

@@ -15,9 +15,9 @@
 //
 // Must never: leave the main thread pinned, or hang when the worker fails (the worker
 // writes a FAIL value instead of 1; a main-side failure sets `stop` and releases it).
-import * as libc from "../../ffi/libc.ts";
-import { EFD_CLOEXEC, eventfd } from "../../ffi/epoll.ts";
-import { currentCpu, pinToCpu, restoreAffinity } from "./batching-ffi.ts";
+import * as libc from "../../../ffi/libc.ts";
+import { EFD_CLOEXEC, eventfd } from "../../../ffi/epoll.ts";
+import { currentCpu, pinToCpu, restoreAffinity } from "./ffi.ts";
 
 /** Round-trip samples of one ping-pong run. */
 export interface PingPong {
@@ -81,7 +81,7 @@ export async function pingPong(opts: { rounds: number; samples: number; pin: boo
   const toMain = blockingEventfd();
   const stop = new SharedArrayBuffer(4);
   const cpu = opts.pin ? currentCpu() : -1;
-  const worker = new Worker(new URL("./batching-worker.ts", import.meta.url).href);
+  const worker = new Worker(new URL("./worker.ts", import.meta.url).href);
   const next = inbox(worker);
   let old: Uint8Array | null = null;
   try {

@@ -21,8 +21,8 @@
  * falls back to single-shot recv).
  */
 import { toArrayBuffer, type Pointer } from "bun:ffi";
-import * as U from "../../ffi/uring.ts";
-import type { Ring } from "./uring_ring.ts";
+import * as U from "../../../ffi/uring.ts";
+import type { Ring } from "./ring.ts";
 
 /** Defaults: 256 buffers × 16 KiB (4 MiB of address space, touched only as used). */
 export const PBUF_COUNT = 256;

@@ -16,13 +16,13 @@
  * after close() (the views point into unmapped memory then).
  */
 import { ptr, type Pointer } from "bun:ffi";
-import * as U from "../../ffi/uring.ts";
-import * as libc from "../../ffi/libc.ts";
-import { EINTR, EAGAIN } from "../../ffi/errno.ts";
-import { SysError } from "../errors.ts";
-import { selectPath, setupRing, type RingOptions, type RingPath, type RingSetup } from "./uring_setup.ts";
+import * as U from "../../../ffi/uring.ts";
+import * as libc from "../../../ffi/libc.ts";
+import { EINTR, EAGAIN } from "../../../ffi/errno.ts";
+import { SysError } from "../../errors.ts";
+import { selectPath, setupRing, type RingOptions, type RingPath, type RingSetup } from "./setup.ts";
 
-export { simulateSetupFailure, selectPath, type RingOptions, type RingPath } from "./uring_setup.ts";
+export { simulateSetupFailure, selectPath, type RingOptions, type RingPath } from "./setup.ts";
 
 /** ETIME (Linux): a timed wait ran out; not an error for a driver turn. */
 const ETIME = 62;

@@ -9,7 +9,7 @@
 // Must never: be imported on a platform without these symbols (the bench checks Linux
 // first), or leave the calling thread pinned (pinToCpu returns the mask to restore).
 import { dlopen } from "bun:ffi";
-import * as libc from "../../ffi/libc.ts";
+import * as libc from "../../../ffi/libc.ts";
 
 const { symbols: C } = dlopen("libc.so.6", {
   abs: { args: ["i32"], returns: "i32" },

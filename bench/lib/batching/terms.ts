@@ -11,12 +11,12 @@
 // - t_r comes from the NOP sweep (batching-sweep.ts): the slope of batch time over k.
 //
 // Must never: report a difference without the two numbers it came from.
-import { EFD_CLOEXEC, EFD_NONBLOCK, eventfd } from "../../ffi/epoll.ts";
-import * as libc from "../../ffi/libc.ts";
-import { eventfdReads, eventfdWrites, nullLoops } from "./batching-ffi.ts";
-import { closeTarget, openTarget } from "./batching-ring.ts";
-import { pingPong } from "./batching-switch.ts";
-import { median, sampleInterleaved } from "./batching-stats.ts";
+import { EFD_CLOEXEC, EFD_NONBLOCK, eventfd } from "../../../ffi/epoll.ts";
+import * as libc from "../../../ffi/libc.ts";
+import { eventfdReads, eventfdWrites, nullLoops } from "./ffi.ts";
+import { closeTarget, openTarget } from "./ring.ts";
+import { pingPong } from "./switch.ts";
+import { median, sampleInterleaved } from "./stats.ts";
 
 /** Median ns per call of the syscall-cost loops, and t_s. */
 export interface SyscallTerms {

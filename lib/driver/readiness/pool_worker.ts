@@ -12,7 +12,7 @@
  * a −errno result).
  */
 import { closeSync, fdatasyncSync, fstatSync, fsyncSync, openSync, readSync, statSync, writeSync, type Stats } from "node:fs";
-import * as libc from "../../ffi/libc.ts";
+import * as libc from "../../../ffi/libc.ts";
 
 declare const self: Worker;
 

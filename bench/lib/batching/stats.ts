@@ -8,7 +8,7 @@
 // Must never: report a sample whose checksum was wrong, or time anything but the run
 // itself (set-up and checks stay outside the clock).
 import os from "node:os";
-import { median as medianOf } from "./report.ts";
+import { median as medianOf } from "../report.ts";
 
 /** One thing to time: `run()` performs `ops` operations and returns a checksum. */
 export interface Case {

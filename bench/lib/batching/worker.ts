@@ -6,8 +6,8 @@
 // Must never: spin (it only blocks in read), or leave the main thread blocked when it
 // fails: on any failed call it writes FAIL to `toMain`, which the main thread checks.
 // A set `stop` word (the main thread gave up) ends the loop at the next wake-up.
-import * as libc from "../../ffi/libc.ts";
-import { pinToCpu } from "./batching-ffi.ts";
+import * as libc from "../../../ffi/libc.ts";
+import { pinToCpu } from "./ffi.ts";
 
 declare const self: Worker;
 

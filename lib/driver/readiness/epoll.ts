@@ -10,10 +10,10 @@
  *
  * Must never: retry EINTR (the driver's turn does), or deliver the notify token.
  */
-import * as ep from "../../ffi/epoll.ts";
-import * as libc from "../../ffi/libc.ts";
-import { EAGAIN, EBADF, EINTR, ENOENT } from "../../ffi/errno.ts";
-import { check } from "../errors.ts";
+import * as ep from "../../../ffi/epoll.ts";
+import * as libc from "../../../ffi/libc.ts";
+import { EAGAIN, EBADF, EINTR, ENOENT } from "../../../ffi/errno.ts";
+import { check } from "../../errors.ts";
 import { ERROR, Events, READABLE, READ_CLOSED, WRITABLE, WRITE_CLOSED, type Interest, type Poller } from "./poller.ts";
 
 /** data.u32 of the eventfd's registration; driver tokens are non-negative int32s. */

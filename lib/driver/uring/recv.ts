@@ -30,11 +30,11 @@
  * Must never: recycle a buffer id before its CQE named it or twice, deliver EOF or an
  * error ahead of queued bytes, or have two recv ops of one socket in flight.
  */
-import * as U from "../../ffi/uring.ts";
-import { ECANCELED, ENOBUFS } from "../../ffi/errno.ts";
-import type { Waker } from "../future.ts";
-import { K_PLAIN, ST_DETACHED, type OpSink, type UringDriver, type UringOp } from "../driver/uring.ts";
-import type { BufRing } from "../driver/uring_pbuf.ts";
+import * as U from "../../../ffi/uring.ts";
+import { ECANCELED, ENOBUFS } from "../../../ffi/errno.ts";
+import type { Waker } from "../../future.ts";
+import { K_PLAIN, ST_DETACHED, type OpSink, type UringDriver, type UringOp } from "./driver.ts";
+import type { BufRing } from "./pbuf.ts";
 
 /** Buffers one socket may hold before its multishot recv is stopped. */
 const QUEUE_MAX = 8;

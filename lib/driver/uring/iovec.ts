@@ -4,7 +4,7 @@
  *
  * Must never: copy more than the destination holds, or allocate beyond the views it makes.
  */
-import { IOV_BATCH } from "../../ffi/libc.ts";
+import { IOV_BATCH } from "../../../ffi/libc.ts";
 
 /** Bytes the op should move: buf's length, or the iovecs' total. */
 export function wantedLen(buf: Uint8Array | null, bufs: readonly Uint8Array[]): number {

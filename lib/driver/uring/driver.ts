@@ -31,22 +31,22 @@
  * Must never: free an op before its final CQE, wake while iterating the CQ (wakers only
  * enqueue), or block when asked for a zero wait.
  */
-import * as U from "../../ffi/uring.ts";
-import * as libc from "../../ffi/libc.ts";
-import { UringPoller } from "./uring_poll.ts";
-import { K_PLAIN, K_FD, ST_CANCELLING, ST_DETACHED, ST_DONE, ST_FREE, ST_SUBMITTED, UringOp, type OpSink, type UringCaps } from "./uring_op.ts";
-import { Driver } from "./driver.ts";
-import { now } from "../time/clock.ts";
-import { Ring, type RingOptions, type RingPath } from "./uring_ring.ts";
-import { BufferPool } from "./uring_buf.ts";
-import { BufRing, PBUF_COUNT } from "./uring_pbuf.ts";
+import * as U from "../../../ffi/uring.ts";
+import * as libc from "../../../ffi/libc.ts";
+import { UringPoller } from "./poll.ts";
+import { K_PLAIN, K_FD, ST_CANCELLING, ST_DETACHED, ST_DONE, ST_FREE, ST_SUBMITTED, UringOp, type OpSink, type UringCaps } from "./op.ts";
+import { Driver } from "../driver.ts";
+import { now } from "../../time/clock.ts";
+import { Ring, type RingOptions, type RingPath } from "./ring.ts";
+import { BufferPool } from "./buf.ts";
+import { BufRing, PBUF_COUNT } from "./pbuf.ts";
 
-export { K_PLAIN, K_FD, ST_CANCELLING, ST_DETACHED, ST_DONE, ST_FREE, ST_SUBMITTED, UringOp, type OpSink, type UringCaps } from "./uring_op.ts";
+export { K_PLAIN, K_FD, ST_CANCELLING, ST_DETACHED, ST_DONE, ST_FREE, ST_SUBMITTED, UringOp, type OpSink, type UringCaps } from "./op.ts";
 
 const INDEX_BITS = 20;
 const INDEX_MASK = (1 << INDEX_BITS) - 1;
 const GEN_MASK = 0x7ff;
-import { SysError } from "../errors.ts";
+import { SysError } from "../../errors.ts";
 
 /**
  * A Driver over io_uring.

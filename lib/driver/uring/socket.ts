@@ -32,17 +32,17 @@
  * complete an op twice.
  */
 import { ptr } from "bun:ffi";
-import * as U from "../../ffi/uring.ts";
-import * as libc from "../../ffi/libc.ts";
-import { SYS } from "../../ffi/constants.ts";
-import { EAGAIN, EINTR, EINVAL, ENOTSOCK } from "../../ffi/errno.ts";
-import { SOCKADDR_MAX } from "../../ffi/sockaddr.ts";
-import { PENDING, type Context, type Poll, type Waker } from "../future.ts";
-import { MultishotRecv } from "./uring_recv.ts";
+import * as U from "../../../ffi/uring.ts";
+import * as libc from "../../../ffi/libc.ts";
+import { SYS } from "../../../ffi/constants.ts";
+import { EAGAIN, EINTR, EINVAL, ENOTSOCK } from "../../../ffi/errno.ts";
+import { SOCKADDR_MAX } from "../../../ffi/sockaddr.ts";
+import { PENDING, type Context, type Poll, type Waker } from "../../future.ts";
+import { MultishotRecv } from "./recv.ts";
 import { gather, scatter, wantedLen } from "./iovec.ts";
-import { K_FD, K_PLAIN, ST_DONE, ST_FREE, type OpSink, type UringDriver, type UringOp } from "../driver/uring.ts";
-import type { OwnedBuf } from "../driver/uring_buf.ts";
-import { SysError } from "../errors.ts";
+import { K_FD, K_PLAIN, ST_DONE, ST_FREE, type OpSink, type UringDriver, type UringOp } from "./driver.ts";
+import type { OwnedBuf } from "./buf.ts";
+import { SysError } from "../../errors.ts";
 
 // The op numbers of io/source.ts (kept equal; source.ts passes them through).
 const OP_READ = 0;

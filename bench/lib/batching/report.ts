@@ -7,9 +7,9 @@
 //
 // Must never: round a number before it is used in a derivation, or print a crossover
 // without saying whether it was read off the table or from a fitted line.
-import * as U from "../../ffi/uring.ts";
-import { BATCH_SIZES, fitCrossover, tableCrossover, type Sweep } from "./batching-sweep.ts";
-import { seedBreakEven, type SwitchTerms, type SyscallTerms } from "./batching-terms.ts";
+import * as U from "../../../ffi/uring.ts";
+import { BATCH_SIZES, fitCrossover, tableCrossover, type Sweep } from "./sweep.ts";
+import { seedBreakEven, type SwitchTerms, type SyscallTerms } from "./terms.ts";
 
 /** Everything one run of the bench produced. */
 export interface Results {

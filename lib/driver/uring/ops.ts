@@ -18,12 +18,12 @@
  * (a negative result throws SysError naming the syscall; a timeout's -ETIME is its success).
  */
 import { ptr } from "bun:ffi";
-import * as U from "../../ffi/uring.ts";
-import { BaseFuture, FutureStateError, PENDING, type Context, type Poll } from "../future.ts";
-import { currentDriver } from "../driver/driver.ts";
-import { K_PLAIN, ST_DETACHED, ST_DONE, UringDriver, type UringOp } from "../driver/uring.ts";
-import type { OwnedBuf } from "../driver/uring_buf.ts";
-import { RuntimeError, SysError } from "../errors.ts";
+import * as U from "../../../ffi/uring.ts";
+import { BaseFuture, FutureStateError, PENDING, type Context, type Poll } from "../../future.ts";
+import { currentDriver } from "../../current.ts";
+import { K_PLAIN, ST_DETACHED, ST_DONE, UringDriver, type UringOp } from "./driver.ts";
+import type { OwnedBuf } from "./buf.ts";
+import { RuntimeError, SysError } from "../../errors.ts";
 
 const ETIME = 62;
 const INIT = 0;
