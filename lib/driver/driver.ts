@@ -53,6 +53,21 @@ export class ScheduledIo {
 }
 
 /**
+ * What a driver counts, for `runtime.metrics()`: plain counters, bumped on the paths that
+ * already run (a turn, an event, a registration, an io_uring enter), never read on them.
+ */
+export class DriverStats {
+  /** Driver turns (one wait for events each). */
+  turns = 0;
+  /** I/O events delivered (readiness events, or CQEs on io_uring). */
+  events = 0;
+  /** io_uring: SQEs handed to the kernel. */
+  submitted = 0;
+  /** io_uring: io_uring_enter calls made by turns. */
+  enters = 0;
+}
+
+/**
  * A Poller plus the slab, the timer wheel and the clock.
  *
  * @example
@@ -66,6 +81,8 @@ export class ScheduledIo {
  */
 export class Driver {
   readonly wheel: TimerWheel;
+  /** Counters for `runtime.metrics()` (see {@link DriverStats}). */
+  readonly stats = new DriverStats();
   private readonly slab: (ScheduledIo | null)[] = [];
   private readonly gens: number[] = [];
   private readonly free: number[] = [];
@@ -160,7 +177,11 @@ export class Driver {
    */
   turn(maxWaitMs: number): number {
     const n = this.poller.wait(this.waitTimeout(maxWaitMs));
-    if (n > 0) this.dispatch(n);
+    this.stats.turns++;
+    if (n > 0) {
+      this.stats.events += n;
+      this.dispatch(n);
+    }
     if (this.wheel.size > 0) this.wheel.advance(Math.floor(now()));
     return n;
   }

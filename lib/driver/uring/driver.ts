@@ -251,9 +251,13 @@ export class UringDriver extends Driver {
     const wait = this.waitTimeout(maxWaitMs);
     this.bridge.drainHost();
     let n = 0;
+    this.stats.turns++;
     if (wait !== 0 || ring.pending > 0 || this.inflight > 0 || ring.ready() > 0) {
+      this.stats.submitted += ring.pending;
+      this.stats.enters++;
       ring.submitAndWait(wait);
       n = this.reap();
+      this.stats.events += n;
     }
     if (this.wheel.size > 0) this.wheel.advance(Math.floor(now()));
     return n;
