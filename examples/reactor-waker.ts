@@ -46,7 +46,7 @@ const rt = new Runtime();
 const driver = rt.driver;
 const turn = driver.turn.bind(driver);
 driver.turn = (maxWait: number) => {
-  if (maxWait !== 0) log(`executor idle → driver.turn(): ${driver.poller.name}_wait sleeps`);
+  if (maxWait !== 0) log(`executor idle → driver.turn(): the ${driver.name} wait sleeps`);
   const n = turn(maxWait);
   if (n > 0) log(`kernel → driver: ${n} readiness event(s)`);
   return n;

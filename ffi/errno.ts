@@ -221,3 +221,7 @@ export const ETIMEDOUT = num("ETIMEDOUT");
 export const ECONNREFUSED = num("ECONNREFUSED");
 export const ECANCELED = num("ECANCELED");
 export const ENOTSOCK = num("ENOTSOCK");
+export const EISCONN = num("EISCONN");
+export const EBUSY = num("EBUSY");
+/** Linux: a timed io_uring wait or timeout op ran out (errno 62); no BSD counterpart is needed. */
+export const ETIME = process.platform === "linux" ? 62 : -1;

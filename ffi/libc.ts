@@ -53,6 +53,9 @@ const lib = dlopen(LIBC_PATH, {
   setrlimit: { args: ["i32", "ptr"], returns: "i32" },
   getpid: { args: [], returns: "i32" },
   dup: { args: ["i32"], returns: "i32" },
+  dup2: { args: ["i32", "i32"], returns: "i32" },
+  // Variadic in C (mode): declared without it, which only O_CREAT would need.
+  open: { args: ["ptr", "i32"], returns: "i32" },
 });
 
 // Linux- and FreeBSD-only symbols, absent from Darwin's libSystem.
@@ -61,6 +64,7 @@ const ext = linuxLike
   ? dlopen(LIBC_PATH, {
       accept4: { args: ["i32", "ptr", "ptr", "i32"], returns: "i32" },
       pipe2: { args: ["ptr", "i32"], returns: "i32" },
+      dup3: { args: ["i32", "i32", "i32"], returns: "i32" },
     }).symbols
   : null;
 
@@ -241,6 +245,21 @@ export function pipe2(fds: Int32Array, flags: number): number {
 
 export function dup(fd: number): number {
   return ret(C.dup(fd));
+}
+
+/**
+ * dup3(from, to, O_CLOEXEC) (dup2 + F_SETFD on Darwin): `to` now names what `from` names,
+ * close-on-exec; a file `to` named before is closed atomically.
+ */
+export function dupCloexec(from: number, to: number): number {
+  if (ext !== null) return ret(ext.dup3(from, to, SYS.O_CLOEXEC));
+  const r = ret(C.dup2(from, to));
+  return r < 0 ? r : fcntl(to, SYS.F_SETFD, SYS.FD_CLOEXEC) < 0 ? -errnoView[0]! : r;
+}
+
+/** open(path, flags) of an existing file (no O_CREAT: no mode); `path` is NUL-terminated. */
+export function openExisting(path: Uint8Array, flags: number): number {
+  return ret(C.open(path, flags));
 }
 
 export function getpid(): number {

@@ -57,6 +57,8 @@ export const SETUP_COOP_TASKRUN = 1 << 8;
 export const SETUP_TASKRUN_FLAG = 1 << 9;
 export const SETUP_SINGLE_ISSUER = 1 << 12;
 export const SETUP_DEFER_TASKRUN = 1 << 13;
+/** No SQ index array (6.6): SQEs are consumed in ring order; `sq_off.array` is 0. */
+export const SETUP_NO_SQARRAY = 1 << 16;
 export const FEAT_SINGLE_MMAP = 1 << 0;
 export const FEAT_NODROP = 1 << 1;
 export const FEAT_FAST_POLL = 1 << 5;
@@ -71,6 +73,8 @@ export const ACCEPT_MULTISHOT = 1 << 0;
 export const RECV_MULTISHOT = 1 << 1;
 export const POLL_ADD_MULTI = 1 << 0;
 export const ASYNC_CANCEL_ALL = 1 << 0;
+/** Match by sqe->fd instead of user_data (5.19). */
+export const ASYNC_CANCEL_FD = 1 << 1;
 export const ASYNC_CANCEL_ANY = 1 << 2;
 export const CQE_F_BUFFER = 1 << 0;
 export const CQE_F_MORE = 1 << 1;

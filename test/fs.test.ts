@@ -159,7 +159,7 @@ forEachBackend("fs", ({ run, backend, runtime }) => {
   test("fs_open_completed_then_cancelled_before_repoll_closes_its_fd; cancelled in flight leaks nothing", () => {
     writeFileSync(p("cancel"), "x");
     const d = runtime().driver;
-    const busy = () => d.external > 0 || (d instanceof UringDriver && d.inflight > 0);
+    const busy = () => d.pendingWork > 0;
     run(function* () {
       const done = fs.open(p("cancel"));
       expect(done.poll(noop)).toBe(PENDING);
@@ -177,7 +177,7 @@ forEachBackend("fs", ({ run, backend, runtime }) => {
 
   test("no op, owned buffer or pool job is left behind", () => {
     const d = runtime().driver;
-    expect(d.external).toBe(0);
+    expect(d.pendingWork).toBe(0);
     if (d instanceof UringDriver) {
       expect(d.pool.outstanding).toBe(0);
       expect(d.inflight).toBe(0);

@@ -74,7 +74,7 @@ function* client(port: number, rng: Rng, stop: () => boolean): Generator<unknown
 
 function sample(rt: Runtime, t0: number): Sample {
   Bun.gc(true);
-  return { t: (now() - t0) / 1000, rssMb: process.memoryUsage.rss() / 1048576, fds: openFds(), live: rt.driver.live, msgs: stats.msgs };
+  return { t: (now() - t0) / 1000, rssMb: process.memoryUsage.rss() / 1048576, fds: openFds(), live: rt.driver.registrations, msgs: stats.msgs };
 }
 
 /** Least-squares slope of RSS in MB per minute. */

@@ -8,7 +8,7 @@ import * as libc from "../ffi/libc.ts";
 import { SYS } from "../ffi/constants.ts";
 import { EAGAIN } from "../ffi/errno.ts";
 import { PENDING, Runtime, TcpListener, TcpStream, timeout, yieldNow, type Context } from "../lib/index.ts";
-import { IoSource } from "../lib/driver/readiness/source.ts";
+import { IoSource } from "../lib/io/source.ts";
 import { UringDriver } from "../lib/driver/uring/driver.ts";
 import type { RingPath } from "../lib/driver/uring/ring.ts";
 import { fdCount } from "./helpers.ts";

@@ -9,10 +9,10 @@ import { EpollPoller } from "./readiness/epoll.ts";
 import { PollPoller } from "./readiness/poll.ts";
 import { KqueuePoller } from "./readiness/kqueue.ts";
 import { HAVE_KQUEUE } from "../../ffi/kqueue.ts";
-import { Driver } from "./driver.ts";
+import type { Driver } from "./driver.ts";
+import { ReadinessDriver } from "./readiness/driver.ts";
 import { UringDriver } from "./uring/driver.ts";
 import { SysError } from "../errors.ts";
-import type { Poller } from "./readiness/poller.ts";
 
 /** The backends reel knows, in the order `REEL_BACKEND` accepts them. */
 export type Backend = "epoll" | "kqueue" | "poll" | "uring";
@@ -35,11 +35,11 @@ export function selectedBackend(env: string | undefined = process.env.REEL_BACKE
 
 /** How each backend available in this build is constructed. */
 const factories = new Map<Backend, () => Driver>([
-  ["epoll", () => new Driver(new EpollPoller() as Poller)],
-  ["poll", () => new Driver(new PollPoller())],
+  ["epoll", () => new ReadinessDriver(new EpollPoller())],
+  ["poll", () => new ReadinessDriver(new PollPoller())],
 ]);
 // kqueue exists only on macOS and FreeBSD, epoll only on Linux.
-if (HAVE_KQUEUE) factories.set("kqueue", () => new Driver(new KqueuePoller()));
+if (HAVE_KQUEUE) factories.set("kqueue", () => new ReadinessDriver(new KqueuePoller()));
 if (process.platform !== "linux") factories.delete("epoll");
 // io_uring on Linux, falling back to epoll (with a notice) when the kernel refuses it.
 if (process.platform === "linux") factories.set("uring", makeUring);
@@ -60,7 +60,7 @@ function makeUring(): Driver {
       uringNoticed = true;
       console.error(`reel: io_uring unavailable (${err.message}); using the epoll backend instead`);
     }
-    return new Driver(new EpollPoller());
+    return new ReadinessDriver(new EpollPoller());
   }
 }
 

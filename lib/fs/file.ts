@@ -2,10 +2,10 @@
  * Files as futures: open, read, write, stat, fsync, close, and linked writes (the
  * whole-file helpers are in whole.ts; lib/fs/index.ts is the surface).
  *
- * Backends: on io_uring each op is a ring op (openat, read, write, statx, fsync, close;
- * fs/uring_fs.ts) — real asynchronous file I/O. On the readiness backends regular files
- * are never "ready", so each op runs as a blocking call on a small Worker pool
- * (fs/pool.ts), as tokio does; the runtime thread is woken through its driver.
+ * Backends: each op goes through the driver's per-file interface (lib/driver/fd.ts
+ * FileFd): ring ops on io_uring — real asynchronous file I/O — and, on the readiness
+ * backends, where regular files are never "ready", a blocking call on a small Worker pool
+ * (as tokio does), the runtime thread woken through its driver. Nothing here asks which.
  *
  * Positions: a File tracks its own position and passes explicit offsets, so a read or
  * write whose future is cancelled never moves it (the bytes stay in the file). One op
@@ -14,17 +14,21 @@
  * not ordered unless linked: {@link File.writeLinked} chains them (IOSQE_IO_LINK on
  * io_uring; one after the other on the pool).
  *
+ * Closing: `close()` closes at the call, whether or not its future is awaited or
+ * cancelled; pending ops of the file then fail with EBADF, and nothing reel submitted for
+ * it can touch the number's next owner (the driver keeps that rule, see lib/driver/fd.ts).
+ *
  * Must never: hand the caller's buffer to the kernel or a Worker (data is copied through
  * owned or shared memory), leak an fd on an error or a cancel, or block the thread.
  */
-import { BaseFuture, FutureStateError, PENDING, gen, type Context, type Poll } from "../future.ts";
+import { BaseFuture, FutureStateError, PENDING, gen, ready, type Context, type Poll } from "../future.ts";
 import { currentDriver } from "../current.ts";
-import { UringDriver } from "../driver/uring/driver.ts";
-import { UringFuture, linked, type OpSpec } from "../driver/uring/ops.ts";
-import { checkBuffer } from "../errors.ts";
-import { PoolFuture, type JobRequest } from "../driver/readiness/pool.ts";
-import { CHUNK, closeSpec, decodeStatx, fsyncSpec, openSpec, readSpec, statxSpec, writeSpec } from "../driver/uring/fs.ts";
+import { RuntimeError, checkBuffer } from "../errors.ts";
+import { FILE_CHUNK, closedError, type FileFd, type FileFuture, type StatFields } from "../driver/fd.ts";
+import type { Driver } from "../driver/driver.ts";
 
+/** Largest read or write one op makes (a larger request is a short transfer). */
+export const CHUNK = FILE_CHUNK;
 
 const O_RDONLY = 0;
 const O_WRONLY = 1;
@@ -78,12 +82,13 @@ const READ = 1;
 const WRITE = 2;
 const STAT = 3;
 const FSYNC = 4;
-const CLOSE = 5;
+const LINKED = 5;
+const STAT_PATH = 6;
 
-/** One file op; picks the ring or the pool on its first poll. */
+/** One file op: asks the file's (or, for a path, the current) driver for it on its first poll. */
 class FsOp<T> extends BaseFuture<T> {
-  private inner: UringFuture | PoolFuture | null = null;
-  private statOut: Uint8Array | null = null;
+  private inner: FileFuture<unknown> | null = null;
+  private driver: Driver | null = null;
   private done = false;
 
   constructor(
@@ -93,91 +98,61 @@ class FsOp<T> extends BaseFuture<T> {
     private readonly buf: Uint8Array | null = null,
     private readonly pos = -1,
     private readonly arg = 0,
+    private readonly parts: readonly { data: Uint8Array; position: number }[] | null = null,
   ) {
     super();
   }
 
   poll(cx: Context): Poll<T> {
     if (this.done) throw new FutureStateError("fs future polled after completion");
-    const inner = this.inner ?? this.start();
-    const r = inner.poll(cx);
+    let r: Poll<unknown>;
+    try {
+      const inner = this.inner ?? this.start();
+      r = inner.poll(cx);
+    } catch (err) {
+      this.done = true;
+      this.inner = null;
+      throw err;
+    }
     if (r === PENDING) return PENDING;
     this.done = true;
-    return this.finish(r);
+    this.inner = null;
+    if (this.kind === OPEN) return new File(this.driver!.file(r as number), this.path!) as T;
+    if (this.kind === STAT || this.kind === STAT_PATH) return toStats(r as StatFields) as T;
+    return r as T;
   }
 
-  private start(): UringFuture | PoolFuture {
-    const d = currentDriver();
-    const fd = this.file?.fd ?? -1;
-    if (d instanceof UringDriver) {
-      this.inner = new UringFuture(this.uringSpec(d, fd), this.kind === READ ? this.buf : null);
-    } else {
-      this.inner = new PoolFuture(this.poolRequest(fd), this.kind === READ ? this.buf : null);
+  private start(): FileFuture<unknown> {
+    if (this.file === null) {
+      const d = (this.driver = currentDriver());
+      this.inner = this.kind === OPEN ? d.openFile(this.path!, this.arg, 0o666) : d.statPath(this.path!);
+      return this.inner;
     }
-    return this.inner;
-  }
-
-  private uringSpec(d: UringDriver, fd: number): OpSpec {
+    const h = this.file.handle();
     switch (this.kind) {
-      case OPEN:
-        return openSpec(this.path!, this.arg, 0o666);
       case READ:
-        return readSpec(d.pool, fd, this.buf!.byteLength, this.pos);
+        return (this.inner = h.read(this.buf!, this.pos));
       case WRITE:
-        return writeSpec(d.pool, fd, this.buf!, this.pos);
-      case STAT: {
-        const [spec, out] = statxSpec(fd, this.file === null ? this.path : null);
-        this.statOut = out;
-        return spec;
-      }
-      case FSYNC:
-        return fsyncSpec(fd, this.arg === 1);
-      default:
-        return closeSpec(fd);
-    }
-  }
-
-  private poolRequest(fd: number): JobRequest {
-    switch (this.kind) {
-      case OPEN:
-        return { op: "open", path: this.path!, flags: this.arg, mode: 0o666 };
-      case READ:
-        return { op: "read", fd, len: Math.min(this.buf!.byteLength, CHUNK), pos: this.pos };
-      case WRITE:
-        return { op: "write", fd, data: this.buf!.byteLength > CHUNK ? this.buf!.subarray(0, CHUNK) : this.buf!, pos: this.pos };
+        return (this.inner = h.write(this.buf!, this.pos));
       case STAT:
-        return this.file === null ? { op: "stat", path: this.path! } : { op: "fstat", fd };
+        return (this.inner = h.stat());
       case FSYNC:
-        return { op: "fsync", fd, datasync: this.arg === 1 };
+        return (this.inner = h.sync(this.arg === 1));
       default:
-        return { op: "close", fd };
-    }
-  }
-
-  private finish(r: number): T {
-    switch (this.kind) {
-      case OPEN:
-        return new File(r, this.path!) as T;
-      case STAT: {
-        if (this.statOut !== null) {
-          const s = decodeStatx(this.statOut);
-          return new Stats(s.size, s.mode, s.ino, s.blocks, s.mtimeMs) as T;
-        }
-        const f = (this.inner as PoolFuture).settled.stat;
-        return new Stats(f[0]!, f[1]!, f[2]!, f[3]!, f[4]!) as T;
-      }
-      case READ:
-      case WRITE:
-        return r as T;
-      default:
-        return undefined as T;
+        return (this.inner = h.writeLinked(this.parts!));
     }
   }
 
   override cancel(): void {
     this.done = true;
-    this.inner?.cancel();
+    const inner = this.inner;
+    this.inner = null;
+    inner?.cancel();
   }
+}
+
+function toStats(f: StatFields): Stats {
+  return new Stats(f.size, f.mode, f.ino, f.blocks, f.mtimeMs);
 }
 
 /**
@@ -197,11 +172,25 @@ export class File {
   /** The offset the next position-less read or write uses. */
   position = 0;
 
+  /** @internal Made by open(); `h` is the driver's handle for the fd. */
   constructor(
-    /** A valid fd owned by this File, or -1 once close() started. */
-    public fd: number,
+    private readonly h: FileFd,
     readonly path: string,
   ) {}
+
+  /** The fd (-1 once closed). */
+  get fd(): number {
+    return this.h.fd;
+  }
+
+  /** @internal The driver's handle, for an op on the runtime that opened the file. */
+  handle(): FileFd {
+    if (this.h.fd < 0) throw closedError("file op", "file");
+    if (this.h.driver !== currentDriver()) {
+      throw new RuntimeError(`Cannot use file ${this.path}: it belongs to another reel runtime (or one that was closed)`, "EFOREIGN");
+    }
+    return this.h;
+  }
 
   /** Reads up to buf.length (≤ 1 MiB) bytes: the count, 0 at end of file. */
   read(buf: Uint8Array, position?: number): BaseFuture<number> {
@@ -232,26 +221,8 @@ export class File {
    * only after the first completed; one after the other on the pool. Parts ≤ 1 MiB.
    */
   writeLinked(parts: readonly { data: Uint8Array; position: number }[]): BaseFuture<number[]> {
-    const self = this;
-    return gen(function* () {
-      const fd = self.open().fd;
-      const d = currentDriver();
-      if (!(d instanceof UringDriver)) {
-        const out: number[] = [];
-        for (const p of parts) out.push(yield* self.write(p.data, p.position));
-        return out;
-      }
-      const futs = linked(parts.map((p) => writeSpec(d.pool, fd, p.data, p.position)));
-      let i = 0;
-      try {
-        const out: number[] = [];
-        for (; i < futs.length; i++) out.push(yield* futs[i]!);
-        return out;
-      } finally {
-        // An error or a cancel: the chain's remaining ops are cancelled, never leaked.
-        for (i++; i < futs.length; i++) futs[i]!.cancel();
-      }
-    });
+    for (const p of parts) checkBuffer(p.data, "writeLinked() part");
+    return new FsOp<number[]>(LINKED, this.open(), null, null, -1, 0, parts);
   }
 
   stat(): BaseFuture<Stats> {
@@ -263,15 +234,22 @@ export class File {
     return new FsOp<void>(FSYNC, this.open(), null, null, -1, datasync ? 1 : 0);
   }
 
-  /** Closes the fd (through the ring or the pool). Further ops throw EBADF. */
+  /**
+   * Closes the file now, at the call (awaiting the returned future is optional); pending
+   * ops fail with EBADF. Further ops throw. Closing twice is a no-op. Throws SysError if
+   * close(2) itself fails.
+   */
   close(): BaseFuture<void> {
-    const op = new FsOp<void>(CLOSE, new File(this.open().fd, this.path), null);
-    this.fd = -1;
-    return op;
+    this.h.close();
+    return ready(undefined);
+  }
+
+  [Symbol.dispose](): void {
+    this.h.close();
   }
 
   private open(): File {
-    if (this.fd < 0) throw new TypeError(`File ${this.path} is closed`);
+    if (this.h.fd < 0) throw new TypeError(`File ${this.path} is closed`);
     return this;
   }
 
@@ -313,7 +291,7 @@ export function write(file: File, buf: Uint8Array, position?: number): BaseFutur
 export function stat(target: string | File): BaseFuture<Stats> {
   if (target instanceof File) return target.stat();
   if (typeof target !== "string" || target.length === 0) throw new TypeError(`Invalid path ${JSON.stringify(target)}: must be a non-empty string`);
-  return new FsOp<Stats>(STAT, null, target);
+  return new FsOp<Stats>(STAT_PATH, null, target);
 }
 
 /** fsync an open File. @example `yield* fsync(f);` */

@@ -2,19 +2,137 @@
  * Whole-file helpers over lib/fs: readFile, writeFile, and {@link ChunkReader}, which
  * streams a file of any size (64 MB and beyond) through one reused chunk buffer.
  *
- * Every helper opens, loops over ≤ 1 MiB ops, and closes in a `finally`, so an error or
- * a cancel (the gen adapter runs finally blocks) never leaks the fd.
+ * readFile and writeFile are hand-written state machines that own the file they open:
+ * they close it when they finish, fail, or are cancelled — in cancel() itself, at once,
+ * so no fd is left open whatever the caller does with cleanup (a layer that owns an fd
+ * never relies on user cleanup to close it). An open still in flight when they are
+ * cancelled is the driver's to settle: an fd it yields is closed.
  *
- * Must never: load a file whole unless asked to (readFile), or hold more than one chunk
- * per ChunkReader.
+ * Must never: load a file whole unless asked to (readFile), hold more than one chunk per
+ * ChunkReader, or leave the file it opened open.
  */
-import { BaseFuture, gen } from "../future.ts";
+import { BaseFuture, FutureStateError, PENDING, gen, ready, type Context, type Future, type Poll } from "../future.ts";
 import { checkBuffer } from "../errors.ts";
-import { open, type File } from "./file.ts";
-import { CHUNK } from "../driver/uring/fs.ts";
+import { CHUNK, open, type File } from "./file.ts";
+
+const OPENING = 0;
+const SIZING = 1;
+const MOVING = 2;
+const DONE = 3;
+
+/** What ReadFile and WriteFile share: the file they own, their current op, and the close. */
+abstract class Whole<T> extends BaseFuture<T> {
+  protected step = OPENING;
+  protected file: File | null = null;
+  protected op: Future<unknown> | null = null;
+
+  constructor(
+    protected readonly path: string,
+    private readonly flags: "r" | "w",
+  ) {
+    super();
+  }
+
+  poll(cx: Context): Poll<T> {
+    if (this.step === DONE) throw new FutureStateError("readFile()/writeFile() future polled after completion");
+    try {
+      if (this.step === OPENING) {
+        const f = (this.op ??= open(this.path, this.flags)).poll(cx);
+        if (f === PENDING) return PENDING;
+        this.op = null;
+        this.file = f as File;
+        this.step = SIZING;
+      }
+      const v = this.advance(cx, this.file!);
+      if (v === PENDING) return PENDING;
+      this.finish();
+      return v;
+    } catch (err) {
+      this.finish();
+      throw err;
+    }
+  }
+
+  /** The op loop once the file is open: the value, or PENDING. */
+  protected abstract advance(cx: Context, f: File): Poll<T>;
+
+  /** Polls `op` (made by `make` on first use) to its value. */
+  protected await<U>(cx: Context, make: () => Future<U>): Poll<U> {
+    const v = (this.op ??= make()).poll(cx) as Poll<U>;
+    if (v !== PENDING) this.op = null;
+    return v;
+  }
+
+  /** Closes the file (if open) and ends; a close error is thrown to the caller. */
+  private finish(): void {
+    this.step = DONE;
+    this.op = null;
+    const f = this.file;
+    this.file = null;
+    f?.close();
+  }
+
+  /** Cancels the op in flight and closes the file now. */
+  override cancel(): void {
+    if (this.step === DONE) return;
+    const op = this.op;
+    this.op = null;
+    op?.cancel?.();
+    this.finish();
+  }
+}
+
+class ReadFile extends Whole<Uint8Array> {
+  private out = new Uint8Array(0);
+  private len = 0;
+
+  protected advance(cx: Context, f: File): Poll<Uint8Array> {
+    if (this.step === SIZING) {
+      const st = this.await(cx, () => f.stat());
+      if (st === PENDING) return PENDING;
+      this.out = new Uint8Array(st.size > 0 ? st.size : CHUNK);
+      this.step = MOVING;
+    }
+    for (;;) {
+      if (this.len === this.out.length) {
+        const grown = new Uint8Array(this.out.length * 2);
+        grown.set(this.out);
+        this.out = grown;
+      }
+      const len = this.len;
+      const n = this.await(cx, () => f.read(this.out.subarray(len, Math.min(this.out.length, len + CHUNK)), len));
+      if (n === PENDING) return PENDING;
+      if (n === 0) break;
+      this.len += n;
+    }
+    return this.len === this.out.length ? this.out : this.out.slice(0, this.len);
+  }
+}
+
+class WriteFile extends Whole<void> {
+  private off = 0;
+
+  constructor(
+    path: string,
+    private readonly data: Uint8Array,
+  ) {
+    super(path, "w");
+  }
+
+  protected advance(cx: Context, f: File): Poll<void> {
+    const data = this.data;
+    while (this.off < data.byteLength) {
+      const off = this.off;
+      const n = this.await(cx, () => f.write(data.subarray(off, Math.min(off + CHUNK, data.byteLength)), off));
+      if (n === PENDING) return PENDING;
+      this.off += n;
+    }
+    return undefined;
+  }
+}
 
 /**
- * Reads a whole file.
+ * Reads a whole file. Cancelling it closes the file at once.
  *
  * @example
  * ```ts
@@ -22,31 +140,12 @@ import { CHUNK } from "../driver/uring/fs.ts";
  * ```
  */
 export function readFile(path: string): BaseFuture<Uint8Array> {
-  return gen(function* () {
-    const f = yield* open(path, "r");
-    try {
-      const size = (yield* f.stat()).size;
-      let out = new Uint8Array(size > 0 ? size : CHUNK);
-      let len = 0;
-      for (;;) {
-        if (len === out.length) {
-          const grown = new Uint8Array(out.length * 2);
-          grown.set(out);
-          out = grown;
-        }
-        const n = yield* f.read(out.subarray(len, Math.min(out.length, len + CHUNK)), len);
-        if (n === 0) break;
-        len += n;
-      }
-      return len === out.length ? out : out.slice(0, len);
-    } finally {
-      yield* closeQuietly(f);
-    }
-  });
+  return new ReadFile(path, "r");
 }
 
 /**
- * Creates or truncates `path` and writes `data` to it.
+ * Creates or truncates `path` and writes `data` to it. Cancelling it closes the file at
+ * once (a prefix of `data` may have been written).
  *
  * @example
  * ```ts
@@ -55,18 +154,7 @@ export function readFile(path: string): BaseFuture<Uint8Array> {
  */
 export function writeFile(path: string, data: Uint8Array): BaseFuture<void> {
   checkBuffer(data, "writeFile() data");
-  return gen(function* () {
-    const f = yield* open(path, "w");
-    try {
-      yield* f.writeAll(data, 0);
-    } finally {
-      yield* closeQuietly(f);
-    }
-  });
-}
-
-function* closeQuietly(f: File) {
-  if (f.fd >= 0) yield* f.close();
+  return new WriteFile(path, data);
 }
 
 /**
@@ -101,11 +189,14 @@ export class ChunkReader {
     });
   }
 
+  /** Closes the file now (awaiting the returned future is optional). */
   close(): BaseFuture<void> {
-    const f = this.file;
-    return gen(function* () {
-      yield* closeQuietly(f);
-    });
+    this.file.close();
+    return ready(undefined);
+  }
+
+  [Symbol.dispose](): void {
+    this.file.close();
   }
 }
 

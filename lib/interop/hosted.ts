@@ -139,11 +139,11 @@ class HostLoop implements Host, Parked {
   constructor(readonly rt: Runtime) {}
 
   get fd(): number {
-    return this.rt.driver.poller.fd;
+    return this.rt.driver.watchFd;
   }
 
   keepAlive(): boolean {
-    return this.rt.driver.live > 0 || this.rt.driver.external > 0;
+    return this.rt.driver.pendingWork > 0;
   }
 
   /** Detaches when no root is left (a run() that failed to start). */

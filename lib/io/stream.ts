@@ -12,6 +12,11 @@
  * - `pollShutdown(cx)` flushes, then closes the write direction (the peer reads EOF).
  * - Errors are thrown from the poll methods; one reader and one writer at a time (two tasks
  *   polling the same direction overwrite each other's waker, as tokio's ScheduledIo does).
+ * - Optional `cancelRead(waker)` / `cancelWrite(waker)`: a future that polled this object
+ *   with `waker` was abandoned while pending. A resource with work in flight for it (an
+ *   io_uring op) takes it back here; the futures below call them on cancel.
+ * - A buffer detached while its op is pending reads as length 0: the futures below fail
+ *   with a TypeError then, never a false EOF or a short write.
  *
  * Cancel-safety of the futures here: `read`, `write`, `flush` and `shutdown` are cancel-safe
  * (cancelling loses no data: a flush or shutdown can simply be started again); `writeAll`
@@ -21,7 +26,7 @@
  * Must never: allocate per poll, or turn EOF into an error except where the caller asked
  * for an exact count (readExact → UnexpectedEofError).
  */
-import { BaseFuture, FutureStateError, PENDING, type Context, type Poll } from "../future.ts";
+import { BaseFuture, FutureStateError, PENDING, type Context, type Poll, type Waker } from "../future.ts";
 import { UnexpectedEofError, checkBuffer } from "../errors.ts";
 
 /**
@@ -37,6 +42,8 @@ import { UnexpectedEofError, checkBuffer } from "../errors.ts";
  */
 export interface AsyncRead {
   pollRead(cx: Context, buf: Uint8Array): Poll<number>;
+  /** A read polled with `waker` was abandoned while pending (see the module header). */
+  cancelRead?(waker: Waker): void;
 }
 
 /**
@@ -56,6 +63,8 @@ export interface AsyncWrite {
   pollWrite(cx: Context, buf: Uint8Array): Poll<number>;
   pollFlush(cx: Context): Poll<void>;
   pollShutdown(cx: Context): Poll<void>;
+  /** A write polled with `waker` was abandoned while pending (see the module header). */
+  cancelWrite?(waker: Waker): void;
 }
 
 /**
@@ -104,10 +113,19 @@ const SHUTDOWN = 3;
 const WRITE_ALL = 4;
 const READ_EXACT = 5;
 
+const OP_NAMES = ["read", "write", "flush", "shutdown", "writeAll", "readExact"];
+
+/** True when `buf`'s ArrayBuffer was detached (transferred). */
+function isDetached(buf: Uint8Array): boolean {
+  return (buf.buffer as ArrayBuffer).detached;
+}
+
 /** One of the generic ops, named by a small integer so a poll allocates nothing. */
 class IoOp<T> extends BaseFuture<T> {
   private off = 0;
   private done = false;
+  /** The waker of the last poll that returned PENDING (given back on cancel). */
+  private waker: Waker | null = null;
   constructor(
     private readonly op: number,
     private readonly r: AsyncRead | null,
@@ -118,10 +136,28 @@ class IoOp<T> extends BaseFuture<T> {
   }
 
   poll(cx: Context): Poll<T> {
-    if (this.done) throw new FutureStateError("I/O future polled after completion");
-    const v = this.step(cx);
-    if (v !== PENDING) this.done = true;
-    return v as Poll<T>;
+    if (this.done) throw new FutureStateError(`${OP_NAMES[this.op]}() future polled after completion`);
+    const buf = this.buf;
+    if (buf !== null && buf.byteLength === 0 && isDetached(buf)) {
+      this.cancel();
+      const what = this.op === READ || this.op === READ_EXACT ? "read" : "write";
+      throw new TypeError(`The ${what} buffer is detached (its ArrayBuffer was transferred)`);
+    }
+    let v: Poll<unknown>;
+    try {
+      v = this.step(cx);
+    } catch (err) {
+      this.done = true;
+      this.waker = null;
+      throw err;
+    }
+    if (v === PENDING) {
+      this.waker = cx.waker;
+      return PENDING;
+    }
+    this.done = true;
+    this.waker = null;
+    return v as T;
   }
 
   private step(cx: Context): Poll<unknown> {
@@ -158,7 +194,13 @@ class IoOp<T> extends BaseFuture<T> {
   }
 
   override cancel(): void {
+    if (this.done) return;
     this.done = true;
+    const w = this.waker;
+    this.waker = null;
+    if (w === null) return;
+    if (this.op === READ || this.op === READ_EXACT) this.r!.cancelRead?.(w);
+    else this.w!.cancelWrite?.(w);
   }
 }
 

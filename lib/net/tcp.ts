@@ -1,13 +1,15 @@
 /**
- * TCP: TcpListener and TcpStream over the readiness retry loop (io/source.ts).
+ * TCP: TcpListener and TcpStream over the per-fd interface (io/source.ts → the driver's
+ * IoFd), the same on every backend.
  *
- * Every operation is a hand-written future: accept, connect, read, write, writeAll,
- * readExact. Each stores its task's waker in the fd's registration while pending and
- * removes it on cancel(), so an abandoned op leaves nothing behind.
+ * Every operation is a hand-written future: accept and connect here; read, write,
+ * writeAll and readExact are io/stream.ts's generic futures over TcpStream's AsyncRead /
+ * AsyncWrite. Each stores its task's waker while pending and gives it back on cancel(),
+ * so an abandoned op leaves nothing behind (on io_uring, its op is cancelled).
  *
- * Connect is the non-blocking handshake: connect() → EINPROGRESS → wait writable →
- * getsockopt(SO_ERROR) decides. Writes use MSG_NOSIGNAL (SO_NOSIGPIPE on Darwin): a peer
- * that has gone gives EPIPE as an error, never a SIGPIPE death.
+ * Connect is the non-blocking handshake (connect() → EINPROGRESS → wait writable →
+ * SO_ERROR on readiness backends; a CONNECT op on io_uring). Writes use MSG_NOSIGNAL
+ * (SO_NOSIGPIPE on Darwin): a peer that has gone gives EPIPE, never a SIGPIPE death.
  *
  * Cancel safety (as tokio documents it): accept and read are cancel-safe (nothing is
  * consumed until they complete); write is cancel-safe (bytes are written only in the poll
@@ -17,15 +19,15 @@
  * Must never: block, or leak an fd on any error path.
  */
 import { SYS } from "../../ffi/constants.ts";
-import { EINPROGRESS, EINTR } from "../../ffi/errno.ts";
 import * as libc from "../../ffi/libc.ts";
 import { decodeSockaddr, type SocketAddr } from "../../ffi/sockaddr.ts";
 import { BaseFuture, FutureStateError, PENDING, type Context, type Poll, type Waker } from "../future.ts";
-import { READ_READY, WRITE_READY } from "../driver/driver.ts";
-import { SysError, UnexpectedEofError, check, checkBuffer } from "../errors.ts";
-import { IoSource, OP_ACCEPT, OP_READ, OP_WRITE, acceptAddr, closedError } from "../driver/readiness/source.ts";
+import { DIR_READ, DIR_WRITE, OP_ACCEPT, OP_READ, OP_WRITE, acceptAddr, acceptAddrLen, closedError } from "../driver/fd.ts";
+import { check } from "../errors.ts";
+import { IoSource } from "../io/source.ts";
+import { read as readOp, readExact as readExactOp, write as writeOp, writeAll as writeAllOp } from "../io/stream.ts";
 import { resolve, type HostPort, type Resolved } from "./addr.ts";
-import { closeAndThrow, getIntOption, prepareFd, setIntOption, sockName, streamSocket } from "./socket.ts";
+import { closeAndThrow, prepareFd, setIntOption, sockName, streamSocket } from "./socket.ts";
 
 /**
  * What TcpListener and TcpStream share: the fd's source, its local address, and close
@@ -128,13 +130,13 @@ class Accept extends BaseFuture<[TcpStream, SocketAddr]> {
     this.done = true;
     this.waker = null;
     // Decode before anything else can accept into the shared scratch buffer.
-    const peer = decodeSockaddr(acceptAddr, acceptAddr.length);
+    const peer = decodeSockaddr(acceptAddr, acceptAddrLen[0]!);
     return [new TcpStream(new IoSource(prepareFd(fd))), peer!];
   }
 
   override cancel(): void {
     this.done = true;
-    this.src.dropWaker(READ_READY, this.waker);
+    this.src.dropWaker(DIR_READ, this.waker);
     this.waker = null;
   }
 }
@@ -171,26 +173,22 @@ export class TcpStream extends SocketBase {
 
   /** Reads into `buf`: the byte count, 0 at EOF (or for an empty buf). Cancel-safe. */
   read(buf: Uint8Array): BaseFuture<number> {
-    checkBuffer(buf, "read() buffer");
-    return new ReadWrite(this.src, OP_READ, buf);
+    return readOp(this, buf);
   }
 
-  /** Writes some of `buf`: the byte count (≥ 1 unless buf is empty). Cancel-safe. */
+  /** Writes some of `buf`: the byte count (≥ 1 unless buf is empty). Cancel-safe (but see io_uring in the README). */
   write(buf: Uint8Array): BaseFuture<number> {
-    checkBuffer(buf, "write() buffer");
-    return new ReadWrite(this.src, OP_WRITE, buf);
+    return writeOp(this, buf);
   }
 
   /** Writes all of `buf`. Not cancel-safe: a cancelled writeAll may have written a prefix. */
   writeAll(buf: Uint8Array): BaseFuture<void> {
-    checkBuffer(buf, "writeAll() buffer");
-    return new Exact(this.src, OP_WRITE, buf);
+    return writeAllOp(this, buf);
   }
 
   /** Fills all of `buf`, or fails with UnexpectedEofError. Not cancel-safe. */
   readExact(buf: Uint8Array): BaseFuture<void> {
-    checkBuffer(buf, "readExact() buffer");
-    return new Exact(this.src, OP_READ, buf);
+    return readExactOp(this, buf);
   }
 
   /** AsyncRead: one read attempt through the retry loop. */
@@ -201,6 +199,16 @@ export class TcpStream extends SocketBase {
   /** AsyncWrite: one write attempt through the retry loop. */
   pollWrite(cx: Context, buf: Uint8Array): Poll<number> {
     return buf.byteLength === 0 ? emptyBuffer(buf, OP_WRITE) : this.src.pollOp(cx, OP_WRITE, buf);
+  }
+
+  /** AsyncRead: a read polled with `waker` was abandoned (its io_uring op is cancelled). */
+  cancelRead(waker: Waker): void {
+    this.src.dropWaker(DIR_READ, waker);
+  }
+
+  /** AsyncWrite: a write polled with `waker` was abandoned (its io_uring op is cancelled). */
+  cancelWrite(waker: Waker): void {
+    this.src.dropWaker(DIR_WRITE, waker);
   }
 
   /** AsyncWrite: nothing is buffered in user space, so a flush is always done. */
@@ -251,80 +259,6 @@ function detachedError(op: number): TypeError {
   return new TypeError(`The ${op === OP_READ ? "read" : "write"} buffer is detached (its ArrayBuffer was transferred)`);
 }
 
-/**
- * What read/write and writeAll/readExact share: the stream, the op, the buffer, and the
- * waker stored while pending, which cancel() takes back out of the registration.
- */
-abstract class StreamOp<T> extends BaseFuture<T> {
-  protected waker: Waker | null = null;
-  protected done = false;
-  constructor(
-    protected readonly src: IoSource,
-    protected readonly op: number,
-    protected readonly buf: Uint8Array,
-  ) {
-    super();
-  }
-
-  override cancel(): void {
-    this.done = true;
-    this.src.dropWaker(this.op === OP_READ ? READ_READY : WRITE_READY, this.waker);
-    this.waker = null;
-  }
-
-  /** A buffer detached while pending also has length 0: an error, not a silent EOF. */
-  protected failIfDetached(): void {
-    if (!isDetached(this.buf)) return;
-    this.cancel();
-    throw detachedError(this.op);
-  }
-}
-
-/** One read or write: the result of a single successful syscall. */
-class ReadWrite extends StreamOp<number> {
-  poll(cx: Context): Poll<number> {
-    if (this.done) throw new FutureStateError("read()/write() future polled after completion");
-    if (this.buf.byteLength === 0) {
-      this.failIfDetached();
-      this.done = true;
-      return 0;
-    }
-    const n = this.src.pollOp(cx, this.op, this.buf);
-    if (n === PENDING) {
-      this.waker = cx.waker;
-      return PENDING;
-    }
-    this.done = true;
-    return n;
-  }
-}
-
-/** writeAll / readExact: loops single ops until the buffer is done. */
-class Exact extends StreamOp<void> {
-  private off = 0;
-
-  poll(cx: Context): Poll<void> {
-    if (this.done) throw new FutureStateError("writeAll()/readExact() future polled after completion");
-    const len = this.buf.byteLength;
-    if (len === 0) this.failIfDetached();
-    while (this.off < len) {
-      const rest = this.off === 0 ? this.buf : this.buf.subarray(this.off);
-      const n = this.src.pollOp(cx, this.op, rest);
-      if (n === PENDING) {
-        this.waker = cx.waker;
-        return PENDING;
-      }
-      if (n === 0 && this.op === OP_READ) {
-        this.done = true;
-        throw new UnexpectedEofError(this.off, len);
-      }
-      this.off += n;
-    }
-    this.done = true;
-    return undefined;
-  }
-}
-
 /** The non-blocking connect handshake. */
 class Connect extends BaseFuture<TcpStream> {
   private src: IoSource | null = null;
@@ -339,25 +273,11 @@ class Connect extends BaseFuture<TcpStream> {
     if (this.done) throw new FutureStateError("connect() future polled after completion");
     try {
       const src = this.src ?? this.start();
-      const ur = src.uring();
-      if (ur !== null) {
-        // io_uring: the CONNECT op's CQE is the handshake's result.
-        const addr = this.addr!;
-        if (ur.pollConnect(cx, addr.sockaddr, addr.length, this.detail()) === PENDING) {
-          this.waker = cx.waker;
-          return PENDING;
-        }
-        this.done = true;
-        this.src = null;
-        return new TcpStream(src);
-      }
-      if (src.pollReady(cx, WRITE_READY) === PENDING) {
+      const addr = this.addr!;
+      if (src.pollConnect(cx, addr.sockaddr, addr.length, this.detail()) === PENDING) {
         this.waker = cx.waker;
         return PENDING;
       }
-      // Writable (or error/hang-up): SO_ERROR says whether the handshake succeeded.
-      const err = getIntOption(src.fd, SYS.SOL_SOCKET, SYS.SO_ERROR, "SO_ERROR");
-      if (err !== 0) throw new SysError(err, "connect", undefined, `${this.opts.hostname ?? "127.0.0.1"}:${this.opts.port}`);
       this.done = true;
       this.src = null;
       return new TcpStream(src);
@@ -367,23 +287,12 @@ class Connect extends BaseFuture<TcpStream> {
     }
   }
 
-  /** Creates the socket and starts connect(); returns the source to wait on. */
+  /** Creates the socket; the handshake starts at the first pollConnect. */
   private start(): IoSource {
     const addr = resolve(this.opts, "TcpStream.connect()");
     const fd = streamSocket(addr.domain);
     this.addr = addr;
-    const src = new IoSource(fd);
-    if (src.uring() !== null) {
-      this.src = src;
-      return src;
-    }
-    let r = libc.connect(fd, addr.sockaddr, addr.length);
-    while (r === -EINTR) r = libc.connect(fd, addr.sockaddr, addr.length);
-    if (r < 0 && r !== -EINPROGRESS) {
-      closeAndThrow(fd, new SysError(-r, "connect", undefined, this.detail()));
-    }
-    this.src = src;
-    return src;
+    return (this.src = new IoSource(fd));
   }
 
   /** "host:port", for connect errors. */
@@ -401,7 +310,7 @@ class Connect extends BaseFuture<TcpStream> {
   /** Abandons the handshake and closes the socket. */
   override cancel(): void {
     if (this.done) return;
-    this.src?.dropWaker(WRITE_READY, this.waker);
+    this.src?.dropWaker(DIR_WRITE, this.waker);
     this.fail();
   }
 }

@@ -5,20 +5,26 @@
  *
  * Protocol (see pool.ts): a job message names its op and carries a SharedArrayBuffer for
  * the result (`ctl`: i32 state at 0, i32 result at 4, f64 stat fields from 8) and, for
- * read/write, one for the data. The result is stored before the state, and the state
- * before the eventfd write, so the runtime thread that sees the wake-up sees the result.
+ * read/write, one for the data. State: 0 queued → 3 running (this worker claims it with a
+ * compare-and-swap) → 1 done → 4 released; the runtime thread may instead move a queued
+ * job 0 → 2 (abandoned: cancelled or its file closed), and then this worker skips it
+ * entirely — it neither runs the call nor touches the eventfd. The result is stored
+ * before the state, and the state before the eventfd write, so the runtime thread that
+ * sees the wake-up sees the result. "Released" (4) is stored after the eventfd write: from
+ * then on this worker touches nothing of the job, so the runtime thread may close the
+ * eventfd (it waits, with Atomics.wait, for jobs it saw done but not yet released).
  *
- * Must never: touch a buffer after signalling, or throw out of onmessage (every error is
- * a −errno result).
+ * Must never: run an abandoned job, touch a job's fd or eventfd after it was abandoned,
+ * touch a buffer after signalling, or throw out of onmessage (every error is a −errno).
  */
-import { closeSync, fdatasyncSync, fstatSync, fsyncSync, openSync, readSync, statSync, writeSync, type Stats } from "node:fs";
+import { fdatasyncSync, fstatSync, fsyncSync, openSync, readSync, statSync, writeSync, type Stats } from "node:fs";
 import * as libc from "../../../ffi/libc.ts";
 
 declare const self: Worker;
 
 /** One job, as pool.ts posts it. */
 interface Job {
-  op: "open" | "read" | "write" | "stat" | "fstat" | "fsync" | "close";
+  op: "open" | "read" | "write" | "stat" | "fstat" | "fsync";
   fd: number;
   path: string;
   flags: number;
@@ -30,6 +36,11 @@ interface Job {
   data: SharedArrayBuffer | null;
   efd: number;
 }
+
+const QUEUED = 0;
+const DONE = 1;
+const RUNNING = 3;
+const RELEASED = 4;
 
 const one = new Uint8Array(new ArrayBuffer(8));
 one[0] = 1;
@@ -59,9 +70,6 @@ function run(j: Job, f64: Float64Array): number {
       if (j.datasync) fdatasyncSync(j.fd);
       else fsyncSync(j.fd);
       return 0;
-    case "close":
-      closeSync(j.fd);
-      return 0;
   }
 }
 
@@ -74,6 +82,8 @@ function errnoOf(err: unknown): number {
 self.onmessage = (ev: MessageEvent<Job>) => {
   const j = ev.data;
   const ctl = new Int32Array(j.ctl, 0, 2);
+  // Claim the job; an abandoned one (state 2) is skipped without a trace.
+  if (Atomics.compareExchange(ctl, 0, QUEUED, RUNNING) !== QUEUED) return;
   let r: number;
   try {
     r = run(j, new Float64Array(j.ctl, 8, 5));
@@ -81,8 +91,10 @@ self.onmessage = (ev: MessageEvent<Job>) => {
     r = -errnoOf(err);
   }
   Atomics.store(ctl, 1, r);
-  Atomics.store(ctl, 0, 1);
+  Atomics.store(ctl, 0, DONE);
   libc.write(j.efd, one);
+  Atomics.store(ctl, 0, RELEASED);
+  Atomics.notify(ctl, 0);
 };
 
 // Loaded: tell the pool (startFsPool's Promise) this Worker is ready.

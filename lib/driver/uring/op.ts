@@ -1,22 +1,32 @@
 /**
- * The io_uring op table's entry type and its states (see driver/uring.ts for the state
- * machine). Kept apart so the driver and its poll bridge share it without an import cycle.
+ * The io_uring op table's entry type, its states, and the two contracts an op's owners
+ * keep: the sink that receives its CQEs, and the fd owner that counts the ops naming its
+ * fd (see uring/driver.ts for the state machine, uring/owner.ts for closing).
  *
- * Must never: hold logic; it is data and the sink contract.
+ * Must never: hold logic; it is data and contracts.
  */
 import type { Waker } from "../../future.ts";
 import type { OwnedBuf } from "./buf.ts";
 
+/** A free slot. */
 export const ST_FREE = 0;
+/** Its SQE is written (maybe not yet submitted); a future may wait on it. */
 export const ST_SUBMITTED = 1;
+/** Its (final) CQE arrived; the result waits for its future. */
 export const ST_DONE = 2;
+/** Its future is gone; the op is freed at its final CQE. */
 export const ST_CANCELLING = 3;
 /** Ops nobody waits for (ASYNC_CANCEL, LINK_TIMEOUT): freed at their final CQE. */
 export const ST_DETACHED = 4;
+/** The states of an op (see uring/driver.ts). */
+export type OpState = typeof ST_FREE | typeof ST_SUBMITTED | typeof ST_DONE | typeof ST_CANCELLING | typeof ST_DETACHED;
 
+/** An op whose result is not an fd. */
+export const K_PLAIN = 0;
 /** An op whose result, if it completes unobserved, is an fd to close (accept, openat). */
 export const K_FD = 1;
-export const K_PLAIN = 0;
+/** What an op's result is. */
+export type OpKind = typeof K_PLAIN | typeof K_FD;
 
 /** Who receives an op's CQEs besides its future: multishot consumers, and orphan handling. */
 export interface OpSink {
@@ -26,22 +36,37 @@ export interface OpSink {
   orphan?(op: UringOp, res: number, flags: number): void;
 }
 
-/** One slot of the op table. See the module header for the state machine. */
+/**
+ * The object that owns the fd an op names: it counts such ops from their SQE to their
+ * final CQE (or until the SQE was rewritten into a NOP), so that it knows when nothing
+ * in the kernel can still act on its fd number (uring/owner.ts).
+ */
+export interface FdOwnerCount {
+  /** One more op names this fd. */
+  opStarted(): void;
+  /** An op that named this fd is over (final CQE, or neutered before submission). */
+  opFinished(): void;
+}
+
+/** One slot of the op table. See uring/driver.ts for the state machine. */
 export class UringOp {
-  state = ST_FREE;
-  /** user_data: index | gen << 20 (non-negative int32). */
+  state: OpState = ST_FREE;
+  /** user_data: index | gen << 20 (non-negative int32); -1 while free (slab.ts). */
   token = 0;
   /** The SQ position its SQE was written at (for cancel-before-submit). */
   pos = 0;
   res = 0;
   cflags = 0;
   waker: Waker | null = null;
-  kind = K_PLAIN;
+  kind: OpKind = K_PLAIN;
   multishot = false;
+  /** Not counted as driver work: it may sit idle forever (the notify poll, an armed multishot recv). */
   background = false;
   /** Rewritten into a NOP before submission: its CQE carries no result. */
   neutered = false;
   sink: OpSink | null = null;
+  /** The owner of the fd this op names, counted until the op is over (null: none). */
+  owner: FdOwnerCount | null = null;
   /** Free for the sink's use (a registration token, a byte count). */
   tag = 0;
   // SAFETY: memory the kernel reads or writes for this op. Referenced from the op table
@@ -57,7 +82,8 @@ export interface UringCaps {
   multishotAccept: boolean;
   /** Multishot recv over the driver's provided buffer ring (registration succeeded). */
   multishotRecv: boolean;
+  /** IORING_ASYNC_CANCEL_FD (5.19): one SQE cancels every op on an fd. */
+  cancelByFd: boolean;
   deferTaskrun: boolean;
   probe: Uint8Array;
 }
-

@@ -1,31 +1,38 @@
 /**
  * io_uring ops as futures: one hand-written state machine, {@link UringFuture}, for every
- * op that is not a socket stream op (those live in uring_socket.ts): nop, timeout, read,
- * write, readv/writev (into one owned buffer), openat, statx, fsync, close, shutdown,
- * and linked chains (IOSQE_IO_LINK, with an optional LINK_TIMEOUT).
+ * op that is not a socket stream op (those live in socket.ts): nop, timeout, file read,
+ * write, statx, fsync, openat, and linked chains (IOSQE_IO_LINK, with an optional
+ * LINK_TIMEOUT).
  *
  *     INIT ──poll──▶ SUBMITTED (SQE written; waker on the op) ──CQE──▶ COMPLETED
  *       │                 │
- *       └──cancel──▶ CANCELLED ◀──cancel── (the driver decides at the CQE, uring.ts)
+ *       └──cancel──▶ CANCELLED ◀──cancel── (the driver decides at the CQE, driver.ts)
+ *
+ * An op on an owned file names the file's fd at submission and is counted by the file
+ * (owner.ts); a file closed before the op was submitted, or while it was pending, fails
+ * the op with EBADF.
  *
  * Buffer ownership: data moves through an {@link OwnedBuf} held by the op. A read copies
- * into the caller's array in the poll that completes; a write copies the caller's bytes
- * in before submission. A cancelled read at an explicit offset loses nothing: the bytes
- * are still in the file and the caller's position did not advance (the driver returns
- * the buffer to the pool at the CQE).
+ * into the caller's array in the poll that completes (a caller's array detached
+ * meanwhile is a TypeError, after the op was freed); a write copies the caller's bytes in
+ * when the op is made. A cancelled read at an explicit offset loses nothing: the bytes are
+ * still in the file and the caller's position did not advance.
  *
  * Must never: hand the caller's buffer to the kernel, resubmit an op, or swallow an error
  * (a negative result throws SysError naming the syscall; a timeout's -ETIME is its success).
  */
 import { ptr } from "bun:ffi";
 import * as U from "../../../ffi/uring.ts";
+import { ETIME } from "../../../ffi/errno.ts";
 import { BaseFuture, FutureStateError, PENDING, type Context, type Poll } from "../../future.ts";
 import { currentDriver } from "../../current.ts";
-import { K_PLAIN, ST_DETACHED, ST_DONE, UringDriver, type UringOp } from "./driver.ts";
-import type { OwnedBuf } from "./buf.ts";
 import { RuntimeError, SysError } from "../../errors.ts";
+import { closedError } from "../fd.ts";
+import { K_PLAIN, ST_DETACHED, ST_DONE, type OpKind, type UringOp } from "./op.ts";
+import type { UringDriver } from "./driver.ts";
+import type { OwnedBuf } from "./buf.ts";
+import type { UringFdOwner } from "./owner.ts";
 
-const ETIME = 62;
 const INIT = 0;
 const SUBMITTED = 1;
 const COMPLETED = 2;
@@ -34,6 +41,7 @@ const CANCELLED = 3;
 /** One SQE, described. Buffers referenced here are owned by the op once submitted. */
 export interface OpSpec {
   opcode: number;
+  /** The fd the op names (ignored when an owner is given: its fd is used). */
   fd: number;
   /** A byte address (owned memory), or 0. */
   addr?: number;
@@ -44,7 +52,7 @@ export interface OpSpec {
   opFlags?: number;
   ioprio?: number;
   /** K_FD when the result is an fd (closed if it completes after a cancel). */
-  kind?: number;
+  kind?: OpKind;
   /** Owned data buffer (SAFETY: held by the op until its final CQE). */
   buf?: OwnedBuf | null;
   /** Other memory the kernel reads (a path, a timespec, a statx buffer). */
@@ -58,17 +66,20 @@ export interface OpSpec {
 /** The driver of the running runtime, which must be io_uring. */
 export function uringDriver(): UringDriver {
   const d = currentDriver();
-  if (!(d instanceof UringDriver)) throw new RuntimeError("This operation needs the io_uring backend (REEL_BACKEND=uring)", "ENOTURING");
-  return d;
+  if (d.name !== "uring") throw new RuntimeError("This operation needs the io_uring backend (REEL_BACKEND=uring)", "ENOTURING");
+  return d as UringDriver;
 }
 
-/** Writes `spec`'s SQE for a fresh op and returns the op. */
-function submit(d: UringDriver, spec: OpSpec, sqeFlags: number): UringOp {
-  const op = d.op(spec.kind ?? K_PLAIN, null);
+/** Writes `spec`'s SQE for a fresh op (naming `owner`'s fd if given) and returns the op. */
+function submit(d: UringDriver, spec: OpSpec, sqeFlags: number, owner: UringFdOwner | null): UringOp {
+  const fd = owner !== null ? owner.fd : spec.fd;
+  if (owner !== null && fd < 0) throw closedError(spec.syscall, "file");
+  const op = d.op(spec.kind ?? K_PLAIN, null, owner);
   // SAFETY: the op holds the data buffer and aux memory until its final CQE.
   op.buf = spec.buf ?? null;
   op.aux = spec.aux ?? null;
-  const w = d.sqe(op, spec.opcode, spec.fd, spec.addr ?? 0, spec.len ?? 0, spec.off ?? 0);
+  spec.buf = null; // the op owns it now (a failed submission must not free it twice)
+  const w = d.sqe(op, spec.opcode, fd, spec.addr ?? 0, spec.len ?? 0, spec.off ?? 0);
   if (spec.opFlags !== undefined) d.ring.setOpFlags(w, spec.opFlags);
   if (spec.ioprio !== undefined) d.ring.setIoprio(w, spec.ioprio);
   if (spec.addr2 !== undefined) d.ring.setAddr2(w, spec.addr2);
@@ -78,29 +89,30 @@ function submit(d: UringDriver, spec: OpSpec, sqeFlags: number): UringOp {
 
 /**
  * An io_uring op as a future: resolves to the CQE's result (≥ 0), throws SysError for a
- * negative one. `copyOut`: where a read's bytes go on completion.
+ * negative one. `copyOut`: where a read's bytes go on completion; `owner`: the file whose
+ * fd the op names.
  *
  * @example
  * ```ts
- * const n = yield* new UringFuture({ opcode: OP_NOP, fd: -1, syscall: "nop" });
+ * const n = yield* new UringFuture(null, { opcode: OP_NOP, fd: -1, syscall: "nop" });
  * ```
  */
 export class UringFuture extends BaseFuture<number> {
   private state = INIT;
   private op: UringOp | null = null;
-  private driver: UringDriver | null = null;
 
   constructor(
+    private driver: UringDriver | null,
     private readonly spec: OpSpec,
     private readonly copyOut: Uint8Array | null = null,
+    private readonly owner: UringFdOwner | null = null,
   ) {
     super();
   }
 
   /** @internal A future for an op already submitted (a linked chain member). */
-  static submitted(d: UringDriver, op: UringOp, spec: OpSpec, copyOut: Uint8Array | null): UringFuture {
-    const f = new UringFuture(spec, copyOut);
-    f.driver = d;
+  static submitted(d: UringDriver, op: UringOp, spec: OpSpec, copyOut: Uint8Array | null, owner: UringFdOwner | null): UringFuture {
+    const f = new UringFuture(d, spec, copyOut, owner);
     f.op = op;
     f.state = SUBMITTED;
     return f;
@@ -108,13 +120,22 @@ export class UringFuture extends BaseFuture<number> {
 
   poll(cx: Context): Poll<number> {
     if (this.state === INIT) {
-      this.driver = uringDriver();
-      this.op = submit(this.driver, this.spec, 0);
+      if (this.owner !== null && this.owner.fd < 0) {
+        this.cancel();
+        throw closedError(this.spec.syscall, "file");
+      }
+      const d = this.driver ?? (this.driver = uringDriver());
+      this.op = submit(d, this.spec, 0, this.owner);
       this.state = SUBMITTED;
     } else if (this.state !== SUBMITTED) {
       throw new FutureStateError(`${this.spec.syscall} future polled after completion`);
     }
     const op = this.op!;
+    if (this.owner !== null && this.owner.fd < 0) {
+      // The file was closed while this op was pending: the op is abandoned to the driver.
+      this.cancel();
+      throw closedError(this.spec.syscall, "file");
+    }
     if (op.state !== ST_DONE) {
       op.waker = cx.waker;
       return PENDING;
@@ -126,10 +147,13 @@ export class UringFuture extends BaseFuture<number> {
     const res = op.res;
     this.state = COMPLETED;
     this.op = null;
-    if (res > 0 && this.copyOut !== null && op.buf !== null) {
-      this.copyOut.set(op.buf.bytes.subarray(0, Math.min(res, this.copyOut.byteLength)));
-    }
+    const out = this.copyOut;
+    const buf = op.buf;
+    // A caller's buffer detached while the op was pending: free the op first, then fail.
+    const detached = out !== null && (out.buffer as ArrayBuffer).detached;
+    if (!detached && res > 0 && out !== null && buf !== null) out.set(buf.bytes.subarray(0, Math.min(res, out.byteLength)));
     this.driver!.release(op);
+    if (detached) throw new TypeError("The read buffer is detached (its ArrayBuffer was transferred)");
     if (res >= 0 || (res === -ETIME && this.spec.timeOk === true)) return res < 0 ? 0 : res;
     throw new SysError(-res, this.spec.syscall);
   }
@@ -137,6 +161,7 @@ export class UringFuture extends BaseFuture<number> {
   /** Cancel before submit: nothing reached the ring. In flight: ASYNC_CANCEL (or a NOP rewrite). */
   override cancel(): void {
     if (this.state === SUBMITTED) this.driver!.cancel(this.op!);
+    else if (this.state === INIT && this.spec.buf != null) this.driver?.pool.put(this.spec.buf);
     this.op = null;
     if (this.state !== COMPLETED) this.state = CANCELLED;
   }
@@ -149,18 +174,24 @@ export class UringFuture extends BaseFuture<number> {
  *
  * @example
  * ```ts
- * const [a, b] = linked([writeSpec(fd, x, 0), writeSpec(fd, y, 0)]);
+ * const [a, b] = linked([writeSpec(pool, fd, x, 0), writeSpec(pool, fd, y, 0)]);
  * yield* a; yield* b; // y landed after x
  * ```
  */
-export function linked(specs: readonly OpSpec[], copyOuts: readonly (Uint8Array | null)[] = [], timeoutMs = -1): UringFuture[] {
-  const d = uringDriver();
+export function linked(
+  specs: readonly OpSpec[],
+  copyOuts: readonly (Uint8Array | null)[] = [],
+  timeoutMs = -1,
+  owner: UringFdOwner | null = null,
+  driver: UringDriver = uringDriver(),
+): UringFuture[] {
+  const d = driver;
   d.reserve(specs.length + (timeoutMs >= 0 ? 1 : 0));
   const out: UringFuture[] = [];
   for (let i = 0; i < specs.length; i++) {
     const last = i === specs.length - 1;
     const flags = !last || timeoutMs >= 0 ? U.IOSQE_IO_LINK : 0;
-    out.push(UringFuture.submitted(d, submit(d, specs[i]!, flags), specs[i]!, copyOuts[i] ?? null));
+    out.push(UringFuture.submitted(d, submit(d, specs[i]!, flags, owner), specs[i]!, copyOuts[i] ?? null, owner));
   }
   if (timeoutMs >= 0) {
     const ts = timespec(timeoutMs);
@@ -182,29 +213,28 @@ export function timespec(ms: number): Int32Array {
   return ts;
 }
 
-/** IORING_OP_NOP. */
+/**
+ * IORING_OP_NOP, on the current (io_uring) runtime.
+ *
+ * @example
+ * ```ts
+ * yield* nop(); // one trip through the ring
+ * ```
+ */
 export function nop(): UringFuture {
-  return new UringFuture({ opcode: U.OP_NOP, fd: -1, syscall: "nop" });
+  return new UringFuture(null, { opcode: U.OP_NOP, fd: -1, syscall: "nop" });
 }
 
-/** IORING_OP_TIMEOUT: resolves after `ms` (a kernel timer, not reel's wheel). */
+/**
+ * IORING_OP_TIMEOUT: resolves after `ms` (a kernel timer, not reel's wheel).
+ *
+ * @example
+ * ```ts
+ * yield* uringTimeout(15);
+ * ```
+ */
 export function uringTimeout(ms: number): UringFuture {
   const ts = timespec(ms);
   // SAFETY: ts (ArrayBuffer-backed) is the op's aux until its CQE.
-  return new UringFuture({ opcode: U.OP_TIMEOUT, fd: -1, addr: ptr(ts) as number, len: 1, aux: ts, syscall: "timeout", timeOk: true });
-}
-
-/** IORING_OP_SHUTDOWN of a socket fd. */
-export function shutdownOp(fd: number, how: number): UringFuture {
-  return new UringFuture({ opcode: U.OP_SHUTDOWN, fd, len: how, syscall: "shutdown" });
-}
-
-/** IORING_OP_CLOSE. */
-export function closeOp(fd: number): UringFuture {
-  return new UringFuture({ opcode: U.OP_CLOSE, fd, syscall: "close" });
-}
-
-/** IORING_OP_FSYNC (datasync: IORING_FSYNC_DATASYNC). */
-export function fsyncOp(fd: number, datasync = false): UringFuture {
-  return new UringFuture({ opcode: U.OP_FSYNC, fd, opFlags: datasync ? 1 : 0, syscall: "fsync" });
+  return new UringFuture(null, { opcode: U.OP_TIMEOUT, fd: -1, addr: ptr(ts) as number, len: 1, aux: ts, syscall: "timeout", timeOk: true });
 }

@@ -1,7 +1,7 @@
 /**
  * Multishot recv for one socket on the io_uring backend: one IORING_OP_RECV with
  * IORING_RECV_MULTISHOT and IOSQE_BUFFER_SELECT over the driver's provided buffer ring
- * (driver/uring_pbuf.ts) stays armed while data keeps coming; every CQE names a buffer the
+ * (pbuf.ts) stays armed while data keeps coming; every CQE names a buffer the
  * kernel filled, and that buffer id is queued here (no copy) until reads have consumed
  * it, then recycled into the ring. Reads copy from the queue into the caller's array.
  *
@@ -25,7 +25,7 @@
  * its op, so one idle reader cannot drain the shared ring or the peer's flow control.
  *
  * Accounting: the armed op is a background op (it may sit idle forever on a quiet
- * connection); a read waiting on it counts as one driver `inflight` while it waits.
+ * connection); a read waiting on it counts as driver work (startWaiting) while it waits.
  *
  * Must never: recycle a buffer id before its CQE named it or twice, deliver EOF or an
  * error ahead of queued bytes, or have two recv ops of one socket in flight.
@@ -33,7 +33,8 @@
 import * as U from "../../../ffi/uring.ts";
 import { ECANCELED, ENOBUFS } from "../../../ffi/errno.ts";
 import type { Waker } from "../../future.ts";
-import { K_PLAIN, ST_DETACHED, type OpSink, type UringDriver, type UringOp } from "./driver.ts";
+import { K_PLAIN, ST_DETACHED, type FdOwnerCount, type OpSink, type UringOp } from "./op.ts";
+import type { UringDriver } from "./driver.ts";
 import type { BufRing } from "./pbuf.ts";
 
 /** Buffers one socket may hold before its multishot recv is stopped. */
@@ -44,7 +45,7 @@ const QUEUE_MAX = 8;
  *
  * @example
  * ```ts
- * const mr = new MultishotRecv(driver, driver.pbuf!, fd);
+ * const mr = new MultishotRecv(driver, driver.pbuf!, fd, owner);
  * if (mr.queued === 0 && !mr.ended && mr.canArm()) mr.arm();
  * const n = mr.take(buf, bufs); // after a CQE woke mr.waker
  * mr.close();
@@ -69,6 +70,8 @@ export class MultishotRecv implements OpSink {
     private readonly driver: UringDriver,
     private readonly ring: BufRing,
     private readonly fd: number,
+    /** The socket that owns `fd`: the armed op is counted as naming it (owner.ts). */
+    private readonly owner: FdOwnerCount,
   ) {}
 
   /** Buffers queued and not yet fully read. */
@@ -89,7 +92,7 @@ export class MultishotRecv implements OpSink {
   /** Submits the multishot recv. */
   arm(): void {
     const d = this.driver;
-    const op = d.op(K_PLAIN, this);
+    const op = d.op(K_PLAIN, this, this.owner);
     op.multishot = true;
     op.background = true;
     this.stopping = false;
@@ -107,8 +110,7 @@ export class MultishotRecv implements OpSink {
     this.waker = w;
     if (!this.counted) {
       this.counted = true;
-      this.driver.inflight++;
-      this.driver.live++;
+      this.driver.startWaiting();
     }
   }
 
@@ -118,8 +120,7 @@ export class MultishotRecv implements OpSink {
     this.waker = null;
     if (this.counted) {
       this.counted = false;
-      this.driver.inflight--;
-      this.driver.live--;
+      this.driver.stopWaiting();
     }
     return w;
   }

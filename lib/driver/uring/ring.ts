@@ -217,6 +217,26 @@ export class Ring {
     return true;
   }
 
+  /** The first position not yet handed to the kernel (SQEs in [published, position) are ours). */
+  get unpublished(): number {
+    return this.published;
+  }
+
+  /** The fd field of the SQE written at `position`. */
+  sqeFd(position: number): number {
+    return this.sqe32[((position & this.sqMask) << 4) + 1]! | 0;
+  }
+
+  /** The opcode of the SQE written at `position`. */
+  sqeOpcode(position: number): number {
+    return this.sqe8[((position & this.sqMask) << 4) << 2]!;
+  }
+
+  /** The user_data (low 32 bits) of the SQE written at `position`. */
+  sqeUserData(position: number): number {
+    return this.sqe32[((position & this.sqMask) << 4) + 8]!;
+  }
+
   /** Hands the written SQEs to the kernel without waiting. Returns how many it consumed. */
   submit(): number {
     if (this.pending === 0) return 0;

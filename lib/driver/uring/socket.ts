@@ -1,11 +1,11 @@
 /**
- * A socket's operations on the io_uring backend: what IoSource.pollOp does when its
- * driver is a UringDriver. Instead of "wait for readiness, retry the syscall", each op is
- * submitted once and its CQE is the result.
+ * A socket (or pipe) on the io_uring backend: the per-fd interface (lib/driver/fd.ts) as
+ * ring ops. Instead of "wait for readiness, retry the syscall", each op is submitted once
+ * and its CQE is the result.
  *
  * Receive: where the driver registered a provided buffer ring (caps.multishotRecv), a
  * socket's reads are served by one armed multishot recv whose CQEs queue ring buffers
- * (io/uring_recv.ts: a cancelled read loses nothing, the bytes stay queued). The
+ * (recv.ts: a cancelled read loses nothing, the bytes stay queued). The
  * single-shot recv below remains the fallback: no ring, a pipe, the kernel refusing
  * multishot on this fd (EINVAL), or the shared ring momentarily empty.
  *
@@ -28,6 +28,16 @@
  *   leave queued connections for the next accept(); close() closes them.
  * - connect: cancelled; the socket is closed by the caller.
  *
+ * Closing (the fd rule, uring/owner.ts): close() abandons this socket's ops, then the
+ * owner rewrites any SQE still naming the fd into a NOP, cancels the rest in the kernel
+ * by fd and reaps them at once, and closes the fd — or pins its number until the last
+ * op's final CQE. A peer sees FIN, a listener's port is free, before close() returns.
+ *
+ * Accepted peers: multishot accept reports no address, so it is read with getpeername.
+ * A peer that reset before that call has none left (ENOTCONN): the connection is still
+ * handed out (its reads then fail with ECONNRESET, as on epoll) with the unspecified
+ * address of the listener's family (0.0.0.0:0, [::]:0) — never another client's.
+ *
  * Must never: pass the caller's buffer to the kernel, leak an fd or an owned buffer, or
  * complete an op twice.
  */
@@ -40,15 +50,17 @@ import { SOCKADDR_MAX } from "../../../ffi/sockaddr.ts";
 import { PENDING, type Context, type Poll, type Waker } from "../../future.ts";
 import { MultishotRecv } from "./recv.ts";
 import { gather, scatter, wantedLen } from "./iovec.ts";
-import { K_FD, K_PLAIN, ST_DONE, ST_FREE, type OpSink, type UringDriver, type UringOp } from "./driver.ts";
+import { K_FD, K_PLAIN, ST_DONE, ST_FREE, type OpSink, type UringOp } from "./op.ts";
+import type { UringDriver } from "./driver.ts";
 import type { OwnedBuf } from "./buf.ts";
+import { UringFdOwner } from "./owner.ts";
 import { SysError } from "../../errors.ts";
-
-// The op numbers of io/source.ts (kept equal; source.ts passes them through).
-const OP_READ = 0;
-const OP_WRITE = 1;
-const OP_ACCEPT = 2;
-const OP_READV = 3;
+import { READ_READY, WRITE_READY, type ScheduledIo } from "../registry.ts";
+import { READABLE, WRITABLE } from "../readiness/poller.ts";
+import {
+  DIR_READ, OP_ACCEPT, OP_READ, OP_READV, OP_WRITE, SYSCALL, acceptAddr, acceptAddrLen, closedError,
+  type Direction, type IoFd, type IoOp,
+} from "../fd.ts";
 
 /** Largest recv / send one op makes. */
 const RECV_MAX = 64 * 1024;
@@ -60,16 +72,16 @@ const T_RECV = 1;
 const T_ACCEPT = 2;
 
 /**
- * The uring half of an IoSource.
+ * A socket bound to a UringDriver.
  *
  * @example
  * ```ts
- * const s = new UringSocket(driver, fd);
- * const n = s.pollOp(cx, OP_READ, buf, [], acceptAddr); // bytes, or PENDING
+ * const s = driver.socket(fd);                 // a UringFd on the uring backend
+ * const n = s.pollOp(cx, OP_READ, buf, []);    // bytes, or PENDING
  * s.close();
  * ```
  */
-export class UringSocket implements OpSink {
+export class UringFd extends UringFdOwner implements IoFd, OpSink {
   private readOp: UringOp | null = null;
   private writeOp: UringOp | null = null;
   /** The waker of the future that owns readOp / writeOp (matched on cancel). */
@@ -93,16 +105,19 @@ export class UringSocket implements OpSink {
   /** recv/send failed with ENOTSOCK: this fd is a pipe or file; use read/write. */
   private plainFile = false;
   private closed = false;
+  /** The readiness registration, made by the first pollReady (through the poll bridge). */
+  private io: ScheduledIo | null = null;
+  private readTick = 0;
+  private writeTick = 0;
 
-  constructor(
-    readonly driver: UringDriver,
-    /** The IoSource's fd; valid until close(). */
-    readonly fd: number,
-  ) {}
+  constructor(driver: UringDriver, fd: number) {
+    super(driver, fd);
+  }
 
   /** One op: its result, or PENDING with the waker stored on the op. */
-  pollOp(cx: Context, op: number, buf: Uint8Array | null, bufs: readonly Uint8Array[], addrOut: Uint8Array): Poll<number> {
-    if (op === OP_ACCEPT) return this.pollAccept(cx, addrOut);
+  pollOp(cx: Context, op: IoOp, buf: Uint8Array | null, bufs: readonly Uint8Array[]): Poll<number> {
+    if (this.closed) throw closedError(SYSCALL[op]!);
+    if (op === OP_ACCEPT) return this.pollAccept(cx, acceptAddr);
     if (op === OP_READ || op === OP_READV) return this.pollRecv(cx, buf, bufs);
     return this.pollSend(cx, op === OP_WRITE ? buf : null, bufs);
   }
@@ -141,7 +156,7 @@ export class UringSocket implements OpSink {
     if (this.ms === null) {
       const d = this.driver;
       if (!d.caps.multishotRecv || d.pbuf === null || this.plainFile || this.noMultishot || this.closed) return false;
-      this.ms = new MultishotRecv(d, d.pbuf, this.fd);
+      this.ms = new MultishotRecv(d, d.pbuf, this.fd, this);
     }
     const late = this.lateRecv;
     if (late !== null && late.token === this.lateToken && late.state !== ST_FREE) return false;
@@ -180,7 +195,7 @@ export class UringSocket implements OpSink {
   private startRecv(cx: Context, want: number): Poll<number> {
     if (want === 0) return 0;
     const d = this.driver;
-    const op = d.op(K_PLAIN, this);
+    const op = d.op(K_PLAIN, this, this);
     op.tag = T_RECV;
     const len = want < RECV_MAX ? want : RECV_MAX;
     const ob = d.pool.get(len);
@@ -216,7 +231,7 @@ export class UringSocket implements OpSink {
     const len = want < SEND_MAX ? want : SEND_MAX;
     const ob = d.pool.get(len);
     gather(ob.bytes, len, buf, bufs);
-    const op = d.op(K_PLAIN, this);
+    const op = d.op(K_PLAIN, this, this);
     // SAFETY: the copy in `ob` is owned by the op until its final CQE (see startRecv).
     op.buf = ob;
     if (this.plainFile) d.sqe(op, U.OP_WRITE, this.fd, ob.addr, len, -1);
@@ -236,25 +251,30 @@ export class UringSocket implements OpSink {
    * Connect: the first poll submits IORING_OP_CONNECT (the sockaddr is held by the op),
    * later polls return 0 on success or throw SysError("connect").
    */
-  pollConnect(cx: Context, sockaddr: Uint8Array, len: number, detail: string): Poll<number> {
+  pollConnect(cx: Context, sockaddr: Uint8Array, len: number, detail: string): Poll<void> {
+    if (this.closed) throw closedError("connect");
     const op = this.writeOp;
     if (op === null) {
       const d = this.driver;
-      const c = d.op(K_PLAIN, this);
+      const c = d.op(K_PLAIN, this, this);
       // SAFETY: `sockaddr` is ArrayBuffer-backed (net/addr.ts) and held by the op (aux)
       // until its final CQE.
       c.aux = sockaddr;
       d.sqe(c, U.OP_CONNECT, this.fd, addrOf(sockaddr), 0, len);
       this.writeOp = c;
-      return this.waitOn(c, cx, false);
+      this.waitOn(c, cx, false);
+      return PENDING;
     }
-    if (op.state !== ST_DONE) return this.waitOn(op, cx, false);
+    if (op.state !== ST_DONE) {
+      this.waitOn(op, cx, false);
+      return PENDING;
+    }
     const res = op.res;
     this.writeOp = null;
     this.writeWaker = null;
     this.driver.release(op);
     if (res < 0) throw new SysError(-res, "connect", undefined, detail);
-    return 0;
+    return undefined;
   }
 
   private pollAccept(cx: Context, addrOut: Uint8Array): Poll<number> {
@@ -284,6 +304,7 @@ export class UringSocket implements OpSink {
     this.acceptOp = null;
     this.readWaker = null;
     addrOut.set(op.buf!.bytes.subarray(0, SOCKADDR_MAX));
+    acceptAddrLen[0] = new Uint32Array(op.buf!.bytes.buffer, SOCKADDR_MAX, 1)[0]!;
     this.driver.release(op);
     if (res < 0) throw new SysError(-res, "accept4");
     return res;
@@ -291,7 +312,7 @@ export class UringSocket implements OpSink {
 
   private armAccept(multishot: boolean): void {
     const d = this.driver;
-    const op = d.op(K_FD, this);
+    const op = d.op(K_FD, this, this);
     op.tag = T_ACCEPT;
     op.multishot = multishot;
     let w: number;
@@ -337,10 +358,17 @@ export class UringSocket implements OpSink {
     }
   }
 
-  /** Fills addrOut with the peer of an accepted fd (multishot accept has no address). */
+  /**
+   * Fills addrOut with the peer of an accepted fd (multishot accept has no address); a
+   * peer that already reset has none: the unspecified address (see the module header).
+   */
   private handOut(fd: number, addrOut: Uint8Array): number {
-    peerLen[0] = SOCKADDR_MAX;
-    libc.getpeername(fd, addrOut, peerLen);
+    acceptAddrLen[0] = SOCKADDR_MAX;
+    if (libc.getpeername(fd, addrOut, acceptAddrLen) >= 0) return fd;
+    acceptAddrLen[0] = SOCKADDR_MAX;
+    const r = libc.getsockname(this.fd, addrOut, acceptAddrLen);
+    // Keep the family (the first two bytes, in either layout); zero the port and address.
+    addrOut.fill(0, r >= 0 ? 2 : 0);
     return fd;
   }
 
@@ -365,9 +393,10 @@ export class UringSocket implements OpSink {
    * Cancels the op a cancelled future owned (matched by its waker): see the module header
    * for what happens to a result that arrives anyway.
    */
-  dropWaker(read: boolean, w: Waker | null): void {
+  dropWaker(dir: Direction, w: Waker | null): void {
     if (w === null) return;
-    if (read) {
+    if (this.io !== null) this.driver.registry.dropWaker(this.io, dir === DIR_READ ? READ_READY : WRITE_READY, w);
+    if (dir === DIR_READ) {
       if (this.readWaker !== w) return;
       this.readWaker = null;
       if (this.ms !== null && this.ms.waker === w) this.ms.unwait(); // its bytes stay queued
@@ -388,25 +417,51 @@ export class UringSocket implements OpSink {
     }
   }
 
-  /** Cancels every op of this socket and closes queued connections; the caller closes the fd. */
+  /** Readiness alone, through the poll bridge (registered on first use). */
+  pollReady(cx: Context, dir: Direction): Poll<number> {
+    if (this.closed) throw closedError("poll");
+    const reg = this.driver.registry;
+    const io = this.io ?? (this.io = this.driver.bridgeRegister(this, this.fd));
+    const r = reg.pollReady(io, dir === DIR_READ ? READ_READY : WRITE_READY, cx);
+    if (dir === DIR_READ) this.readTick = io.tick;
+    else this.writeTick = io.tick;
+    return r;
+  }
+
+  clearReady(dir: Direction): void {
+    if (this.io === null) return;
+    if (dir === DIR_READ) this.driver.registry.clearReadiness(this.io, READABLE, this.readTick);
+    else this.driver.registry.clearReadiness(this.io, WRITABLE, this.writeTick);
+  }
+
+  /**
+   * Closes (the fd rule in uring/owner.ts): this socket's ops are abandoned, its waiters
+   * woken (they fail with EBADF), queued connections and stashed bytes dropped, then the
+   * fd is released. Idempotent.
+   */
   close(): void {
     if (this.closed) return;
     this.closed = true;
     const d = this.driver;
-    for (const op of [this.readOp, this.writeOp, this.acceptOp]) if (op !== null) d.cancel(op);
+    if (!d.isClosed) {
+      for (const op of [this.readOp, this.writeOp, this.acceptOp]) if (op !== null) d.cancel(op);
+      this.ms?.close();
+      if (this.io !== null) d.registry.deregister(this.io);
+    }
     this.readOp = this.writeOp = this.acceptOp = null;
-    this.ms?.close();
-    this.readWaker?.wake();
-    this.writeWaker?.wake();
+    this.io = null;
+    const r = this.readWaker;
+    const w = this.writeWaker;
     this.readWaker = this.writeWaker = null;
+    r?.wake();
+    w?.wake();
     for (const fd of this.acceptQ) libc.close(fd);
     this.acceptQ.length = 0;
     if (this.stash !== null) d.pool.put(this.stash);
     this.stash = null;
+    this.release();
   }
 }
-
-const peerLen = new Uint32Array(new ArrayBuffer(4));
 
 function addrOf(b: Uint8Array): number {
   // SAFETY: only called on ArrayBuffer-backed arrays that the op keeps referenced.

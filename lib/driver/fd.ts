@@ -1,0 +1,160 @@
+/**
+ * The per-fd interface: what every backend hands out for a descriptor, so that no caller
+ * (net/, fs/, io/) ever asks which backend it runs on. `driver.socket(fd)` gives an
+ * {@link IoFd} (sockets, pipes, anything pollable); `driver.file(fd)` a {@link FileFd}
+ * (regular files); `driver.openFile()`/`driver.statPath()` the path operations.
+ *
+ * The readiness implementations (readiness/fd.ts, readiness/files.ts) run the
+ * "wait until ready → try the syscall → EAGAIN? wait again" loop and a blocking-file
+ * pool; the io_uring ones (uring/socket.ts, uring/files.ts) submit ops and read CQEs.
+ *
+ * Ownership (the rule the implementations keep, each in its own module): an IoFd or
+ * FileFd owns its fd number from creation until `close()`. `close()` takes effect at once
+ * for the caller — pending ops fail with EBADF, a peer sees FIN, a port is free to bind —
+ * and the number is not released to the process until nothing reel submitted for it (a
+ * queued SQE, a linked chain, a pool job) can still act on it.
+ *
+ * Must never: import a backend (backends import this), or name a backend in a signature.
+ */
+import type { Context, Poll, Waker } from "../future.ts";
+import type { Driver } from "./driver.ts";
+import { SOCKADDR_MAX } from "../../ffi/sockaddr.ts";
+import { EBADF } from "../../ffi/errno.ts";
+import { SysError } from "../errors.ts";
+
+/** read(2) / recv: into one buffer. */
+export const OP_READ = 0;
+/** write(2) / send with MSG_NOSIGNAL: from one buffer. */
+export const OP_WRITE = 1;
+/** accept4: the result is the new fd; the peer's address is left in {@link acceptAddr}. */
+export const OP_ACCEPT = 2;
+/** readv: scattered over a list of buffers. */
+export const OP_READV = 3;
+/** writev: gathered from a list of buffers. */
+export const OP_WRITEV = 4;
+
+/** The operations an IoFd runs. */
+export type IoOp = typeof OP_READ | typeof OP_WRITE | typeof OP_ACCEPT | typeof OP_READV | typeof OP_WRITEV;
+
+/** The syscall each op names in its errors. */
+export const SYSCALL: readonly string[] = ["read", "write", "accept4", "readv", "writev"];
+
+/** Waiting to read (or accept). */
+export const DIR_READ = 0;
+/** Waiting to write (or for a connect to finish). */
+export const DIR_WRITE = 1;
+/** A direction of an fd: the read side or the write side. */
+export type Direction = typeof DIR_READ | typeof DIR_WRITE;
+
+/** The direction an op waits on. */
+export function directionOf(op: IoOp): Direction {
+  return op === OP_READ || op === OP_ACCEPT || op === OP_READV ? DIR_READ : DIR_WRITE;
+}
+
+/**
+ * Where OP_ACCEPT leaves the peer's sockaddr, and its length in {@link acceptAddrLen}.
+ * Only valid until the next accept on this thread: the caller decodes it at once.
+ */
+export const acceptAddr = new Uint8Array(new ArrayBuffer(SOCKADDR_MAX));
+/** The length of the sockaddr in {@link acceptAddr}. */
+export const acceptAddrLen = new Uint32Array(new ArrayBuffer(4));
+
+/** An empty buffer list, for ops on one buffer. */
+export const NO_BUFS: readonly Uint8Array[] = [];
+
+/**
+ * A pollable descriptor bound to a driver.
+ *
+ * @example
+ * ```ts
+ * const io = driver.socket(fd);
+ * // inside a future's poll:
+ * const n = io.pollOp(cx, OP_READ, buf, NO_BUFS); // a byte count, or PENDING
+ * io.close();
+ * ```
+ */
+export interface IoFd {
+  /** The fd number while open; -1 once closed. */
+  readonly fd: number;
+  /** The driver this fd is bound to (its ops are only valid there). */
+  readonly driver: Driver;
+  /**
+   * Runs `op`: its result (≥ 0), or PENDING with `cx.waker` stored where it will fire.
+   * Throws SysError for a failure (never EAGAIN, never EINTR) and EBADF once closed.
+   */
+  pollOp(cx: Context, op: IoOp, buf: Uint8Array | null, bufs: readonly Uint8Array[]): Poll<number>;
+  /**
+   * The non-blocking connect handshake to `sockaddr` (`len` bytes, ArrayBuffer-backed):
+   * undefined once connected, PENDING meanwhile; throws SysError("connect") naming `detail`.
+   */
+  pollConnect(cx: Context, sockaddr: Uint8Array, len: number, detail: string): Poll<void>;
+  /**
+   * Readiness alone (no syscall): the ready bits for `dir` (READ_READY / WRITE_READY of
+   * lib/driver/registry.ts), or PENDING with the waker stored.
+   */
+  pollReady(cx: Context, dir: Direction): Poll<number>;
+  /** After an op on this fd hit EAGAIN: forget `dir`'s readiness seen by the last pollReady. */
+  clearReady(dir: Direction): void;
+  /** A pending op of `dir` was abandoned: forget `waker` (and cancel its in-flight op). */
+  dropWaker(dir: Direction, waker: Waker | null): void;
+  /** Closes (see the module header). Idempotent. Throws SysError only for close(2)'s own error. */
+  close(): void;
+}
+
+/** What a file's stat reports. */
+export interface StatFields {
+  size: number;
+  mode: number;
+  ino: number;
+  blocks: number;
+  mtimeMs: number;
+}
+
+/** A future the driver hands out for a file op: polled by the fs layer, cancellable. */
+export interface FileFuture<T> {
+  poll(cx: Context): Poll<T>;
+  cancel(): void;
+}
+
+/** Largest read or write one file op makes (a larger request is a short transfer). */
+export const FILE_CHUNK = 1024 * 1024;
+
+/**
+ * A regular file bound to a driver. Offsets are explicit (`pos` ≥ 0), or -1 for the
+ * file's own position.
+ *
+ * @example
+ * ```ts
+ * const f = driver.file(fd);
+ * const n = f.read(buf, 0);  // a FileFuture<number>: poll it until it is ready
+ * f.close();
+ * ```
+ */
+export interface FileFd {
+  /** The fd number while open; -1 once closed. */
+  readonly fd: number;
+  /** The driver this file is bound to (its ops are only valid there). */
+  readonly driver: Driver;
+  /** Reads up to min(buf.length, FILE_CHUNK) bytes at `pos` into `buf`. */
+  read(buf: Uint8Array, pos: number): FileFuture<number>;
+  /** Writes up to min(data.length, FILE_CHUNK) bytes of `data` at `pos` (copied at the call). */
+  write(data: Uint8Array, pos: number): FileFuture<number>;
+  /** Writes each part in order, each starting only after the previous one completed. */
+  writeLinked(parts: readonly { data: Uint8Array; position: number }[]): FileFuture<number[]>;
+  stat(): FileFuture<StatFields>;
+  sync(datasync: boolean): FileFuture<void>;
+  /** Closes (see the module header): at once, whatever is pending. Idempotent. */
+  close(): void;
+}
+
+/**
+ * The error of an op on a closed fd.
+ *
+ * @example
+ * ```ts
+ * if (this.fd < 0) throw closedError("read");
+ * ```
+ */
+export function closedError(syscall: string, what = "socket"): SysError {
+  return new SysError(EBADF, syscall, "EBADF", `the ${what} was closed`);
+}
