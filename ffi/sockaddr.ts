@@ -11,6 +11,7 @@
  *
  * Must never: call libc, or accept a malformed address silently (parse errors return
  * null and the caller throws a TypeError naming the input).
+ * Must never import: lib/**, ffi/libc.ts, bun:ffi
  */
 import { SYS, type PlatformConstants } from "./constants.ts";
 

@@ -8,6 +8,7 @@
  * - Bad arguments are TypeError/RangeError naming the value (see {@link checkBuffer}).
  *
  * Must never: import the executor or driver (everything imports this).
+ * Must never import: lib/**, bun:ffi
  */
 import { errnoName } from "../ffi/errno.ts";
 

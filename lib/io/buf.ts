@@ -19,6 +19,8 @@
  *
  * Must never: read from the inner stream while buffered bytes can satisfy the caller, or
  * grow past `maxLength` + one read.
+ * Must never import: lib/driver/**, lib/net/**, lib/fs/**, lib/interop/**, lib/executor.ts
+ * Must never import: ffi/**, bun:ffi
  */
 import { BaseFuture, FutureStateError, PENDING, type Context, type Poll } from "../future.ts";
 import { checkBuffer } from "../errors.ts";

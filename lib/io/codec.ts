@@ -17,6 +17,8 @@
  *
  * Must never: return a frame that aliases the read buffer (frames are copies), or read
  * more while a whole frame is already buffered.
+ * Must never import: lib/driver/**, lib/net/**, lib/fs/**, lib/interop/**, lib/executor.ts
+ * Must never import: ffi/**, bun:ffi
  */
 import { UnexpectedEofError } from "../errors.ts";
 import type { ByteBuffer } from "./bytes.ts";

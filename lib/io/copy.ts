@@ -12,6 +12,8 @@
  *
  * Must never: read more before the previous chunk is fully written (the buffer is the
  * backpressure), or spin: each round consumes a unit of the coop budget.
+ * Must never import: lib/driver/**, lib/net/**, lib/fs/**, lib/interop/**, lib/executor.ts
+ * Must never import: ffi/**, bun:ffi
  */
 import { BaseFuture, FutureStateError, PENDING, type Context, type Poll } from "../future.ts";
 import { proceed } from "../task/coop.ts";

@@ -13,6 +13,8 @@
  * flush/close: safe to call again).
  *
  * Must never: drop buffered frames on cancel, or read past EOF.
+ * Must never import: lib/driver/**, lib/net/**, lib/fs/**, lib/interop/**, lib/executor.ts
+ * Must never import: ffi/**, bun:ffi
  */
 import { BaseFuture, FutureStateError, PENDING, type Context, type Poll } from "../future.ts";
 import { UnexpectedEofError } from "../errors.ts";
