@@ -19,7 +19,18 @@ import { BaseFuture, FutureStateError, PENDING, type Context, type Poll } from "
 import { proceed } from "../task/coop.ts";
 import { WriteZeroError, type AsyncRead, type AsyncWrite } from "./stream.ts";
 
-/** Default transfer buffer: 64 KiB, the echo example's read size. */
+/**
+ * Default transfer buffer: 64 KiB, the echo example's read size.
+ *
+ * @example
+ * ```ts
+ * import { COPY_BUF_SIZE, copy, type TcpStream } from "reel";
+ * function* bulk(from: TcpStream, to: TcpStream) {
+ *   const bytes = yield* copy(from, to, 4 * COPY_BUF_SIZE); // bigger chunks for a bulk transfer
+ *   console.log(`copied ${bytes} bytes`);
+ * }
+ * ```
+ */
 export const COPY_BUF_SIZE = 64 * 1024;
 
 /** One direction of a copy. */
