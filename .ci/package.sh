@@ -14,7 +14,7 @@
 # 4. A scratch project installs the tarball (as `bun add ./reel-x.y.z.tgz` would), with
 #    bun init's tsconfig plus a DOM lib, plus exactOptionalPropertyTypes, and with both and
 #    skipLibCheck off; tsc and `bun check` (where this Bun has it) type-check a program that
-#    imports reel and reel/fs, and bun runs it.
+#    imports reel and reel/fs, and bun runs it; every import path the docs mention resolves.
 #
 # Invariants: needs node, npm and bun; offline after `bun install` (the scratch project's
 # only dependency is the tarball; it borrows @types/bun from this checkout's node_modules, at
@@ -104,6 +104,12 @@ export function typesAreReal(f: Future<number>): void {
   void s;
 }
 EOF
+# Every import path the docs mention (README, docs/, JSDoc in lib/ and ffi/, examples/):
+# paths.ts imports each, so the type-checks below and a bun run prove that each resolves.
+grep -rhoE '(from|import\() ?"reel(/[A-Za-z0-9_./-]+)?"' README.md docs lib ffi examples \
+  | grep -oE '"reel[^"]*"' | sort -u | awk '{ printf "export * as m%d from %s;\n", NR, $0 }' >"$C/paths.ts"
+documented=$(grep -oE '"reel[^"]*"' "$C/paths.ts" | tr '\n' ' ')
+
 # bun init's tsconfig (Bun 1.4), with the variations users have.
 tsconfig() {
   cat >"$C/tsconfig.json" <<EOF
@@ -134,6 +140,8 @@ for variant in 'DOM lib|["ESNext", "DOM"]|true|false' \
   fi
   step "consumer type-checks: $name (tsc $("$REPO/node_modules/.bin/tsc" -v | cut -d' ' -f2)$([ $have_bun_check = 1 ] && echo ", bun check"))"
 done
+(cd "$C" && quiet timeout 60 bun run paths.ts)
+step "every documented import path resolves: $documented"
 out=$(cd "$C" && timeout 60 bun run index.ts)
 [ "$out" = "consumer: hello from reel/fs" ] || fail "the consumer printed: $out"
 step "consumer runs: $out"
