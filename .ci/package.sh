@@ -18,8 +18,9 @@
 #
 # Invariants: needs node, npm and bun; offline after `bun install` (the scratch project's
 # only dependency is the tarball; it borrows @types/bun from this checkout's node_modules, at
-# the locked versions); each step is bounded by `timeout`; leaves nothing behind but dist/.
-# Must never: publish, write outside a temp dir and dist/, or touch the global bun/npm config.
+# the locked versions); each step is bounded by `timeout`; in the checkout it writes only
+# node_modules/ (bun install) and dist/ (the declarations), the rest under a temp dir.
+# Must never: publish, or touch the global bun/npm config.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$PWD
