@@ -6,6 +6,7 @@
  * encoding tests can check the BSD layouts on Linux.
  *
  * This module is data: it must never call into libc.
+ * Must never import: lib/**, ffi/libc.ts, bun:ffi
  */
 
 /** The constants reel needs, by name. A value of -1 means "not on this platform". */

@@ -25,6 +25,7 @@
  *
  * Must never: dlopen on a platform without kqueue (importing this module on Linux is
  * harmless: nothing is loaded), throw, or allocate per call.
+ * Must never import: lib/**
  */
 import { dlopen } from "bun:ffi";
 import { errno } from "./libc.ts";
