@@ -131,6 +131,9 @@ export async function checkDocs(root: string, entryPoints: readonly string[], ts
     sort: ["source-order"],
     excludePrivate: true,
     excludeInternal: true,
+    // Source links without asking git: a clone without a usable remote would make typedoc warn.
+    disableGit: true,
+    sourceLinkTemplate: "{path}#L{line}",
     validation: { notExported: false, invalidLink: true, rewrittenLink: true, notDocumented: false, unusedMergeModuleWith: true },
   });
   const log = new Collector();
