@@ -7,7 +7,7 @@ import { expect, test } from "bun:test";
 import { TcpListener, gen, spawn, timeout } from "../lib/index.ts";
 import { serve } from "../lib/net/serve.ts";
 import { forEachBackend } from "./helpers.ts";
-import { Tracker, echoHandler, raiseNofile, readText, seedFromEnv, spawnFixture } from "./fault_util.ts";
+import { Tracker, echoHandler, raiseNofile, readLine, readText, seedFromEnv, spawnFixture } from "./fault_util.ts";
 
 const CONNS = Number(process.env.REEL_LOAD_CONNS ?? 10_000);
 /** fds the test process needs: one per server connection plus Bun's own and the runtime's. */
@@ -44,8 +44,15 @@ forEachBackend("fault: load", ({ run, backend }) => {
       try {
         report = run(function* () {
           const server = spawn(serve(listener, conns.wrap(echoHandler(4096)), { onError: (e) => handlerErrors.push(e) }));
-          // The child reports once all its clients are done: bounded by its own 90 s timeout.
           const [c] = yield* timeout(control.accept(), 120_000);
+          // "ready K": K clients connected. Only once the server has accepted all K does it
+          // say "go": then every connection is open on the server at once, before any
+          // client sends (and, done, closes).
+          const ready = /^ready (\d+)$/.exec(yield* timeout(gen(() => readLine(c)), 120_000));
+          if (ready === null) throw new Error("load client: no ready line");
+          yield* timeout(gen(() => conns.accepted(Number(ready[1]))), 60_000);
+          yield* c.writeAll(new TextEncoder().encode("go\n"));
+          // The child reports once all its clients are done: bounded by its own 90 s timeout.
           const text = yield* readText(c);
           c.close();
           listener.close();

@@ -129,6 +129,7 @@ export class Tracker {
   enter(): void {
     this.total++;
     if (++this.live > this.peak) this.peak = this.live;
+    this.idle.notifyWaiters();
   }
 
   leave(): void {
@@ -148,6 +149,18 @@ export class Tracker {
     }
   }
 
+  /** Completes once at least `n` connections have been accepted in all. */
+  *accepted(n: number): Generator<unknown, void, unknown> {
+    while (this.total < n) {
+      const w = this.idle.notified();
+      if (this.total >= n) {
+        w.cancel();
+        return;
+      }
+      yield* w;
+    }
+  }
+
   /** `handler` wrapped so it is counted. */
   wrap(handler: (s: TcpStream) => Generator<unknown, void, unknown>) {
     const self = this;
@@ -160,6 +173,18 @@ export class Tracker {
       }
     };
   }
+}
+
+/** Reads one "\n"-terminated line from `stream` (byte by byte: the rest stays unread). */
+export function* readLine(stream: TcpStream, max = 4096): Generator<unknown, string, unknown> {
+  const one = new Uint8Array(1);
+  const out: number[] = [];
+  while (out.length < max) {
+    if ((yield* stream.read(one)) === 0) break;
+    if (one[0] === 10) break;
+    out.push(one[0]!);
+  }
+  return new TextDecoder().decode(Uint8Array.from(out));
 }
 
 /** Reads `stream` to EOF; returns the text. */

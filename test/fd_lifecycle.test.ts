@@ -85,13 +85,13 @@ forEachBackend("fd lifecycle", ({ run, backend, runtime }) => {
       for (const o of opens) expect(o.poll(noop)).toBe(PENDING);
       yield* race(a.write(enc.encode("MEANT-FOR-A"), 0), sleep(5)); // queued: cancelled
       yield* a.close();
-      victim = openSync(p("victim"), "r+"); // the lowest free number
+      victim = reuse(openSync(p("victim"), "r+"), fdA); // the next owner of A's number
       const writers = fifos.map((f) => openSync(f, "w")); // the workers go on
       for (const o of opens) (yield* o).close();
       for (const w of writers) closeSync(w);
       yield* settle();
     });
-    expect(victim).toBe(fdA);
+    expect(victim).toBe(fdA); // the number was free at once: the queued write was abandoned
     closeSync(victim);
     expect(readFileSync(p("victim"), "utf8")).toBe("");
     expect(readFileSync(p("a"), "utf8")).toBe(""); // abandoned before a worker took it
@@ -352,6 +352,18 @@ forEachBackend("fd lifecycle", ({ run, backend, runtime }) => {
     }
   });
 });
+
+/**
+ * Moves `fd` onto `number` when that number is free (dup3 + close), so the test's next
+ * owner sits exactly on the number just released, whatever else the process opened
+ * meanwhile; returns where it ended up (`fd` itself when the number is still taken).
+ */
+function reuse(fd: number, number: number): number {
+  if (fd === number || libc.fcntl(number, SYS.F_GETFD, 0) >= 0) return fd;
+  if (libc.dupCloexec(fd, number) < 0) return fd;
+  libc.close(fd);
+  return number;
+}
 
 /** Turns the driver until no op, job or registration of this test is pending (bounded). */
 function* settle(): Generator<unknown, void, unknown> {
