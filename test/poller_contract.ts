@@ -131,11 +131,25 @@ function refusedConnect(): [number, number] {
 }
 
 /**
+ * Where an emulation (libkqueue) departs from what the kernels promise, in a way the
+ * driver survives: each field, when set, is the reason, and the test that meets it says
+ * so in its name and checks the weaker property the driver relies on.
+ */
+export interface PollerQuirks {
+  /**
+   * A level backend may report data and a FIN that arrived together as READABLE alone,
+   * and READ_CLOSED only once the driver re-arms after reading (libkqueue in dispatch
+   * mode: disabling the delivered write knote re-registers the fd without EPOLLRDHUP).
+   */
+  eofAfterRearm?: string;
+}
+
+/**
  * Defines the contract suite for `make()`'s pollers. `rdhup`: the backend can tell a
  * peer's half-close apart (epoll, kqueue, Linux poll); poll without POLLRDHUP (macOS,
  * FreeBSD) reports it as plain READABLE, the read then returning 0.
  */
-export function pollerContract(name: string, kind: PollerKind, make: () => Poller, rdhup = true): void {
+export function pollerContract(name: string, kind: PollerKind, make: () => Poller, rdhup = true, quirks: PollerQuirks = {}): void {
   describe(`Poller contract [${name}]`, () => {
     let p: Poller;
     let fds = 0;
@@ -304,6 +318,60 @@ export function pollerContract(name: string, kind: PollerKind, make: () => Polle
       const f = collect(p, 22, want);
       expect(f & want).toBe(want);
       expect(f & (WRITE_CLOSED | ERROR)).toBe(0);
+      closeAll(a, b);
+    });
+
+    // kqueue(2) (FreeBSD, EVFILT_READ on sockets): "It is possible for EOF to be returned
+    // (indicating the connection is gone) while there is still data pending in the socket
+    // buffer." The driver relies on it: a short read clears READABLE, so a reader that
+    // drained the data waits for READ_READY, and only READ_CLOSED (final) can end that wait
+    // when the FIN came in behind the data it has already been told about.
+    test("a FIN arriving behind unread data is reported: READ_CLOSED while bytes are pending", () => {
+      const [a, b] = makeSocketpair();
+      p.register(a, 24, READABLE | WRITABLE);
+      settle(p);
+      expect(libc.write(b, new Uint8Array(3))).toBe(3);
+      expect(collect(p, 24, READABLE) & READABLE).toBe(READABLE);
+      expect(libc.shutdown(b, SYS.SHUT_WR)).toBe(0);
+      if (kind === "level") p.rearm(a, 24, READABLE | WRITABLE); // as the driver does after a short read
+      const want = rdhup ? READABLE | READ_CLOSED : READABLE;
+      expect(collect(p, 24, want) & want).toBe(want);
+      expect(libc.read(a, sink)).toBe(3); // the bytes were still there when READ_CLOSED came
+      expect(libc.read(a, sink)).toBe(0);
+      closeAll(a, b);
+    });
+
+    const eofAfterRearm = kind === "level" && quirks.eofAfterRearm !== undefined;
+    test(`data and FIN that both arrived before the first wait report READ_CLOSED with READABLE${eofAfterRearm ? ` (after rearm: ${quirks.eofAfterRearm})` : ""}`, () => {
+      const [a, b] = makeSocketpair();
+      p.register(a, 25, READABLE | WRITABLE);
+      settle(p);
+      expect(libc.write(b, new Uint8Array(5))).toBe(5);
+      expect(libc.shutdown(b, SYS.SHUT_WR)).toBe(0);
+      const want = rdhup ? READABLE | READ_CLOSED : READABLE;
+      if (eofAfterRearm) {
+        // What the driver relies on: READABLE now; after it reads and re-arms, READ_CLOSED.
+        expect(collect(p, 25, READABLE) & READABLE).toBe(READABLE);
+        expect(libc.read(a, sink)).toBe(5);
+        p.rearm(a, 25, READABLE | WRITABLE);
+      }
+      expect(collect(p, 25, want) & want).toBe(want);
+      closeAll(a, b);
+    });
+
+    test("after reregister narrows then widens the interest, a FIN behind data is still READ_CLOSED, and edges stay edges", () => {
+      const [a, b] = makeSocketpair();
+      p.register(a, 26, READABLE | WRITABLE);
+      p.reregister(a, 26, READABLE);
+      p.reregister(a, 27, READABLE | WRITABLE);
+      settle(p);
+      expect(libc.write(b, new Uint8Array(2))).toBe(2);
+      expect(collect(p, 27, READABLE) & READABLE).toBe(READABLE);
+      if (kind === "edge") expect(p.wait(0)).toBe(0); // unread data is not reported again
+      expect(libc.shutdown(b, SYS.SHUT_WR)).toBe(0);
+      if (kind === "level") p.rearm(a, 27, READABLE | WRITABLE);
+      const want = rdhup ? READABLE | READ_CLOSED : READABLE;
+      expect(collect(p, 27, want) & want).toBe(want);
       closeAll(a, b);
     });
 
