@@ -149,11 +149,22 @@ export const KQ: KqueueConstants = PROFILE?.k ?? DARWIN_KQ;
  *
  * @example
  * ```ts
- * const why = kqueueUnavailable(); // on Linux without REEL_KQUEUE_LIB: "kqueue exists on Linux only through libkqueue: …"
+ * kqueueUnavailable(); // on Linux without REEL_KQUEUE_LIB: "kqueue exists on Linux only through libkqueue: …"
  * ```
  */
-export function kqueueUnavailable(platform: string = process.platform): string | null {
-  if (PROFILE !== null && platform === process.platform) return null;
+export function kqueueUnavailable(): string | null {
+  return PROFILE !== null ? null : howToGetKqueue(process.platform);
+}
+
+/**
+ * What a platform without a kqueue profile needs, as a sentence.
+ *
+ * @example
+ * ```ts
+ * howToGetKqueue("linux"); // "… build it (../shared/tools/build-libkqueue.sh OUTDIR …) and set REEL_KQUEUE_LIB=…"
+ * ```
+ */
+export function howToGetKqueue(platform: string): string {
   if (platform === "linux") {
     return (
       `kqueue exists on Linux only through libkqueue: build it (../shared/tools/build-libkqueue.sh OUTDIR ` +

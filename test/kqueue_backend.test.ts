@@ -41,7 +41,7 @@ if (kq.HAVE_KQUEUE) {
   );
 }
 
-describe.skipIf(!kq.HAVE_KQUEUE)(`kqueue over ${kq.PROFILE?.name ?? "nothing"}`, () => {
+describe.skipIf(!kq.HAVE_KQUEUE)(`kqueue over ${kq.PROFILE?.name ?? "(no kqueue here)"}`, () => {
   test("the default mode is clear on the kernels and dispatch over libkqueue; REEL_KQUEUE_MODE overrides it", () => {
     expect(defaultKqueueMode("")).toBe(LIBKQUEUE ? "dispatch" : "clear");
     expect(defaultKqueueMode("clear")).toBe("clear");
