@@ -6,6 +6,7 @@
  * encoding tests can check the BSD layouts on Linux.
  *
  * This module is data: it must never call into libc.
+ * Must never import: lib/**, ffi/libc.ts, bun:ffi
  */
 
 /** The constants reel needs, by name. A value of -1 means "not on this platform". */
@@ -36,6 +37,8 @@ export interface PlatformConstants {
   readonly IPPROTO_IPV6: number;
   readonly IPV6_V6ONLY: number;
   readonly MSG_NOSIGNAL: number;
+  /** Non-blocking for one call (recv/send). */
+  readonly MSG_DONTWAIT: number;
   readonly MSG_PEEK: number;
   readonly SHUT_RD: number;
   readonly SHUT_WR: number;
@@ -75,6 +78,7 @@ export const LINUX: PlatformConstants = {
   IPPROTO_IPV6: 41,
   IPV6_V6ONLY: 26,
   MSG_NOSIGNAL: 0x4000,
+  MSG_DONTWAIT: 0x40,
   MSG_PEEK: 2,
   SHUT_RD: 0,
   SHUT_WR: 1,
@@ -115,6 +119,7 @@ export const DARWIN: PlatformConstants = {
   IPPROTO_IPV6: 41,
   IPV6_V6ONLY: 27,
   MSG_NOSIGNAL: -1,
+  MSG_DONTWAIT: 0x80,
   MSG_PEEK: 2,
   SHUT_RD: 0,
   SHUT_WR: 1,
@@ -139,6 +144,7 @@ export const FREEBSD: PlatformConstants = {
   SO_NOSIGPIPE: 0x800,
   IPV6_V6ONLY: 27,
   MSG_NOSIGNAL: 0x20000,
+  MSG_DONTWAIT: 0x80,
   O_CLOEXEC: 0x100000,
 };
 

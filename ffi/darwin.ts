@@ -25,6 +25,7 @@
  *
  * Must never: dlopen at import time, read errno (libc.ts does, right after the call), or
  * throw.
+ * Must never import: lib/**, ffi/libc.ts
  */
 import { dlopen } from "bun:ffi";
 

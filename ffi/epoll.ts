@@ -10,6 +10,7 @@
  *
  * Must never: throw (results are ≥ 0 or −errno), or be loaded on a platform without epoll
  * (lib/driver picks the backend before importing it).
+ * Must never import: lib/**
  */
 import { dlopen } from "bun:ffi";
 import { errno } from "./libc.ts";

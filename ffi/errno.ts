@@ -7,6 +7,7 @@
  * constants exported here, chosen for the platform at load time.
  *
  * This module must never call into libc: it is data.
+ * Must never import: lib/**, ffi/libc.ts, bun:ffi
  */
 
 /** Linux errno numbers → names (from asm-generic/errno-base.h and errno.h). */

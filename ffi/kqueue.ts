@@ -38,6 +38,7 @@
  * Must never: dlopen at import time (the library is opened by the first
  * {@link openKqueue}, so importing this module anywhere is harmless), throw, or allocate
  * per call.
+ * Must never import: lib/**
  */
 import { dlopen } from "bun:ffi";
 import { close, errno } from "./libc.ts";

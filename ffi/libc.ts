@@ -13,6 +13,7 @@
  *
  * Must never: throw, read the `errno` symbol directly (it segfaults), declare i64 returns
  * on hot paths, or keep a pointer into a JS buffer past the call that used it.
+ * Must never import: lib/**
  */
 import { dlopen, ptr, toArrayBuffer, type Pointer } from "bun:ffi";
 import { SYS } from "./constants.ts";

@@ -13,6 +13,7 @@
  *
  * Must never: throw (poll() returns a count or −errno), allocate per call, or keep the
  * array's pointer past the synchronous poll() that used it.
+ * Must never import: lib/**
  */
 import { dlopen } from "bun:ffi";
 import { errno } from "./libc.ts";

@@ -11,13 +11,28 @@
  *
  * Must never: call libc, or accept a malformed address silently (parse errors return
  * null and the caller throws a TypeError naming the input).
+ * Must never import: lib/**, ffi/libc.ts, bun:ffi
  */
 import { SYS, type PlatformConstants } from "./constants.ts";
 
 /** Room for any sockaddr (sizeof(struct sockaddr_storage)). */
 export const SOCKADDR_MAX = 128;
 
-/** An IP socket address, or a Unix socket path. */
+/**
+ * An IP socket address, or a Unix socket path: what `localAddr`, `peerAddr` and
+ * `accept()` report.
+ *
+ * @example
+ * ```ts
+ * import { TcpListener, blockOn } from "reel";
+ * blockOn(function* () {
+ *   const listener = TcpListener.bind({ hostname: "127.0.0.1", port: 0 });
+ *   const addr = listener.localAddr;
+ *   console.log(addr.family, addr.address, addr.port, `${addr}`); // IPv4 127.0.0.1 40123 127.0.0.1:40123
+ *   listener.close();
+ * });
+ * ```
+ */
 export class SocketAddr {
   constructor(
     /** "IPv4", "IPv6" or "unix" (the names Bun and Node use). */

@@ -14,6 +14,7 @@
  *
  * Must never: throw (results are ≥ 0 or −errno), or dlopen liburing on a platform that
  * has no io_uring (every symbol table here is loaded lazily, on first use).
+ * Must never import: lib/**
  */
 import { dlopen, type Pointer } from "bun:ffi";
 import { errno } from "./libc.ts";

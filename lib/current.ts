@@ -6,8 +6,8 @@
  * Invariants: at most one runtime is current on a thread; `currentDriver()` is the current
  * runtime's driver, or throws ENORUNTIME outside any runtime.
  *
- * Must never import: lib/executor.ts or anything under lib/driver/ (it holds them by type
- * only), so that every layer can import it without a cycle.
+ * Must never import: lib/executor.ts, lib/driver/**
+ * (it holds them by type only), so that every layer can import it without a cycle.
  */
 import type { Driver } from "./driver/driver.ts";
 import { RuntimeError } from "./errors.ts";

@@ -8,6 +8,7 @@
  * - Bad arguments are TypeError/RangeError naming the value (see {@link checkBuffer}).
  *
  * Must never: import the executor or driver (everything imports this).
+ * Must never import: lib/**, bun:ffi
  */
 import { errnoName } from "../ffi/errno.ts";
 
@@ -66,7 +67,23 @@ export class TimeoutError extends Error {
 
 /**
  * The peer closed the stream before `readExact` filled its buffer (tokio's UnexpectedEof).
- * `.read` is how many bytes did arrive.
+ * `.read` is how many bytes did arrive, `.wanted` how many were asked for.
+ *
+ * @example
+ * ```ts
+ * import { TcpStream, UnexpectedEofError, blockOn } from "reel";
+ * blockOn(function* () {
+ *   const stream = yield* TcpStream.connect({ hostname: "127.0.0.1", port: 7000 });
+ *   const header = new Uint8Array(4);
+ *   try {
+ *     yield* stream.readExact(header);
+ *   } catch (e) {
+ *     if (!(e instanceof UnexpectedEofError)) throw e;
+ *     console.log(`the peer left after ${e.read} of ${e.wanted} bytes`);
+ *   }
+ *   stream.close();
+ * });
+ * ```
  */
 export class UnexpectedEofError extends Error {
   override name = "UnexpectedEofError";
@@ -81,7 +98,18 @@ export class UnexpectedEofError extends Error {
 
 /**
  * The runtime is not in a state for the call: `blockOn` inside `blockOn`, `spawn` with no
- * runtime, a stream used after `close()`.
+ * runtime, a stream used after `close()`. `.code` says which (`EREENTRANT`, `ENORUNTIME`,
+ * `ECLOSED`, `EBUSY`, `EDEADLK`, `EFOREIGN`: the README's table has each).
+ *
+ * @example
+ * ```ts
+ * import { RuntimeError, spawn } from "reel";
+ * try {
+ *   spawn(function* () {}); // outside blockOn()/run(): no runtime to spawn on
+ * } catch (e) {
+ *   if (e instanceof RuntimeError && e.code === "ENORUNTIME") console.log("spawn inside blockOn() or run()");
+ * }
+ * ```
  */
 export class RuntimeError extends Error {
   override name = "RuntimeError";

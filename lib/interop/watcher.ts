@@ -46,12 +46,15 @@ export interface Parked {
 /** True when this platform has the epoll watcher; elsewhere hosted.ts polls on a timer. */
 export const HAVE_WATCHER = ep.HAVE_EPOLL;
 
+/** Bun's Worker, ref/unref spelled out: under a DOM lib, `Worker` is the DOM's, without them. */
+type BunWorker = Worker & { ref(): void; unref(): void };
+
 /** The process-wide watcher: the worker, the outer epoll and the parked set. */
 class Watcher {
   private readonly ctl = new Int32Array(new SharedArrayBuffer(16));
   private readonly outer: number;
   private readonly stopFd: number;
-  private readonly worker: Worker;
+  private readonly worker: BunWorker;
   private readonly parked = new Set<Parked>();
   /** Runtimes whose fd is in the outer epoll (armed or disarmed by a report). */
   private readonly known = new Set<Parked>();
@@ -73,7 +76,7 @@ class Watcher {
     }
     this.stopFd = efd;
     check(ep.epollCtl(this.outer, ep.EPOLL_CTL_ADD, efd, ep.EPOLLIN, 0xffff_ffff), "epoll_ctl", "hosted watcher stop fd");
-    this.worker = new Worker(new URL("./watcher-worker.ts", import.meta.url).href);
+    this.worker = new Worker(new URL("./watcher-worker.ts", import.meta.url).href) as BunWorker;
     this.worker.unref();
     let started!: () => void;
     this.ready = new Promise((resolve) => (started = resolve));

@@ -19,22 +19,53 @@
  *
  * Must never: read from the inner stream while buffered bytes can satisfy the caller, or
  * grow past `maxLength` + one read.
+ * Must never import: lib/driver/**, lib/net/**, lib/fs/**, lib/interop/**, lib/executor.ts
+ * Must never import: ffi/**, bun:ffi
  */
 import { BaseFuture, FutureStateError, PENDING, type Context, type Poll } from "../future.ts";
 import { checkBuffer } from "../errors.ts";
 import { ByteBuffer } from "./bytes.ts";
 import { FrameTooLargeError, WriteZeroError, flush, read, shutdown, write, writeAll, type AsyncRead, type AsyncWrite } from "./stream.ts";
 
-/** Default buffer size of BufReader/BufWriter (tokio's is 8 KiB). */
+/**
+ * Default buffer size of BufReader/BufWriter (tokio's is 8 KiB).
+ *
+ * @example
+ * ```ts
+ * import { BufReader, DEFAULT_BUF_SIZE, type TcpStream } from "reel";
+ * const bulkReader = (stream: TcpStream) => new BufReader(stream, { capacity: 8 * DEFAULT_BUF_SIZE });
+ * ```
+ */
 export const DEFAULT_BUF_SIZE = 8192;
-/** Default longest line (or readUntil segment) a BufReader accepts. */
+/**
+ * Default longest line (or readUntil segment) a BufReader accepts: 64 KiB.
+ *
+ * @example
+ * ```ts
+ * import { BufReader, DEFAULT_MAX_LINE, type TcpStream } from "reel";
+ * // Lines up to twice the default before FrameTooLargeError.
+ * const reader = (stream: TcpStream) => new BufReader(stream, { maxLength: 2 * DEFAULT_MAX_LINE });
+ * ```
+ */
 export const DEFAULT_MAX_LINE = 64 * 1024;
 
 const NEWLINE = 0x0a;
 const CR = 0x0d;
 const utf8 = new TextDecoder();
 
-/** Options for {@link BufReader}. */
+/**
+ * Options for {@link BufReader}.
+ *
+ * @example
+ * ```ts
+ * import { BufReader, type TcpStream } from "reel";
+ * function* printLines(stream: TcpStream) {
+ *   // 64 KiB per read; a line over 1 MiB throws FrameTooLargeError and is skipped.
+ *   const reader = new BufReader(stream, { capacity: 64 * 1024, maxLength: 1 << 20 });
+ *   for (let line; (line = yield* reader.readLine()) !== null; ) console.log(line);
+ * }
+ * ```
+ */
 export interface BufReaderOptions {
   /** Bytes read from the inner stream at a time; default 8 KiB. */
   capacity?: number;
@@ -213,7 +244,19 @@ class ReadUntil<T extends Uint8Array | string> extends BaseFuture<T | null> {
   }
 }
 
-/** Options for {@link BufWriter}. */
+/**
+ * Options for {@link BufWriter}.
+ *
+ * @example
+ * ```ts
+ * import { BufWriter, type TcpStream } from "reel";
+ * function* sendAll(stream: TcpStream, lines: string[]) {
+ *   const w = new BufWriter(stream, { capacity: 32 * 1024 }); // up to 32 KiB per write
+ *   for (const line of lines) yield* w.writeAll(new TextEncoder().encode(`${line}\n`));
+ *   yield* w.flush();
+ * }
+ * ```
+ */
 export interface BufWriterOptions {
   /** Buffer size: writes are batched up to this many bytes; default 8 KiB. */
   capacity?: number;

@@ -10,6 +10,8 @@
  * Invariants: 0 ≤ start ≤ end ≤ data.length; an empty buffer has start = end = 0.
  * Must never: shrink below the live bytes, or hand out a view that survives a later
  * `spare()` (views are taken, used and dropped within one poll).
+ * Must never import: lib/driver/**, lib/net/**, lib/fs/**, lib/interop/**, lib/executor.ts
+ * Must never import: ffi/**, bun:ffi
  */
 
 /**

@@ -17,6 +17,8 @@
  *
  * Must never: return a frame that aliases the read buffer (frames are copies), or read
  * more while a whole frame is already buffered.
+ * Must never import: lib/driver/**, lib/net/**, lib/fs/**, lib/interop/**, lib/executor.ts
+ * Must never import: ffi/**, bun:ffi
  */
 import { UnexpectedEofError } from "../errors.ts";
 import type { ByteBuffer } from "./bytes.ts";
@@ -141,7 +143,16 @@ export class LinesCodec implements Decoder<string>, Encoder<string> {
   }
 }
 
-/** Options for {@link LengthDelimitedCodec}. */
+/**
+ * Options for {@link LengthDelimitedCodec}.
+ *
+ * @example
+ * ```ts
+ * import { LengthDelimitedCodec } from "reel";
+ * // A 2-byte little-endian length field, so no frame over 65535 bytes.
+ * const codec = new LengthDelimitedCodec({ lengthFieldLength: 2, littleEndian: true, maxFrameLength: 0xffff });
+ * ```
+ */
 export interface LengthDelimitedOptions {
   /** Bytes of the length field: 1, 2, 3 or 4; default 4. */
   lengthFieldLength?: 1 | 2 | 3 | 4;

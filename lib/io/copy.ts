@@ -12,12 +12,25 @@
  *
  * Must never: read more before the previous chunk is fully written (the buffer is the
  * backpressure), or spin: each round consumes a unit of the coop budget.
+ * Must never import: lib/driver/**, lib/net/**, lib/fs/**, lib/interop/**, lib/executor.ts
+ * Must never import: ffi/**, bun:ffi
  */
 import { BaseFuture, FutureStateError, PENDING, type Context, type Poll } from "../future.ts";
 import { proceed } from "../task/coop.ts";
 import { WriteZeroError, type AsyncRead, type AsyncWrite } from "./stream.ts";
 
-/** Default transfer buffer: 64 KiB, the echo example's read size. */
+/**
+ * Default transfer buffer: 64 KiB, the echo example's read size.
+ *
+ * @example
+ * ```ts
+ * import { COPY_BUF_SIZE, copy, type TcpStream } from "reel";
+ * function* bulk(from: TcpStream, to: TcpStream) {
+ *   const bytes = yield* copy(from, to, 4 * COPY_BUF_SIZE); // bigger chunks for a bulk transfer
+ *   console.log(`copied ${bytes} bytes`);
+ * }
+ * ```
+ */
 export const COPY_BUF_SIZE = 64 * 1024;
 
 /** One direction of a copy. */

@@ -13,6 +13,8 @@
  * flush/close: safe to call again).
  *
  * Must never: drop buffered frames on cancel, or read past EOF.
+ * Must never import: lib/driver/**, lib/net/**, lib/fs/**, lib/interop/**, lib/executor.ts
+ * Must never import: ffi/**, bun:ffi
  */
 import { BaseFuture, FutureStateError, PENDING, type Context, type Poll } from "../future.ts";
 import { UnexpectedEofError } from "../errors.ts";
@@ -21,7 +23,16 @@ import { ByteBuffer } from "./bytes.ts";
 import type { Decoder, Encoder } from "./codec.ts";
 import { WriteZeroError, type AsyncRead, type AsyncWrite } from "./stream.ts";
 
-/** Options for the framed types. */
+/**
+ * Options for {@link FramedRead}, {@link FramedWrite} and {@link Framed}.
+ *
+ * @example
+ * ```ts
+ * import { Framed, LinesCodec, type TcpStream } from "reel";
+ * const lines = (stream: TcpStream) =>
+ *   new Framed(stream, new LinesCodec(), { readCapacity: 16 * 1024, writeHighWaterMark: 256 * 1024 });
+ * ```
+ */
 export interface FramedOptions {
   /** Read size and initial read buffer; default 8 KiB. */
   readCapacity?: number;

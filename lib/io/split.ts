@@ -11,6 +11,8 @@
  * once both tasks are done. `WriteHalf.shutdown()` shuts the write direction only.
  *
  * Must never: let a ReadHalf write or a WriteHalf read.
+ * Must never import: lib/driver/**, lib/net/**, lib/fs/**, lib/interop/**, lib/executor.ts
+ * Must never import: ffi/**, bun:ffi
  */
 import type { BaseFuture, Context, Poll } from "../future.ts";
 import { flush, read, readExact, shutdown, write, writeAll, type AsyncRead, type AsyncWrite } from "./stream.ts";

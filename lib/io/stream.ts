@@ -25,6 +25,8 @@
  *
  * Must never: allocate per poll, or turn EOF into an error except where the caller asked
  * for an exact count (readExact → UnexpectedEofError).
+ * Must never import: lib/driver/**, lib/net/**, lib/fs/**, lib/interop/**, lib/executor.ts
+ * Must never import: ffi/**, bun:ffi
  */
 import { BaseFuture, FutureStateError, PENDING, type Context, type Poll, type Waker } from "../future.ts";
 import { UnexpectedEofError, checkBuffer } from "../errors.ts";

@@ -20,7 +20,7 @@ import * as U from "../../../ffi/uring.ts";
 import * as libc from "../../../ffi/libc.ts";
 import { EINTR, EAGAIN } from "../../../ffi/errno.ts";
 import { SysError } from "../../errors.ts";
-import { selectPath, setupRing, type RingOptions, type RingPath, type RingSetup } from "./setup.ts";
+import { selectPath, setupRing, wantNoSqArray, type RingOptions, type RingPath, type RingSetup } from "./setup.ts";
 
 export { simulateSetupFailure, selectPath, type RingOptions, type RingPath } from "./setup.ts";
 
@@ -129,7 +129,12 @@ export class Ring {
       throw new RangeError(`Invalid io_uring entries ${entries}: must be a power of two 1-32768`);
     }
     const cq = opts.cqEntries ?? entries * 8;
-    return new Ring(setupRing(entries, cq, selectPath(opts.path)));
+    // REEL_URING_NO_SQARRAY=1 applies to raw-path rings (and picks the raw path when no
+    // path is named); an explicit noSqArray: true on the liburing path is refused.
+    const envNoSq = wantNoSqArray();
+    const path = selectPath(opts.path ?? ((opts.noSqArray ?? envNoSq) && !process.env.REEL_URING ? "raw" : undefined));
+    const noSq = opts.noSqArray ?? (envNoSq && path === "raw");
+    return new Ring(setupRing(entries, cq, path, noSq));
   }
 
   /** Free SQ slots (before a flush is needed). */

@@ -8,6 +8,12 @@
  * Setup flags are negotiated down a ladder (DEFER_TASKRUN+SINGLE_ISSUER, then
  * COOP_TASKRUN, then plain) so older kernels still get a ring.
  *
+ * IORING_SETUP_NO_SQARRAY (6.6; liburing ≥ 2.6 asks for it by default): the ring then has
+ * no SQ index array and the kernel reports `sq_off.array` as 0 — writing the identity map
+ * there would overwrite the ring's head and tail. The map is written only when the array
+ * exists. The raw path can force the flag (`noSqArray`, REEL_URING_NO_SQARRAY=1) so CI
+ * proves a newer liburing's default cannot corrupt the ring.
+ *
  * Must never: leave a mapping or the ring fd behind when a later setup step fails, or
  * report success on a kernel that cannot bound a wait (no IORING_FEAT_EXT_ARG).
  */
@@ -34,8 +40,10 @@ export interface RingOptions {
   entries?: number;
   /** CQ entries; default 8 × entries (multishot ops post many CQEs per SQE). */
   cqEntries?: number;
-  /** liburing or raw; default REEL_URING, else liburing when installed. */
+  /** liburing or raw; default REEL_URING, else liburing when installed (raw when noSqArray). */
   path?: RingPath;
+  /** Ask for IORING_SETUP_NO_SQARRAY (raw path only); default: REEL_URING_NO_SQARRAY=1 on raw-path rings. */
+  noSqArray?: boolean;
 }
 
 let simulatedErrno = 0;
@@ -67,11 +75,19 @@ export function selectPath(path?: RingPath): RingPath {
   return want;
 }
 
+/** Whether NO_SQARRAY is asked for: explicitly, or by REEL_URING_NO_SQARRAY=1. */
+export function wantNoSqArray(opt?: boolean): boolean {
+  return opt ?? process.env.REEL_URING_NO_SQARRAY === "1";
+}
+
 /** Sets up a ring through `path` (throws SysError("io_uring_setup") when the kernel refuses). */
-export function setupRing(entries: number, cq: number, path: RingPath): RingSetup {
+export function setupRing(entries: number, cq: number, path: RingPath, noSqArray = false): RingSetup {
   const fail = simulatedErrno !== 0 ? simulatedErrno : envSimulated();
   if (fail !== 0) throw new SysError(fail, "io_uring_setup", undefined, "simulated");
-  return path === "liburing" ? setupLiburing(entries, cq) : setupRaw(entries, cq);
+  if (noSqArray && path === "liburing") {
+    throw new RangeError("IORING_SETUP_NO_SQARRAY can be forced on the raw ring path only (REEL_URING=raw): this liburing would write the SQ array itself");
+  }
+  return path === "liburing" ? setupLiburing(entries, cq) : setupRaw(entries, cq, noSqArray ? U.SETUP_NO_SQARRAY : 0);
 }
 
 /** What a setup path hands to the Ring constructor. */
@@ -103,11 +119,11 @@ function params(cq: number, flags: number): Uint32Array {
 }
 
 /** Tries each flag set until the kernel accepts one; returns the result and the params. */
-function tryLadder(attempt: (p: Uint32Array) => number): [number, Uint32Array] {
+function tryLadder(attempt: (p: Uint32Array) => number, extra = 0): [number, Uint32Array] {
   let r = -EINVAL;
   let p = params(0, 0);
   for (const f of FLAG_LADDER) {
-    p = params(0, f);
+    p = params(0, f | extra);
     r = attempt(p);
     if (r !== -EINVAL) break;
   }
@@ -128,8 +144,11 @@ function views(p: Uint32Array, sqBase: number, sqLen: number, cqBase: number, cq
   const sqEntries = p[U.P.sqEntries]!;
   // SAFETY: the SQE array mapping, likewise alive until Ring.close().
   const sqe8 = new Uint8Array(toArrayBuffer(sqes as Pointer, 0, sqEntries * U.SQE_SIZE));
-  const array = p[U.P.sqArray]! >> 2;
-  for (let i = 0; i < sqEntries; i++) sq32[array + i] = i; // identity slot map
+  // The identity slot map, only where the ring has an SQ array (see the module header).
+  if ((p[U.P.flags]! & U.SETUP_NO_SQARRAY) === 0) {
+    const array = p[U.P.sqArray]! >> 2;
+    for (let i = 0; i < sqEntries; i++) sq32[array + i] = i;
+  }
   return {
     flags: p[U.P.flags]!,
     features: p[U.P.features]!,
@@ -167,15 +186,17 @@ function setupLiburing(entries: number, cq: number): RingSetup {
   return { ...views(p, sqPtr, sqSz, cqPtr, cqSz, sqes), fd, path: "liburing", lrStruct: struct, maps: [] };
 }
 
-function setupRaw(entries: number, cq: number): RingSetup {
+function setupRaw(entries: number, cq: number, extra: number): RingSetup {
   const [fd, p] = tryLadder((prm) => {
     prm[U.P.cqEntries] = cq;
     // SAFETY: prm is ArrayBuffer-backed and only read/written during the syscall.
     return U.setup(entries, ptr(prm));
-  });
+  }, extra);
   const maps: [number, number][] = [];
   try {
-    const sqLen = p[U.P.sqArray]! + p[U.P.sqEntries]! * 4;
+    // Without an SQ array (NO_SQARRAY: sq_off.array is 0) the SQ fields live in the one
+    // shared mapping (6.6 kernels always have FEAT_SINGLE_MMAP), sized by the CQ ring.
+    const sqLen = (p[U.P.flags]! & U.SETUP_NO_SQARRAY) !== 0 ? 0 : p[U.P.sqArray]! + p[U.P.sqEntries]! * 4;
     const cqLen = p[U.P.cqCqes]! + p[U.P.cqEntries]! * U.CQE_SIZE;
     const single = (p[U.P.features]! & U.FEAT_SINGLE_MMAP) !== 0;
     const ringLen = single ? Math.max(sqLen, cqLen) : sqLen;
