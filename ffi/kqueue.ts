@@ -1,10 +1,21 @@
 /**
- * Bindings to kqueue (macOS, FreeBSD): kqueue(), kevent(), the constants of sys/event.h
- * per OS, and pure encoders/decoders for `struct kevent` change and event lists.
+ * Bindings to kqueue: kqueue(), kevent(), the constants of sys/event.h per OS, and pure
+ * encoders/decoders for `struct kevent` change and event lists.
+ *
+ * Where kevent comes from (the *profile*, chosen once at load):
+ *
+ *     platform  library                          struct kevent   constants
+ *     darwin    libSystem.B.dylib                32 bytes        xnu's (EVFILT_USER -10)
+ *     freebsd   libc.so.7                        64 bytes        FreeBSD's (EVFILT_USER -11)
+ *     linux     $REEL_KQUEUE_LIB (libkqueue)     32 bytes        FreeBSD's (EVFILT_USER -11)
+ *
+ * On Linux kqueue exists only through libkqueue (a user-space emulation over epoll,
+ * eventfd and signalfd), and only when `REEL_KQUEUE_LIB` names the library; elsewhere on
+ * Linux there is no profile and {@link kqueueUnavailable} says how to get one.
  *
  * struct kevent (64-bit):
  *
- *     offset  darwin (32 bytes)        freebsd 12+ (64 bytes)
+ *     offset  darwin, libkqueue (32)   freebsd 12+ (64 bytes)
  *     0       uintptr_t ident          uintptr_t ident
  *     8       int16_t   filter         short     filter
  *     10      uint16_t  flags          u_short   flags
@@ -14,25 +25,28 @@
  *     32      —                        uint64_t  ext[4]
  *
  * Sources: xnu bsd/sys/event.h (struct kevent under `#pragma pack(4)`, which moves nothing
- * on 64-bit: every 8-byte field is already 8-aligned) and FreeBSD sys/sys/event.h (the
+ * on 64-bit: every 8-byte field is already 8-aligned), FreeBSD sys/sys/event.h (the
  * `ext[4]` layout since FreeBSD 12; the 32-byte one survives only as kevent_freebsd11 for
- * old binaries, behind a symbol version that dlsym does not return by default).
+ * old binaries, behind a symbol version that dlsym does not return by default), and
+ * libkqueue's include/sys/event.h (FreeBSD 11's fields and FreeBSD's constants).
  *
  * udata carries reel's token in its low 32 bits (high word 0); ident carries the fd.
  * A list is read and written through one Uint32Array and one Int16Array over one
  * ArrayBuffer, made once: no BigInt, no DataView, no per-event objects. Every function
- * takes the layout as a parameter, so the encodings are tested on Linux.
+ * takes the layout as a parameter, so the encodings are tested on any platform.
  *
- * Must never: dlopen on a platform without kqueue (importing this module on Linux is
- * harmless: nothing is loaded), throw, or allocate per call.
+ * Must never: dlopen at import time (the library is opened by the first
+ * {@link openKqueue}, so importing this module anywhere is harmless), throw, or allocate
+ * per call.
  * Must never import: lib/**
  */
 import { dlopen } from "bun:ffi";
-import { errno } from "./libc.ts";
+import { close, errno } from "./libc.ts";
+import { ENOSYS } from "./errno.ts";
 
 /** The shape of struct kevent on one OS. */
 export interface KeventLayout {
-  readonly os: "darwin" | "freebsd";
+  readonly os: "darwin" | "freebsd" | "libkqueue";
   /** sizeof(struct kevent). */
   readonly size: 32 | 64;
 }
@@ -41,6 +55,8 @@ export interface KeventLayout {
 export const DARWIN_KEVENT: KeventLayout = { os: "darwin", size: 32 };
 /** FreeBSD 12 and later. */
 export const FREEBSD_KEVENT: KeventLayout = { os: "freebsd", size: 64 };
+/** libkqueue on Linux (64-bit): FreeBSD 11's fields, the same 32 bytes as Darwin's. */
+export const LIBKQUEUE_KEVENT: KeventLayout = { os: "libkqueue", size: 32 };
 
 /** The sys/event.h values reel uses, per OS. */
 export interface KqueueConstants {
@@ -85,11 +101,79 @@ export const DARWIN_KQ: KqueueConstants = {
 /** FreeBSD sys/sys/event.h. Identical to Darwin's except EVFILT_USER (-11). */
 export const FREEBSD_KQ: KqueueConstants = { ...DARWIN_KQ, EVFILT_USER: -11 };
 
-/** True on the platforms that have kqueue. */
-export const HAVE_KQUEUE = process.platform === "darwin" || process.platform === "freebsd";
-/** This platform's layout and constants (Darwin's where there is no kqueue, for tests). */
-export const KEVENT: KeventLayout = process.platform === "freebsd" ? FREEBSD_KEVENT : DARWIN_KEVENT;
-export const KQ: KqueueConstants = process.platform === "freebsd" ? FREEBSD_KQ : DARWIN_KQ;
+/** libkqueue's include/sys/event.h: FreeBSD's values (EVFILT_USER -11). */
+export const LIBKQUEUE_KQ: KqueueConstants = FREEBSD_KQ;
+
+/** Where kevent comes from, with the struct layout and constants that go with it. */
+export interface KqueueProfile {
+  readonly name: "darwin" | "freebsd" | "libkqueue";
+  /** The library dlopen'ed for kqueue() and kevent(). */
+  readonly lib: string;
+  readonly layout: KeventLayout;
+  readonly k: KqueueConstants;
+}
+
+/** The environment variable naming libkqueue.so on Linux. */
+export const KQUEUE_LIB_ENV = "REEL_KQUEUE_LIB";
+
+/**
+ * The profile for `platform` and `libPath` (REEL_KQUEUE_LIB), or null where there is no
+ * kqueue: native on macOS and FreeBSD (the variable is ignored there), libkqueue on Linux
+ * when the variable names it.
+ *
+ * @example
+ * ```ts
+ * kqueueProfile("linux", "/tmp/kq/libkqueue.so"); // { name: "libkqueue", layout: LIBKQUEUE_KEVENT, k: FREEBSD_KQ, … }
+ * kqueueProfile("linux", undefined); // null
+ * ```
+ */
+export function kqueueProfile(platform: string, libPath: string | undefined): KqueueProfile | null {
+  if (platform === "darwin") return { name: "darwin", lib: "libSystem.B.dylib", layout: DARWIN_KEVENT, k: DARWIN_KQ };
+  if (platform === "freebsd") return { name: "freebsd", lib: "libc.so.7", layout: FREEBSD_KEVENT, k: FREEBSD_KQ };
+  if (platform === "linux" && libPath !== undefined && libPath !== "") {
+    return { name: "libkqueue", lib: libPath, layout: LIBKQUEUE_KEVENT, k: LIBKQUEUE_KQ };
+  }
+  return null;
+}
+
+/** This process's profile (read once, at load), or null: see {@link kqueueProfile}. */
+export const PROFILE: KqueueProfile | null = kqueueProfile(process.platform, process.env[KQUEUE_LIB_ENV]);
+/** True where kqueue can be used: macOS, FreeBSD, or Linux with REEL_KQUEUE_LIB set. */
+export const HAVE_KQUEUE = PROFILE !== null;
+/** This process's layout and constants (Darwin's where there is no kqueue, for tests). */
+export const KEVENT: KeventLayout = PROFILE?.layout ?? DARWIN_KEVENT;
+export const KQ: KqueueConstants = PROFILE?.k ?? DARWIN_KQ;
+
+/**
+ * Why kqueue cannot be used in this process, as a sentence that says how to get it; null
+ * when it can (the library itself is opened by {@link openKqueue}).
+ *
+ * @example
+ * ```ts
+ * kqueueUnavailable(); // on Linux without REEL_KQUEUE_LIB: "kqueue exists on Linux only through libkqueue: …"
+ * ```
+ */
+export function kqueueUnavailable(): string | null {
+  return PROFILE !== null ? null : howToGetKqueue(process.platform);
+}
+
+/**
+ * What a platform without a kqueue profile needs, as a sentence.
+ *
+ * @example
+ * ```ts
+ * howToGetKqueue("linux"); // "… build it (../shared/tools/build-libkqueue.sh OUTDIR …) and set REEL_KQUEUE_LIB=…"
+ * ```
+ */
+export function howToGetKqueue(platform: string): string {
+  if (platform === "linux") {
+    return (
+      `kqueue exists on Linux only through libkqueue: build it (../shared/tools/build-libkqueue.sh OUTDIR ` +
+      `makes OUTDIR/libkqueue.so) and set ${KQUEUE_LIB_ENV}=OUTDIR/libkqueue.so`
+    );
+  }
+  return `kqueue is not available on ${platform}: it exists on macOS and FreeBSD, and on Linux through libkqueue (${KQUEUE_LIB_ENV})`;
+}
 
 /**
  * A kevent array: `capacity` structs of `layout.size` bytes, with its two views.
@@ -195,16 +279,52 @@ const SYMBOLS = {
   kevent: { args: ["i32", "ptr", "i32", "ptr", "i32", "ptr"], returns: "i32" },
 } as const;
 
-const LIB = process.platform === "freebsd" ? "libc.so.7" : "libSystem.B.dylib";
-// Loaded only where kqueue exists, so that importing this module elsewhere is harmless.
-const C = (HAVE_KQUEUE ? dlopen(LIB, SYMBOLS).symbols : null)!;
+type KqSymbols = ReturnType<typeof dlopen<typeof SYMBOLS>>["symbols"];
+/** libkqueue's synchronous teardown of closed kqueues (see {@link closeKqueue}). */
+type DrainFn = () => void;
+
+let C: KqSymbols | null = null;
+let drain: DrainFn | null = null;
+let openError: string | null = null;
+
+/**
+ * Opens the profile's library once: null when kqueue() and kevent() are ready, else why
+ * not (no profile, or the dlopen failure naming the path). Never throws.
+ *
+ * @example
+ * ```ts
+ * const err = openKqueue();
+ * if (err !== null) throw new RangeError(err);
+ * ```
+ */
+export function openKqueue(): string | null {
+  if (C !== null) return null;
+  if (openError !== null) return openError;
+  if (PROFILE === null) return (openError = kqueueUnavailable()!);
+  try {
+    C = dlopen(PROFILE.lib, SYMBOLS).symbols;
+  } catch (err) {
+    const why = err instanceof Error ? err.message : String(err);
+    return (openError = `Cannot load kqueue from ${PROFILE.lib} (${KQUEUE_LIB_ENV}): ${why}`);
+  }
+  if (PROFILE.name === "libkqueue") {
+    try {
+      drain = dlopen(PROFILE.lib, { libkqueue_drain_pending_close: { args: [], returns: "void" } }).symbols
+        .libkqueue_drain_pending_close as DrainFn;
+    } catch {
+      drain = null; // an older libkqueue: closed kqueues are freed asynchronously only
+    }
+  }
+  return null;
+}
 
 function ret(r: number): number {
   return r < 0 ? -errno() : r;
 }
 
 /**
- * kqueue(): a new kqueue fd or −errno.
+ * kqueue(): a new kqueue fd or −errno (−ENOSYS when the library is not open: call
+ * {@link openKqueue} first).
  *
  * @example
  * ```ts
@@ -212,7 +332,26 @@ function ret(r: number): number {
  * ```
  */
 export function kqueue(): number {
-  return ret(C.kqueue());
+  if (C === null && openKqueue() !== null) return -ENOSYS;
+  return ret(C!.kqueue());
+}
+
+/**
+ * Closes a kqueue fd: close(2), and on libkqueue waits until the library has released
+ * what it kept for that kqueue (its epoll fd, the read end of its close-detect pipe, the
+ * EVFILT_USER eventfd), which its monitoring thread otherwise does some time after
+ * close(2) returns. A kernel kqueue releases everything in close(2); with this, so does
+ * libkqueue. Returns 0 or −errno.
+ *
+ * @example
+ * ```ts
+ * closeKqueue(kqfd);
+ * ```
+ */
+export function closeKqueue(kq: number): number {
+  const r = close(kq);
+  drain?.();
+  return r;
 }
 
 // struct timespec { time_t tv_sec; long tv_nsec; }: two 64-bit words on 64-bit targets.
@@ -246,5 +385,6 @@ export function kevent(
   }
   // SAFETY: the lists and `timespec` view ArrayBuffers their owners keep referenced; the
   // kernel reads the changes and writes the events only during this synchronous call.
-  return ret(C.kevent(kq, changes?.u32 ?? null, nchanges, events?.u32 ?? null, nevents, ts));
+  if (C === null && openKqueue() !== null) return -ENOSYS;
+  return ret(C!.kevent(kq, changes?.u32 ?? null, nchanges, events?.u32 ?? null, nevents, ts));
 }

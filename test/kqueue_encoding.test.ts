@@ -38,6 +38,7 @@ const LAYOUTS = [
   { name: "darwin-x64", layout: kq.DARWIN_KEVENT, k: kq.DARWIN_KQ, ext: "" },
   { name: "darwin-arm64", layout: kq.DARWIN_KEVENT, k: kq.DARWIN_KQ, ext: "" },
   { name: "freebsd", layout: kq.FREEBSD_KEVENT, k: kq.FREEBSD_KQ, ext: EXT_ZERO },
+  { name: "libkqueue (linux)", layout: kq.LIBKQUEUE_KEVENT, k: kq.LIBKQUEUE_KQ, ext: "" },
 ] as const;
 
 describe("kqueue constants (sys/event.h)", () => {
@@ -54,8 +55,14 @@ describe("kqueue constants (sys/event.h)", () => {
     expect(kq.FREEBSD_KQ.EVFILT_USER).toBe(-11);
   });
 
-  test("struct kevent is 32 bytes on Darwin and 64 on FreeBSD 12+", () => {
+  test("libkqueue: FreeBSD's values (its include/sys/event.h), so EVFILT_USER is -11", () => {
+    expect(kq.LIBKQUEUE_KQ).toEqual(kq.FREEBSD_KQ);
+    expect(kq.LIBKQUEUE_KQ.EVFILT_USER).toBe(-11);
+  });
+
+  test("struct kevent is 32 bytes on Darwin and over libkqueue, 64 on FreeBSD 12+", () => {
     expect(kq.DARWIN_KEVENT.size).toBe(32);
+    expect(kq.LIBKQUEUE_KEVENT.size).toBe(32);
     expect(kq.FREEBSD_KEVENT.size).toBe(64);
     expect(new kq.KeventList(kq.FREEBSD_KEVENT, 3).bytes().length).toBe(192);
   });
@@ -246,7 +253,7 @@ describe("backend selection by platform", () => {
     expect(() => selectedBackend("select")).toThrow(RangeError);
   });
 
-  test("this build offers poll everywhere, kqueue only on macOS/FreeBSD, epoll only on Linux", () => {
+  test("this build offers poll everywhere, kqueue on macOS/FreeBSD (on Linux with REEL_KQUEUE_LIB), epoll only on Linux", () => {
     const names = availableBackends();
     expect(names[0]).toBe(defaultBackend());
     expect(names).toContain("poll");
@@ -256,5 +263,21 @@ describe("backend selection by platform", () => {
       expect(() => createDriver("kqueue")).toThrow(/kqueue backend is not available/);
       expect(() => new KqueuePoller()).toThrow(RangeError);
     }
+  });
+
+  test("the kqueue profile: native on macOS and FreeBSD, libkqueue on Linux only when REEL_KQUEUE_LIB names it", () => {
+    expect(kq.kqueueProfile("darwin", "/x/libkqueue.so")).toEqual({ name: "darwin", lib: "libSystem.B.dylib", layout: kq.DARWIN_KEVENT, k: kq.DARWIN_KQ });
+    expect(kq.kqueueProfile("freebsd", undefined)).toEqual({ name: "freebsd", lib: "libc.so.7", layout: kq.FREEBSD_KEVENT, k: kq.FREEBSD_KQ });
+    expect(kq.kqueueProfile("linux", "/x/libkqueue.so")).toEqual({ name: "libkqueue", lib: "/x/libkqueue.so", layout: kq.LIBKQUEUE_KEVENT, k: kq.FREEBSD_KQ });
+    expect(kq.kqueueProfile("linux", undefined)).toBeNull();
+    expect(kq.kqueueProfile("linux", "")).toBeNull();
+    expect(kq.kqueueProfile("win32", "/x/libkqueue.so")).toBeNull();
+  });
+
+  test("without kqueue, the error says how to get it: build libkqueue and set REEL_KQUEUE_LIB", () => {
+    expect(kq.howToGetKqueue("linux")).toMatch(/build-libkqueue\.sh OUTDIR.*REEL_KQUEUE_LIB=OUTDIR\/libkqueue\.so/);
+    expect(kq.howToGetKqueue("win32")).toMatch(/macOS and FreeBSD, and on Linux through libkqueue \(REEL_KQUEUE_LIB\)/);
+    expect(kq.kqueueUnavailable()).toBe(kq.HAVE_KQUEUE ? null : kq.howToGetKqueue(process.platform));
+    if (!kq.HAVE_KQUEUE) expect(() => createDriver("kqueue")).toThrow(/REEL_KQUEUE_LIB/);
   });
 });

@@ -8,7 +8,7 @@
 import { EpollPoller } from "./readiness/epoll.ts";
 import { PollPoller } from "./readiness/poll.ts";
 import { KqueuePoller } from "./readiness/kqueue.ts";
-import { HAVE_KQUEUE } from "../../ffi/kqueue.ts";
+import { HAVE_KQUEUE, kqueueUnavailable } from "../../ffi/kqueue.ts";
 import type { Driver } from "./driver.ts";
 import { ReadinessDriver } from "./readiness/driver.ts";
 import { UringDriver } from "./uring/driver.ts";
@@ -38,7 +38,8 @@ const factories = new Map<Backend, () => Driver>([
   ["epoll", () => new ReadinessDriver(new EpollPoller())],
   ["poll", () => new ReadinessDriver(new PollPoller())],
 ]);
-// kqueue exists only on macOS and FreeBSD, epoll only on Linux.
+// kqueue on macOS and FreeBSD, and on Linux over libkqueue when REEL_KQUEUE_LIB names it;
+// epoll only on Linux.
 if (HAVE_KQUEUE) factories.set("kqueue", () => new ReadinessDriver(new KqueuePoller()));
 if (process.platform !== "linux") factories.delete("epoll");
 // io_uring on Linux, falling back to epoll (with a notice) when the kernel refuses it.
@@ -68,6 +69,7 @@ function makeUring(): Driver {
 export function createDriver(backend: Backend = selectedBackend()): Driver {
   const make = factories.get(backend);
   if (make === undefined) {
+    if (backend === "kqueue") throw new RangeError(`The kqueue backend is not available: ${kqueueUnavailable()}`);
     throw new RangeError(`The ${backend} backend is not available on ${process.platform} in this build of reel`);
   }
   return make();
