@@ -10,25 +10,12 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect } from "bu
 import { readdirSync, readlinkSync } from "node:fs";
 import { Runtime, type IntoFuture } from "../lib/index.ts";
 import { availableBackends, type Backend } from "../lib/driver/index.ts";
-import { PROFILE as KQUEUE_PROFILE } from "../ffi/kqueue.ts";
 
 /** The backends the suites run on here. */
 export function testBackends(): Backend[] {
   const env = process.env.REEL_BACKEND;
   if (env !== undefined && env !== "") return [env as Backend];
   return availableBackends();
-}
-
-/**
- * Why `backend` cannot hand reel a socket's pending error (a refused connect, a reset),
- * or null where it can. kqueue over libkqueue: when epoll reports EPOLLERR, libkqueue reads
- * SO_ERROR itself to fill the kevent's fflags, and on Linux that read clears the error, so
- * connect() and read() then find none (docs/platforms.md). The tests of those errors skip
- * there, naming this reason; test/kqueue_backend.test.ts pins the difference at its source.
- */
-export function socketErrorLost(backend: Backend): string | null {
-  if (backend !== "kqueue" || KQUEUE_PROFILE?.name !== "libkqueue") return null;
-  return "skipped over libkqueue, which consumes SO_ERROR before reel reads it";
 }
 
 /** Open fds of this process (Linux: /proc/self/fd; elsewhere /dev/fd). */

@@ -119,7 +119,8 @@ describe.skipIf(!kq.HAVE_KQUEUE)(`kqueue over ${kq.PROFILE?.name ?? "(no kqueue 
   // error (if any) in fflags" — it reads so_error, it does not clear it, so connect()'s
   // caller still finds the error with getsockopt(SO_ERROR) (which does clear it). libkqueue
   // fills fflags with getsockopt(SO_ERROR) itself, so over libkqueue the error reaches the
-  // kevent and is gone from the socket: reel's connect() sees 0 (helpers.ts, socketErrorLost).
+  // kevent and is gone from the socket; reel keeps the event's error and uses it where the
+  // syscall finds none (lib/driver/readiness/fd.ts), so a refused connect still fails.
   test("a refused connect's kevent carries ECONNREFUSED in fflags; SO_ERROR keeps it on the kernels, not over libkqueue", () => {
     const k = kq.KQ;
     const flags = SYS.SOCK_NONBLOCK > 0 ? SYS.SOCK_NONBLOCK | SYS.SOCK_CLOEXEC : 0;

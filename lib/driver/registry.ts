@@ -39,6 +39,8 @@ export class ScheduledIo {
   closed = false;
   /** Set by the slab: index | generation << 20; -1 once removed. */
   token = 0;
+  /** The first socket error an event carried (positive errno), 0 if none: final once set. */
+  error = 0;
 
   constructor(
     /** A valid fd that has not been closed while `closed` is false. */
@@ -153,12 +155,14 @@ export class Registry {
 
   /** Records `n` events from `events` and wakes their waiters. */
   dispatch(events: Events, n: number): void {
-    const { tokens, flags } = events;
+    const { tokens, flags, errors } = events;
     for (let i = 0; i < n; i++) {
       const io = this.slab.get(tokens[i]!);
       // A stale event: the slot was freed (and maybe reused) after the kernel queued it.
       if (io === undefined) continue;
       const f = flags[i]!;
+      const e = errors[i]!;
+      if (e !== 0 && io.error === 0) io.error = e;
       io.readiness |= f;
       io.tick = (io.tick + 1) | 0;
       if ((f & READ_READY) !== 0 && io.readWaker !== null) {

@@ -10,6 +10,12 @@
  * A short read or write also clears readiness (the socket was drained or filled), saving
  * the EAGAIN round trip on the next call, as tokio does.
  *
+ * A socket error the backend reported with an event (kqueue's EV_EOF fflags) stands in for
+ * one the syscall can no longer see: a connect whose SO_ERROR reads 0 fails with it, and a
+ * read that finds EOF fails with it once — so a refused connect or a reset is never
+ * reported as success or as a plain EOF, even where the emulation (libkqueue) consumed
+ * the socket's own error. Where the syscall reports the error itself, that is the one.
+ *
  * Closing: nothing of a readiness op outlives its poll (each is one synchronous syscall),
  * so close() deregisters (unless the driver already closed: its poller is gone, and its
  * fd's number may belong to someone else now) and closes the fd at once.
@@ -78,6 +84,8 @@ export class ReadinessFd implements IoFd {
   /** The ticks pollReady last observed, for clearReady. */
   private readTick = 0;
   private writeTick = 0;
+  /** The socket's error was reported to a caller already (by a syscall or from io.error). */
+  private errorTaken = false;
 
   constructor(
     readonly driver: ReadinessDriver,
@@ -98,6 +106,11 @@ export class ReadinessFd implements IoFd {
       const tick = io.tick;
       const r = attempt(op, this.fd, buf, bufs);
       if (r >= 0) {
+        // EOF where the event said the socket failed: that error, once (see the header).
+        if (r === 0 && io.error !== 0 && !this.errorTaken && op !== OP_ACCEPT && bit === READABLE) {
+          this.errorTaken = true;
+          throw new SysError(io.error, SYSCALL[op]!);
+        }
         // A short transfer drained (or filled) the socket: skip the next EAGAIN round trip.
         if (r < wanted(op, buf, bufs)) reg.clearReadiness(io, bit, tick);
         return r;
@@ -107,6 +120,7 @@ export class ReadinessFd implements IoFd {
         continue;
       }
       if (r === -EINTR) continue;
+      this.errorTaken = true;
       throw new SysError(-r, SYSCALL[op]!);
     }
   }
@@ -125,9 +139,13 @@ export class ReadinessFd implements IoFd {
     if (this.driver.registry.pollReady(this.io, WRITE_READY, cx) === PENDING) return PENDING;
     this.connecting = 0;
     if (this.io.closed || this.fd < 0) throw closedError("connect");
-    const err = libc.getsockoptInt(this.fd, SYS.SOL_SOCKET, SYS.SO_ERROR);
+    let err = libc.getsockoptInt(this.fd, SYS.SOL_SOCKET, SYS.SO_ERROR);
     if (err < 0) throw new SysError(-err, "getsockopt", undefined, "SO_ERROR");
-    if (err !== 0) throw new SysError(err, "connect", undefined, detail);
+    if (err === 0) err = this.io.error; // consumed before us (see the header), if at all
+    if (err !== 0) {
+      this.errorTaken = true;
+      throw new SysError(err, "connect", undefined, detail);
+    }
     return undefined;
   }
 

@@ -219,14 +219,19 @@ export class KqueuePoller implements Poller {
       if (n === -EINTR) return 0;
       check(n, "kevent");
     }
-    const { tokens, flags } = this.events;
+    const { tokens, flags, errors } = this.events;
     const k = this.k;
     let j = 0;
     for (let i = 0; i < n; i++) {
       const filter = kq.keventFilter(raw, i);
       if (filter === k.EVFILT_USER) continue; // the notify wake-up; EV_CLEAR already reset it
       tokens[j] = kq.keventToken(raw, i);
-      flags[j] = keventReadiness(filter, kq.keventFlags(raw, i), kq.keventFflags(raw, i), k);
+      const kf = kq.keventFlags(raw, i);
+      const ff = kq.keventFflags(raw, i);
+      flags[j] = keventReadiness(filter, kf, ff, k);
+      // The socket error rides on the event: fflags with EV_EOF, data with EV_ERROR. The
+      // driver keeps it for ops that find none (libkqueue consumes SO_ERROR itself).
+      errors[j] = (kf & k.EV_EOF) !== 0 && ff !== 0 ? ff : (kf & k.EV_ERROR) !== 0 ? kq.keventData(raw, i) : 0;
       j++;
       // Dispatch mode: the knote disabled itself on delivery; rearm enables it again.
       if (this.mode === "dispatch") {

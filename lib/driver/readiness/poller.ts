@@ -44,9 +44,16 @@ export type Interest = number;
 export class Events {
   readonly tokens: Int32Array;
   readonly flags: Uint8Array;
+  /**
+   * The socket error (a positive errno) an event carried, where the backend learns it with
+   * the event (kqueue's EV_EOF fflags), else 0. A backend that writes it writes it for every
+   * event it delivers; the others leave it all zeros.
+   */
+  readonly errors: Int32Array;
   constructor(readonly capacity: number) {
     this.tokens = new Int32Array(capacity);
     this.flags = new Uint8Array(capacity);
+    this.errors = new Int32Array(capacity);
   }
 }
 
