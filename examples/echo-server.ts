@@ -1,5 +1,5 @@
 /**
- * The seed's tokio echo server, in reel: accept in a loop (serve()), one task per
+ * The tokio echo server, in reel: accept in a loop (serve()), one task per
  * connection, read into a 64 KiB buffer and write everything back.
  *
  *   bun run examples/echo-server.ts [port]     (default 7000; 0 picks a free port)

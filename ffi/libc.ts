@@ -45,7 +45,7 @@ const lib = dlopen(LIBC_PATH, {
   shutdown: { args: ["i32", "i32"], returns: "i32" },
   close: { args: ["i32"], returns: "i32" },
   // Variadic in C: declared with fixed int args, which is exact on x86-64 and arm64 Linux
-  // and FreeBSD, not on Apple arm64 (see DESIGN.md): Darwin calls ffi/darwin.ts's instead.
+  // and FreeBSD, not on Apple arm64 (variadic arguments go on the stack there): Darwin calls ffi/darwin.ts's instead.
   fcntl: { args: ["i32", "i32", "i32"], returns: "i32" },
   getsockname: { args: ["i32", "ptr", "ptr"], returns: "i32" },
   getpeername: { args: ["i32", "ptr", "ptr"], returns: "i32" },

@@ -97,6 +97,27 @@ export class UnexpectedEofError extends Error {
 }
 
 /**
+ * The codes a {@link RuntimeError} carries:
+ * - EREENTRANT: blockOn/runTicks inside a runtime; ECLOSED: the runtime is closed;
+ * - ENORUNTIME: spawn, a timer or an fd op outside any runtime; EBUSY: closing a runtime
+ *   from inside it or while hosted; EDEADLK: nothing can ever wake the blockOn future;
+ * - EFOREIGN: an fd polled on a runtime other than the one it is bound to;
+ * - ECANCELED: a hosted run was cancelled; ERELEASED: a lock guard or permit used after
+ *   release; ENOTURING / ENOLIBURING: an io_uring-only call elsewhere, liburing missing.
+ */
+export type RuntimeErrorCode =
+  | "EREENTRANT"
+  | "ECLOSED"
+  | "ENORUNTIME"
+  | "EBUSY"
+  | "EDEADLK"
+  | "EFOREIGN"
+  | "ECANCELED"
+  | "ERELEASED"
+  | "ENOTURING"
+  | "ENOLIBURING";
+
+/**
  * The runtime is not in a state for the call: `blockOn` inside `blockOn`, `spawn` with no
  * runtime, a stream used after `close()`. `.code` says which (`EREENTRANT`, `ENORUNTIME`,
  * `ECLOSED`, `EBUSY`, `EDEADLK`, `EFOREIGN`: the README's table has each).
@@ -115,7 +136,7 @@ export class RuntimeError extends Error {
   override name = "RuntimeError";
   constructor(
     message: string,
-    readonly code: string,
+    readonly code: RuntimeErrorCode,
   ) {
     super(message);
   }

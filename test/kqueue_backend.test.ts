@@ -16,7 +16,7 @@ import { SYS } from "../ffi/constants.ts";
 import { ECONNREFUSED, EINPROGRESS } from "../ffi/errno.ts";
 import { SOCKADDR_MAX, decodeSockaddr, encodeIPv4 } from "../ffi/sockaddr.ts";
 import { KqueuePoller, defaultKqueueMode } from "../lib/driver/readiness/kqueue.ts";
-import { READABLE, READ_CLOSED, WRITABLE } from "../lib/driver/readiness/poller.ts";
+import { READABLE, READ_CLOSED, READ_WRITE, WRITABLE } from "../lib/driver/readiness/poller.ts";
 import { fdCount, fdTable, opened } from "./helpers.ts";
 import { collect, makePipe, makeSocketpair, pollerContract } from "./poller_contract.ts";
 
@@ -82,7 +82,7 @@ describe.skipIf(!kq.HAVE_KQUEUE)(`kqueue over ${kq.PROFILE?.name ?? "(no kqueue 
     const pollers = [new KqueuePoller({ mode: "clear" }), new KqueuePoller({ mode: "dispatch" })];
     const [a, b] = makeSocketpair();
     for (const p of pollers) {
-      p.register(a, 3, READABLE | WRITABLE);
+      p.register(a, 3, READ_WRITE);
       p.notify();
       p.wait(0);
     }
@@ -105,7 +105,7 @@ describe.skipIf(!kq.HAVE_KQUEUE)(`kqueue over ${kq.PROFILE?.name ?? "(no kqueue 
     for (const mode of ["clear", "dispatch"] as const) {
       const p = new KqueuePoller({ mode });
       const [a, b] = makeSocketpair();
-      p.register(a, 9, READABLE | WRITABLE);
+      p.register(a, 9, READ_WRITE);
       expect(libc.write(b, new Uint8Array(100))).toBe(100);
       expect(libc.shutdown(b, SYS.SHUT_WR)).toBe(0);
       expect(collect(p, 9, READABLE | READ_CLOSED | WRITABLE) & (READ_CLOSED | WRITABLE)).toBe(READ_CLOSED | WRITABLE);

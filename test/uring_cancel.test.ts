@@ -1,5 +1,5 @@
 /**
- * io_uring cancellation races, one test per race (seed 004): cancel before submit, cancel
+ * io_uring cancellation races, one test per race (the kernel's cancel-vs-completion race): cancel before submit, cancel
  * in flight, complete-then-cancel before the re-poll, and a completion racing its cancel.
  * Every test also checks that no op, owned buffer or fd is left behind.
  */

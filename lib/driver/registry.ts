@@ -18,7 +18,7 @@
  */
 import { PENDING, type Context, type Poll, type Waker } from "../future.ts";
 import { Slab } from "./slab.ts";
-import { ERROR, READABLE, READ_CLOSED, WRITABLE, WRITE_CLOSED, type Events, type Interest } from "./readiness/poller.ts";
+import { ERROR, READABLE, READ_CLOSED, READ_WRITE, WRITABLE, WRITE_CLOSED, type Events, type Interest } from "./readiness/poller.ts";
 
 /** Readiness bits that let a reader make progress. */
 export const READ_READY = READABLE | READ_CLOSED | ERROR;
@@ -69,7 +69,7 @@ export interface WorkCounter {
  * @example
  * ```ts
  * const reg = new Registry(poller, driver);
- * const io = reg.register(fd, READABLE | WRITABLE);
+ * const io = reg.register(fd, READ_WRITE);
  * if (reg.pollReady(io, READ_READY, cx) === PENDING) return PENDING; // waker stored
  * reg.deregister(io);
  * ```
@@ -88,7 +88,7 @@ export class Registry {
   }
 
   /** Registers `fd` (non-blocking) with the source. */
-  register(fd: number, interest: Interest = READABLE | WRITABLE): ScheduledIo {
+  register(fd: number, interest: Interest = READ_WRITE): ScheduledIo {
     const io = this.slab.insert(() => new ScheduledIo(fd, interest));
     try {
       this.source.register(fd, io.token, interest);

@@ -47,7 +47,7 @@ export interface BreakEven {
  *
  * @example
  * ```ts
- * breakEven(results).predicted?.pinned; // seed 004's B* with the pinned t_k
+ * breakEven(results).predicted?.pinned; // the break-even batch size B* with the pinned t_k
  * ```
  */
 export function breakEven(r: Results): BreakEven {
@@ -114,7 +114,7 @@ function breakEvenTable(r: Results, b: BreakEven): string[] {
   return [
     "| break-even batch size | B* | from |",
     "|---|---:|---|",
-    `| **predicted** (seed 004, t_k pinned) | **${bStar(b.predicted.pinned)}** | 2(t_s + t_k) / (2(t_s + t_k) − t_r) |`,
+    `| **predicted** (the break-even batch size, t_k pinned) | **${bStar(b.predicted.pinned)}** | 2(t_s + t_k) / (2(t_s + t_k) − t_r) |`,
     `| predicted, t_k unpinned | ${bStar(b.predicted.unpinned)} | same, cross-CPU t_k |`,
     `| predicted, t_k = 0 | ${bStar(b.predicted.noSwitch)} | same, no switch (a non-blocking syscall does not switch) |`,
     `| **measured**: ${r.target.kind}, table | **${bTable(b.opTable)}** | smallest B from which io_uring < syscall in every row below |`,
@@ -136,7 +136,7 @@ function verdict(r: Results, b: BreakEven): string[] {
   const modelOp = 2 * (r.sys.tS + r.sw.pinned.tK);
   return [
     "",
-    `Reading: the seed formula predicts batching wins from B* = ${bStar(b.predicted.pinned)}; ${measured}.`,
+    `Reading: the break-even formula predicts batching wins from B* = ${bStar(b.predicted.pinned)}; ${measured}.`,
     `The model charges an unbatched op 2(t_s + t_k) = ${ns(modelOp)}; the non-blocking ${r.target.kind} costs c = ${ns(s.syscallNs)} (no context switch). ` +
       `A batch pays a = ${ns(s.opFit.intercept)} per enter (not t_s = ${ns(r.sys.tS)}) and b = ${ns(s.opFit.slope)} per ${r.target.kind} SQE (not the NOP's t_r = ${ns(s.nopFit.slope)}).`,
   ];

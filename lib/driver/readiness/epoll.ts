@@ -45,7 +45,7 @@ function fromEpoll(e: number): number {
  * @example
  * ```ts
  * const p = new EpollPoller();
- * p.register(fd, 7, READABLE | WRITABLE);
+ * p.register(fd, 7, READ_WRITE);
  * const n = p.wait(100);
  * for (let i = 0; i < n; i++) console.log(p.events.tokens[i], p.events.flags[i]);
  * p.close();
@@ -76,10 +76,6 @@ export class EpollPoller implements Poller {
 
   register(fd: number, token: number, interest: Interest): void {
     check(ep.epollCtl(this.fd, ep.EPOLL_CTL_ADD, fd, toEpoll(interest), token), "epoll_ctl", `add fd ${fd}`);
-  }
-
-  reregister(fd: number, token: number, interest: Interest): void {
-    check(ep.epollCtl(this.fd, ep.EPOLL_CTL_MOD, fd, toEpoll(interest), token), "epoll_ctl", `mod fd ${fd}`);
   }
 
   rearm(_fd: number, _token: number, _interest: Interest): void {

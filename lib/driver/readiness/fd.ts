@@ -29,7 +29,7 @@ import { SOCKADDR_MAX } from "../../../ffi/sockaddr.ts";
 import { PENDING, type Context, type Poll, type Waker } from "../../future.ts";
 import { SysError } from "../../errors.ts";
 import { READ_READY, WRITE_READY, type ScheduledIo } from "../registry.ts";
-import { READABLE, WRITABLE } from "./poller.ts";
+import { READABLE, READ_WRITE, WRITABLE } from "./poller.ts";
 import {
   DIR_READ, OP_ACCEPT, OP_READ, OP_READV, OP_WRITE, SYSCALL, acceptAddr, acceptAddrLen, closedError,
   type Direction, type IoFd, type IoOp,
@@ -92,7 +92,7 @@ export class ReadinessFd implements IoFd {
     /** A valid non-blocking fd owned by this object, or -1 once closed. */
     public fd: number,
   ) {
-    this.io = driver.registry.register(fd, READABLE | WRITABLE);
+    this.io = driver.registry.register(fd, READ_WRITE);
   }
 
   pollOp(cx: Context, op: IoOp, buf: Uint8Array | null, bufs: readonly Uint8Array[]): Poll<number> {

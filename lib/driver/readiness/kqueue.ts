@@ -81,7 +81,7 @@ export function keventReadiness(filter: number, flags: number, fflags: number, k
 
 /**
  * May a per-change errno be ignored? `op` is what the change was part of (OP_ADD,
- * OP_DELETE for a reregister dropping a direction, OP_DEREGISTER).
+ * OP_DELETE for a direction dropped, OP_DEREGISTER).
  * - ENOENT on EV_DELETE: that filter was never added (e.g. read-only interest).
  * - EBADF on deregister: the fd was already closed, which removed its knotes.
  * - EPIPE on EV_ADD: older macOS (10.10/10.11 seen by mio) answer EPIPE when registering a
@@ -105,7 +105,7 @@ export function ignorableChangeErrno(errnoValue: number, op: number): boolean {
  * @example
  * ```ts
  * const p = new KqueuePoller(); // macOS, FreeBSD, or Linux with REEL_KQUEUE_LIB
- * p.register(fd, 7, READABLE | WRITABLE);
+ * p.register(fd, 7, READ_WRITE);
  * const n = p.wait(100);
  * p.close();
  * ```
@@ -119,7 +119,7 @@ export class KqueuePoller implements Poller {
   private readonly kqfd: number;
   private readonly k = kq.KQ;
   private readonly raw = new kq.KeventList(kq.KEVENT, CAPACITY);
-  /** Room for the longest change list: reregister's two deletes and two adds. */
+  /** Room for the longest change list (a registration's two adds, a deregistration's two deletes). */
   private readonly changes = new kq.KeventList(kq.KEVENT, 4);
   private readonly receipts = new kq.KeventList(kq.KEVENT, 4);
   /** notify() has its own pair so it never disturbs a change list being built. */
@@ -159,22 +159,6 @@ export class KqueuePoller implements Poller {
     this.live();
     this.disabled.delete(fd);
     this.submit(this.adds(0, fd, token, interest), `add fd ${fd}`);
-  }
-
-  /**
-   * Deletes both filters, then adds the ones now wanted (write first, read last) under the
-   * new token, in one kevent() call. A fresh knote is evaluated when it is attached
-   * (kqueue(2): an fd already ready is reported at once), so nothing pending is lost: at
-   * worst one spurious event follows, which the driver tolerates.
-   */
-  reregister(fd: number, token: number, interest: Interest): void {
-    this.live();
-    const k = this.k;
-    const del = k.EV_DELETE | k.EV_RECEIPT;
-    this.disabled.delete(fd);
-    let n = this.put(0, fd, k.EVFILT_WRITE, del, 0, OP_DELETE);
-    n = this.put(n, fd, k.EVFILT_READ, del, 0, OP_DELETE);
-    this.submit(this.adds(n, fd, token, interest), `modify fd ${fd}`);
   }
 
   /**

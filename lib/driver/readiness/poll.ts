@@ -32,7 +32,7 @@
 import * as libc from "../../../ffi/libc.ts";
 import * as pf from "../../../ffi/poll.ts";
 import { SYS } from "../../../ffi/constants.ts";
-import { EAGAIN, EBADF, EEXIST, EINTR, ENOENT } from "../../../ffi/errno.ts";
+import { EAGAIN, EBADF, EEXIST, EINTR } from "../../../ffi/errno.ts";
 import { SysError, check } from "../../errors.ts";
 import { ERROR, Events, READABLE, READ_CLOSED, WRITABLE, WRITE_CLOSED, type Interest, type Poller } from "./poller.ts";
 
@@ -45,10 +45,10 @@ const NOTIFY_INDEX = 0;
  *
  * @example
  * ```ts
- * toPoll(READABLE | WRITABLE); // POLLIN | POLLRDHUP | POLLOUT
+ * toPoll(READ_WRITE); // POLLIN | POLLRDHUP | POLLOUT
  * ```
  */
-export function toPoll(armed: Interest): number {
+export function toPoll(armed: number): number {
   let e = 0;
   if ((armed & READABLE) !== 0) e |= pf.POLLIN | pf.POLLRDHUP;
   if ((armed & WRITABLE) !== 0) e |= pf.POLLOUT;
@@ -124,13 +124,6 @@ export class PollPoller implements Poller {
     const i = this.pfds.push(fd, 0);
     this.fds[i] = fd;
     this.index.set(fd, i);
-    this.arm(i, token, interest);
-  }
-
-  reregister(fd: number, token: number, interest: Interest): void {
-    this.live();
-    const i = this.index.get(fd);
-    if (i === undefined) throw new SysError(ENOENT, "poll", undefined, `reregister fd ${fd}: not registered`);
     this.arm(i, token, interest);
   }
 
@@ -215,7 +208,7 @@ export class PollPoller implements Poller {
   }
 
   /** Sets index i's token and armed interest; parks the entry when nothing is armed. */
-  private arm(i: number, token: number, armed: Interest): void {
+  private arm(i: number, token: number, armed: number): void {
     const a = armed & (READABLE | WRITABLE);
     this.tokens[i] = token;
     this.armed[i] = a;

@@ -34,8 +34,11 @@ export const WRITE_CLOSED = 8;
 /** An error is pending on the socket (EPOLLERR): both directions are woken. */
 export const ERROR = 16;
 
-/** The interest an fd is registered with: READABLE, WRITABLE, or both. */
-export type Interest = number;
+/** Both directions: the interest every socket is registered with. */
+export const READ_WRITE = 3;
+
+/** The interest an fd is registered with: READABLE, WRITABLE, or both (READ_WRITE). */
+export type Interest = typeof READABLE | typeof WRITABLE | typeof READ_WRITE;
 
 /**
  * The event list a backend fills: struct-of-arrays, allocated once, read by index.
@@ -69,7 +72,6 @@ export interface Poller {
    */
   readonly fd: number;
   register(fd: number, token: number, interest: Interest): void;
-  reregister(fd: number, token: number, interest: Interest): void;
   /** Resume reporting `interest` for fd after the driver cleared readiness (see header). */
   rearm(fd: number, token: number, interest: Interest): void;
   deregister(fd: number): void;

@@ -4,9 +4,10 @@
  * write, statx, fsync, openat, and linked chains (IOSQE_IO_LINK, with an optional
  * LINK_TIMEOUT).
  *
- *     INIT ──poll──▶ SUBMITTED (SQE written; waker on the op) ──CQE──▶ COMPLETED
- *       │                 │
- *       └──cancel──▶ CANCELLED ◀──cancel── (the driver decides at the CQE, driver.ts)
+ * The future keeps no state machine of its own: before its first poll it has no op; then
+ * its op (SUBMITTED → DONE in the driver's table, driver.ts) is the state; once the value
+ * was taken or the future was cancelled, `done` is set and the op is the driver's alone
+ * (a cancelled one is settled at its CQE).
  *
  * An op on an owned file names the file's fd at submission and is counted by the file
  * (owner.ts); a file closed before the op was submitted, or while it was pending, fails
@@ -32,11 +33,6 @@ import { K_PLAIN, ST_DETACHED, ST_DONE, type OpKind, type UringOp } from "./op.t
 import type { UringDriver } from "./driver.ts";
 import type { OwnedBuf } from "./buf.ts";
 import type { UringFdOwner } from "./owner.ts";
-
-const INIT = 0;
-const SUBMITTED = 1;
-const COMPLETED = 2;
-const CANCELLED = 3;
 
 /** One SQE, described. Buffers referenced here are owned by the op once submitted. */
 export interface OpSpec {
@@ -98,8 +94,9 @@ function submit(d: UringDriver, spec: OpSpec, sqeFlags: number, owner: UringFdOw
  * ```
  */
 export class UringFuture extends BaseFuture<number> {
-  private state = INIT;
+  /** The op, from the first poll until the value is taken or the future cancelled. */
   private op: UringOp | null = null;
+  private done = false;
 
   constructor(
     private driver: UringDriver | null,
@@ -114,23 +111,20 @@ export class UringFuture extends BaseFuture<number> {
   static submitted(d: UringDriver, op: UringOp, spec: OpSpec, copyOut: Uint8Array | null, owner: UringFdOwner | null): UringFuture {
     const f = new UringFuture(d, spec, copyOut, owner);
     f.op = op;
-    f.state = SUBMITTED;
     return f;
   }
 
   poll(cx: Context): Poll<number> {
-    if (this.state === INIT) {
+    if (this.done) throw new FutureStateError(`${this.spec.syscall} future polled after completion`);
+    if (this.op === null) {
       if (this.owner !== null && this.owner.fd < 0) {
         this.cancel();
         throw closedError(this.spec.syscall, "file");
       }
       const d = this.driver ?? (this.driver = uringDriver());
       this.op = submit(d, this.spec, 0, this.owner);
-      this.state = SUBMITTED;
-    } else if (this.state !== SUBMITTED) {
-      throw new FutureStateError(`${this.spec.syscall} future polled after completion`);
     }
-    const op = this.op!;
+    const op = this.op;
     if (this.owner !== null && this.owner.fd < 0) {
       // The file was closed while this op was pending: the op is abandoned to the driver.
       this.cancel();
@@ -145,7 +139,7 @@ export class UringFuture extends BaseFuture<number> {
 
   private finish(op: UringOp): number {
     const res = op.res;
-    this.state = COMPLETED;
+    this.done = true;
     this.op = null;
     const out = this.copyOut;
     const buf = op.buf;
@@ -160,10 +154,16 @@ export class UringFuture extends BaseFuture<number> {
 
   /** Cancel before submit: nothing reached the ring. In flight: ASYNC_CANCEL (or a NOP rewrite). */
   override cancel(): void {
-    if (this.state === SUBMITTED) this.driver!.cancel(this.op!);
-    else if (this.state === INIT && this.spec.buf != null) this.driver?.pool.put(this.spec.buf);
+    if (this.done) return;
+    this.done = true;
+    const op = this.op;
     this.op = null;
-    if (this.state !== COMPLETED) this.state = CANCELLED;
+    if (op !== null) this.driver!.cancel(op);
+    else if (this.spec.buf != null) {
+      // Never submitted: its owned buffer goes straight back.
+      this.driver?.pool.put(this.spec.buf);
+      this.spec.buf = null;
+    }
   }
 }
 

@@ -18,15 +18,12 @@
 import { ptr, type Pointer } from "bun:ffi";
 import * as U from "../../../ffi/uring.ts";
 import * as libc from "../../../ffi/libc.ts";
-import { EINTR, EAGAIN } from "../../../ffi/errno.ts";
+import { EAGAIN, EBUSY, EINTR, ETIME } from "../../../ffi/errno.ts";
 import { SysError } from "../../errors.ts";
 import { selectPath, setupRing, wantNoSqArray, type RingOptions, type RingPath, type RingSetup } from "./setup.ts";
 
 export { simulateSetupFailure, selectPath, type RingOptions, type RingPath } from "./setup.ts";
 
-/** ETIME (Linux): a timed wait ran out; not an error for a driver turn. */
-const ETIME = 62;
-const EBUSY = 16;
 const TWO32 = 0x1_0000_0000;
 
 /**
