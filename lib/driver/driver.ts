@@ -20,6 +20,7 @@
 import { now } from "../time/clock.ts";
 import { TimerWheel } from "../time/wheel.ts";
 import type { FileFd, FileFuture, IoFd, StatFields } from "./fd.ts";
+import { realSockets, type SocketApi } from "./sockets.ts";
 
 /**
  * What a driver counts, for `runtime.metrics()`: plain counters, bumped on the paths that
@@ -60,6 +61,14 @@ export abstract class Driver {
   constructor() {
     // The wheel shares reel's clock (time/clock.ts), so deadlines made before the driver existed line up.
     this.wheel = new TimerWheel(Math.floor(now()));
+  }
+
+  /**
+   * The non-I/O socket calls (create, bind, listen, options, names): the kernel's, unless
+   * the backend stands in for it (the simulator). net/ asks the current driver for them.
+   */
+  get sockets(): SocketApi {
+    return realSockets;
   }
 
   /** Binds a pollable fd (a socket, a pipe) to this driver: the per-fd interface. */

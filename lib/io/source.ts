@@ -14,10 +14,10 @@
  * Must never: block, close the number twice, or bind to a runtime other than the one
  * polling it.
  */
-import * as libc from "../../ffi/libc.ts";
 import { EINTR } from "../../ffi/errno.ts";
 import { PENDING, type Context, type Poll, type Waker } from "../future.ts";
 import { currentDriver, currentDriverOrNull } from "../current.ts";
+import { realSockets } from "../driver/sockets.ts";
 import { RuntimeError, SysError } from "../errors.ts";
 import { proceed } from "../task/coop.ts";
 import { NO_BUFS, SYSCALL, closedError, type Direction, type IoFd, type IoOp } from "../driver/fd.ts";
@@ -98,7 +98,8 @@ export class IoSource {
       io.close();
       return;
     }
-    const r = libc.close(fd);
+    // Never bound: no driver holds it (the current one's socket calls close it, or the kernel's).
+    const r = (currentDriverOrNull()?.sockets ?? realSockets).close(fd);
     // EINTR on close still releases the fd on Linux and the BSDs: do not retry.
     if (r < 0 && r !== -EINTR) throw new SysError(-r, "close");
   }

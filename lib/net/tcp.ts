@@ -19,7 +19,6 @@
  * Must never: block, or leak an fd on any error path.
  */
 import { SYS } from "../../ffi/constants.ts";
-import * as libc from "../../ffi/libc.ts";
 import { decodeSockaddr, type SocketAddr } from "../../ffi/sockaddr.ts";
 import { BaseFuture, FutureStateError, PENDING, type Context, type Poll, type Waker } from "../future.ts";
 import { DIR_READ, DIR_WRITE, OP_ACCEPT, OP_READ, OP_WRITE, acceptAddr, acceptAddrLen, closedError } from "../driver/fd.ts";
@@ -27,7 +26,7 @@ import { check } from "../errors.ts";
 import { IoSource } from "../io/source.ts";
 import { read as readOp, readExact as readExactOp, write as writeOp, writeAll as writeAllOp } from "../io/stream.ts";
 import { resolve, type HostPort, type Resolved } from "./addr.ts";
-import { closeAndThrow, prepareFd, setIntOption, sockName, streamSocket } from "./socket.ts";
+import { closeAndThrow, newSocket, prepareFd, setIntOption, sockName, sockets } from "./socket.ts";
 
 /**
  * What TcpListener and TcpStream share: the fd's source, its local address, and close
@@ -94,12 +93,12 @@ export class TcpListener extends SocketBase {
     const addr = resolve(opts, "TcpListener.bind()");
     const backlog = opts.backlog ?? 1024;
     if (!Number.isInteger(backlog) || backlog < 0) throw new RangeError(`Invalid backlog ${backlog}: must be an integer ≥ 0`);
-    const fd = streamSocket(addr.domain);
+    const fd = newSocket(addr.domain, SYS.SOCK_STREAM);
     try {
       if (opts.reuseAddr ?? true) setIntOption(fd, SYS.SOL_SOCKET, SYS.SO_REUSEADDR, 1, "SO_REUSEADDR");
       if (opts.reusePort ?? false) setIntOption(fd, SYS.SOL_SOCKET, SYS.SO_REUSEPORT, 1, "SO_REUSEPORT");
-      check(libc.bind(fd, addr.sockaddr, addr.length), "bind", `${opts.hostname ?? "127.0.0.1"}:${opts.port}`);
-      check(libc.listen(fd, backlog), "listen");
+      check(sockets().bind(fd, addr.sockaddr, addr.length), "bind", `${opts.hostname ?? "127.0.0.1"}:${opts.port}`);
+      check(sockets().listen(fd, backlog), "listen");
     } catch (err) {
       closeAndThrow(fd, err);
     }
@@ -228,7 +227,7 @@ export class TcpStream extends SocketBase {
     const h = how === "read" ? SYS.SHUT_RD : how === "write" ? SYS.SHUT_WR : how === "both" ? SYS.SHUT_RDWR : -1;
     if (h < 0) throw new TypeError(`Invalid shutdown direction "${String(how)}": expected "read", "write" or "both"`);
     if (this.src.isClosed) throw closedError("shutdown");
-    check(libc.shutdown(this.src.fd, h), "shutdown");
+    check(sockets().shutdown(this.src.fd, h), "shutdown");
   }
 
   /** TCP_NODELAY: send small writes at once (no Nagle). */
@@ -290,7 +289,7 @@ class Connect extends BaseFuture<TcpStream> {
   /** Creates the socket; the handshake starts at the first pollConnect. */
   private start(): IoSource {
     const addr = resolve(this.opts, "TcpStream.connect()");
-    const fd = streamSocket(addr.domain);
+    const fd = newSocket(addr.domain, SYS.SOCK_STREAM);
     this.addr = addr;
     return (this.src = new IoSource(fd));
   }
