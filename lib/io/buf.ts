@@ -22,7 +22,7 @@
  * Must never import: lib/driver/**, lib/net/**, lib/fs/**, lib/interop/**, lib/executor.ts
  * Must never import: ffi/**, bun:ffi
  */
-import { BaseFuture, FutureStateError, PENDING, type Context, type Poll } from "../future.ts";
+import { BaseFuture, FutureStateError, PENDING, type Context, type Poll, type Waker } from "../future.ts";
 import { checkBuffer } from "../errors.ts";
 import { ByteBuffer } from "./bytes.ts";
 import { FrameTooLargeError, WriteZeroError, flush, read, shutdown, write, writeAll, type AsyncRead, type AsyncWrite } from "./stream.ts";
@@ -134,6 +134,11 @@ export class BufReader<R extends AsyncRead = AsyncRead> implements AsyncRead {
     this.buf.consume(n);
   }
 
+  /** AsyncRead: an abandoned read's waker goes back to the inner stream (see io/stream.ts). */
+  cancelRead(waker: Waker): void {
+    this.inner.cancelRead?.(waker);
+  }
+
   /** AsyncRead: from the buffer, or straight from the inner stream for big reads on an empty buffer. */
   pollRead(cx: Context, out: Uint8Array): Poll<number> {
     if (out.byteLength === 0) return 0;
@@ -192,6 +197,7 @@ export class BufReader<R extends AsyncRead = AsyncRead> implements AsyncRead {
 class ReadUntil<T extends Uint8Array | string> extends BaseFuture<T | null> {
   private scanned = 0;
   private done = false;
+  private waker: Waker | null = null;
   constructor(
     private readonly r: BufReader,
     private readonly delim: number,
@@ -217,7 +223,10 @@ class ReadUntil<T extends Uint8Array | string> extends BaseFuture<T | null> {
         }
       }
       const n = this.r.pollFillMore(cx);
-      if (n === PENDING) return PENDING;
+      if (n === PENDING) {
+        this.waker = cx.waker;
+        return PENDING;
+      }
       if (n === 0) return this.finish(b.length, false);
     }
   }
@@ -240,7 +249,11 @@ class ReadUntil<T extends Uint8Array | string> extends BaseFuture<T | null> {
   }
 
   override cancel(): void {
+    if (this.done) return;
     this.done = true;
+    const w = this.waker;
+    this.waker = null;
+    if (w !== null) this.r.cancelRead(w);
   }
 }
 
@@ -315,6 +328,11 @@ export class BufWriter<W extends AsyncWrite = AsyncWrite> implements AsyncWrite 
     const n = len < room ? len : room;
     this.buf.append(n === len ? data : data.subarray(0, n));
     return n;
+  }
+
+  /** AsyncWrite: an abandoned write's waker goes back to the inner stream (see io/stream.ts). */
+  cancelWrite(waker: Waker): void {
+    this.inner.cancelWrite?.(waker);
   }
 
   /** AsyncWrite: writes the buffer out, then flushes the inner stream. */

@@ -14,7 +14,7 @@
  * Must never import: lib/driver/**, lib/net/**, lib/fs/**, lib/interop/**, lib/executor.ts
  * Must never import: ffi/**, bun:ffi
  */
-import type { BaseFuture, Context, Poll } from "../future.ts";
+import type { BaseFuture, Context, Poll, Waker } from "../future.ts";
 import { flush, read, readExact, shutdown, write, writeAll, type AsyncRead, type AsyncWrite } from "./stream.ts";
 
 /** The stream both halves came from; identity ties the halves together for `reunite`. */
@@ -37,6 +37,11 @@ export class ReadHalf<S extends AsyncRead & AsyncWrite> implements AsyncRead {
 
   pollRead(cx: Context, buf: Uint8Array): Poll<number> {
     return this.pair.stream.pollRead(cx, buf);
+  }
+
+  /** An abandoned read's waker goes back to the stream (see io/stream.ts). */
+  cancelRead(waker: Waker): void {
+    this.pair.stream.cancelRead?.(waker);
   }
 
   /** Reads into `buf`: the count, 0 at EOF. Cancel-safe. */
@@ -66,6 +71,11 @@ export class WriteHalf<S extends AsyncRead & AsyncWrite> implements AsyncWrite {
 
   pollWrite(cx: Context, buf: Uint8Array): Poll<number> {
     return this.pair.stream.pollWrite(cx, buf);
+  }
+
+  /** An abandoned write's waker goes back to the stream (see io/stream.ts). */
+  cancelWrite(waker: Waker): void {
+    this.pair.stream.cancelWrite?.(waker);
   }
 
   pollFlush(cx: Context): Poll<void> {
