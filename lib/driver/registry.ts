@@ -18,7 +18,7 @@
  */
 import { PENDING, type Context, type Poll, type Waker } from "../future.ts";
 import { Slab } from "./slab.ts";
-import { ERROR, READABLE, READ_CLOSED, READ_WRITE, WRITABLE, WRITE_CLOSED, type Events, type Interest } from "./readiness/poller.ts";
+import { ERROR, READABLE, READ_CLOSED, READ_WRITE, WRITABLE, WRITE_CLOSED, type Events, type Interest } from "./events.ts";
 
 /** Readiness bits that let a reader make progress. */
 export const READ_READY = READABLE | READ_CLOSED | ERROR;

@@ -34,46 +34,14 @@ import * as pf from "../../../ffi/poll.ts";
 import { SYS } from "../../../ffi/constants.ts";
 import { EAGAIN, EBADF, EEXIST, EINTR } from "../../../ffi/errno.ts";
 import { SysError, check } from "../../errors.ts";
-import { ERROR, Events, READABLE, READ_CLOSED, WRITABLE, WRITE_CLOSED, type Interest, type Poller } from "./poller.ts";
+import { Events, READABLE, WRITABLE, fromPoll, toPoll, type Interest } from "../events.ts";
+import type { Poller } from "./poller.ts";
 
 const CAPACITY = 1024;
 /** Index of the notify pipe's read end in the pollfd array. */
 const NOTIFY_INDEX = 0;
 
-/**
- * pollfd.events for an armed interest (POLLRDHUP is 0 where the platform lacks it).
- *
- * @example
- * ```ts
- * toPoll(READ_WRITE); // POLLIN | POLLRDHUP | POLLOUT
- * ```
- */
-export function toPoll(armed: number): number {
-  let e = 0;
-  if ((armed & READABLE) !== 0) e |= pf.POLLIN | pf.POLLRDHUP;
-  if ((armed & WRITABLE) !== 0) e |= pf.POLLOUT;
-  return e;
-}
-
-/**
- * Translates revents into the portable bits, as the epoll backend maps its bits.
- *
- * @example
- * ```ts
- * fromPoll(POLLIN | POLLHUP); // READABLE | WRITABLE | READ_CLOSED | WRITE_CLOSED
- * ```
- */
-export function fromPoll(re: number): number {
-  let f = 0;
-  if ((re & (pf.POLLIN | pf.POLLPRI)) !== 0) f |= READABLE;
-  if ((re & pf.POLLOUT) !== 0) f |= WRITABLE;
-  if ((re & pf.POLLRDHUP) !== 0) f |= READABLE | READ_CLOSED;
-  // HUP: both directions are done; wake readers (EOF) and writers (EPIPE).
-  if ((re & pf.POLLHUP) !== 0) f |= READABLE | WRITABLE | READ_CLOSED | WRITE_CLOSED;
-  // NVAL: the fd is not open (closed without deregister): every op will fail with EBADF.
-  if ((re & (pf.POLLERR | pf.POLLNVAL)) !== 0) f |= READABLE | WRITABLE | ERROR;
-  return f;
-}
+export { toPoll, fromPoll } from "../events.ts";
 
 /**
  * A poll(2) set with its notify self-pipe.

@@ -24,41 +24,8 @@
  * A backend must never wake tasks or touch the registration slab: it only reports.
  */
 
-/** Interest and event bits. One set of bits serves both. */
-export const READABLE = 1;
-export const WRITABLE = 2;
-/** Peer closed its write side (read returns EOF): reported with READABLE. */
-export const READ_CLOSED = 4;
-/** Our write side is closed or the connection reset (EPOLLHUP): reported with WRITABLE. */
-export const WRITE_CLOSED = 8;
-/** An error is pending on the socket (EPOLLERR): both directions are woken. */
-export const ERROR = 16;
-
-/** Both directions: the interest every socket is registered with. */
-export const READ_WRITE = 3;
-
-/** The interest an fd is registered with: READABLE, WRITABLE, or both (READ_WRITE). */
-export type Interest = typeof READABLE | typeof WRITABLE | typeof READ_WRITE;
-
-/**
- * The event list a backend fills: struct-of-arrays, allocated once, read by index.
- * Holding tokens and flags in typed arrays keeps a driver turn free of per-event objects.
- */
-export class Events {
-  readonly tokens: Int32Array;
-  readonly flags: Uint8Array;
-  /**
-   * The socket error (a positive errno) an event carried, where the backend learns it with
-   * the event (kqueue's EV_EOF fflags), else 0. A backend that writes it writes it for every
-   * event it delivers; the others leave it all zeros.
-   */
-  readonly errors: Int32Array;
-  constructor(readonly capacity: number) {
-    this.tokens = new Int32Array(capacity);
-    this.flags = new Uint8Array(capacity);
-    this.errors = new Int32Array(capacity);
-  }
-}
+export { READABLE, WRITABLE, READ_CLOSED, WRITE_CLOSED, ERROR, READ_WRITE, Events, type Interest } from "../events.ts";
+import type { Events, Interest } from "../events.ts";
 
 /** A readiness backend. See the module header for the contract. */
 export interface Poller {

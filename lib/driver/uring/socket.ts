@@ -56,7 +56,7 @@ import type { OwnedBuf } from "./buf.ts";
 import { UringFdOwner } from "./owner.ts";
 import { SysError } from "../../errors.ts";
 import { READ_READY, WRITE_READY, type ScheduledIo } from "../registry.ts";
-import { READABLE, WRITABLE } from "../readiness/poller.ts";
+import { READABLE, WRITABLE } from "../events.ts";
 import {
   DIR_READ, OP_ACCEPT, OP_READ, OP_READV, OP_WRITE, SYSCALL, acceptAddr, acceptAddrLen, closedError,
   type Direction, type IoFd, type IoOp,
