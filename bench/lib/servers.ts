@@ -48,7 +48,7 @@ export interface Running {
 export type Started = { ok: true; server: Running } | { ok: false; reason: string };
 
 /** Every server the echo bench knows, in the default order. */
-export const SERVER_NAMES = ["reel-epoll", "reel-uring", "reel-poll", "reel-hosted", "bun-listen", "node-net", "c-epoll", "tokio"] as const;
+export const SERVER_NAMES = ["reel-epoll", "reel-uring", "reel-poll", "reel-hosted", "raw-epoll", "raw-uring", "bun-listen", "node-net", "c-epoll", "tokio"] as const;
 
 /** Server names whose numbers are reel's own (the goals are checked for these). */
 export const REEL_SERVERS: readonly string[] = ["reel-epoll", "reel-uring", "reel-poll", "reel-hosted"];
@@ -97,6 +97,21 @@ function anchorSpec(name: string, binary: string, why: string): ServerSpec {
   };
 }
 
+/**
+ * A ceiling: an echo server over bun:ffi with no runtime layers (../shared/tools), taking a
+ * fixed port — what reel would do if its layers cost nothing, run beside it in every round.
+ */
+function rawSpec(paths: Paths, name: string, file: string): ServerSpec {
+  const script = join(paths.root, "..", "shared", "tools", file);
+  return {
+    name,
+    start: "fixed",
+    argv: (port) => [process.execPath, "run", script, String(port)],
+    env: {},
+    missing: () => (existsSync(script) ? null : `../shared/tools/${file} is missing`),
+  };
+}
+
 /** The server table, keyed by name. */
 export function serverSpecs(paths: Paths): Map<string, ServerSpec> {
   const bunListen = join(paths.root, "bench", "servers", "bun-listen.ts");
@@ -121,6 +136,8 @@ export function serverSpecs(paths: Paths): Map<string, ServerSpec> {
       env: {},
         missing: () => (node ? null : "node is not on PATH"),
     },
+    rawSpec(paths, "raw-epoll", "raw-epoll-echo.ts"),
+    rawSpec(paths, "raw-uring", "raw-uring-echo.ts"),
     anchorSpec("c-epoll", join(paths.anchors, "epoll-echo"), "epoll-echo is not built"),
     anchorSpec("tokio", join(paths.anchors, "tokio-echo"), "tokio-echo is not built (needs cargo and librust-tokio-dev)"),
   ];
