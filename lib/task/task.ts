@@ -1,31 +1,63 @@
 /**
- * Tasks: a spawned future with its state word, and the JoinHandle that observes it.
+ * Tasks: a spawned future with its state word and its place in the task tree (tree.ts),
+ * and the JoinHandle that observes it.
  *
  * A task is its own Waker and its own Context (no allocation per poll). Its state word:
  *
  * - SCHEDULED: set when the task is woken and must be polled. Set → it is in the run queue,
  *   or it is RUNNING and the executor re-queues it when the poll returns. A wake while
  *   SCHEDULED does nothing (dedup, as tokio's NOTIFIED bit). Never set once COMPLETE.
- * - RUNNING: set while the executor is inside `future.poll`.
- * - COMPLETE: the future returned, threw, or was aborted. Terminal; result fields are final.
- * - ABORTED: `abort()` was called. If RUNNING at that moment, the executor finishes the
- *   abort when the poll returns; otherwise it happens at once.
+ * - RUNNING: set while the executor is inside the task's poll.
+ * - COMPLETE: settled — value, failure or cancellation. Terminal; result fields are final.
+ * - ABORTED: a halt was requested (`abort()`, or an ancestor halting). If RUNNING at that
+ *   moment, the halt starts when the poll returns; otherwise at once.
  *
- * Must never: poll a future inline from `wake()`, or poll a COMPLETE task.
+ * Its phase, what a poll does:
+ *
+ *     LIVE ──returns──▶ children adopted by the parent ─▶ COMPLETE (value)
+ *      │   (a root: DRAINING, halting them, instead)
+ *      ├──throws──▶ DRAINING: halt children, wait ─▶ COMPLETE (failed)
+ *      └──halted──▶ HALTING: children halted first, wait
+ *                     └─▶ own future cancelled ─▶ CLEANUP: drive its cleanup (if any)
+ *                           └─▶ DRAINING: halt what the cleanup spawned, wait ─▶ COMPLETE (cancelled)
+ *
+ * So a JoinHandle settles only after the task's cleanup and its descendants' are done.
+ *
+ * Must never: poll a future inline from `wake()`, poll a COMPLETE task, or settle a task
+ * while a task under it still runs.
  */
-import { BaseFuture, FutureStateError, PENDING, type Context, type Future, type Poll, type Waker } from "../future.ts";
+import { BaseFuture, FutureStateError, PENDING, cancelOf, describeFuture, unclaimed, type Context, type Future, type Poll, type Waker } from "../future.ts";
+import { running } from "../current.ts";
+import { Node, adoptChildren, haltTree, unlink, type TreeHost } from "./tree.ts";
 
 export const SCHEDULED = 1;
 export const RUNNING = 2;
 export const COMPLETE = 4;
 export const ABORTED = 8;
+/** Set while the task halts its children synchronously (drainThen): their settling must not queue it. */
+const INLINE = 16;
+
+/** Phases (see the module header). */
+export const LIVE = 0;
+export const HALTING = 1;
+export const CLEANUP = 2;
+export const DRAINING = 3;
+
+/** Flags. ROOT: the task of blockOn/run — halts what is left under it when it completes. */
+export const ROOT = 1;
+/** CLEANUP_TASK: runs a cleanup nobody drove (adopted by the executor): never halted. */
+export const CLEANUP_TASK = 2;
 
 /** What a task needs from its executor. */
-export interface Scheduler {
+export interface Scheduler extends TreeHost {
   /** Put a task whose SCHEDULED bit was just set on the run queue. */
   enqueue(task: Task<unknown>): void;
-  /** A task failed and nobody was waiting on its handle: track it for reporting. */
+  /** A task failed and nobody was waiting on its handle: report it. */
   unobserved(task: Task<unknown>): void;
+  /** A task settled (for metrics and the set of roots). */
+  settled(task: Task<unknown>): void;
+  /** Cleanups were handed out and may be unclaimed: adopt them under `owner` (see future.ts). */
+  sweep(owner: Task<unknown>): void;
 }
 
 /**
@@ -63,24 +95,60 @@ export class JoinError extends Error {
 
 let nextId = 1;
 
-/** A spawned future and its state. Created by the executor's `spawn`. */
-export class Task<T> implements Waker, Context {
+/**
+ * A spawned future, its state and its place in the tree. Created by the executor.
+ *
+ * @example
+ * ```ts
+ * const t = new Task(fut, runtime); // the executor links it, sets SCHEDULED and queues it
+ * ```
+ */
+export class Task<T> extends Node implements Waker, Context {
   readonly id = nextId++;
+  readonly isTask = true;
   state = 0;
-  /** Set when COMPLETE with a value. */
+  phase = LIVE;
+  flags = 0;
+  /** Set when COMPLETE with a value (while DRAINING: the value to settle with). */
   value: T | undefined = undefined;
   /** Set when COMPLETE without a value: a JoinError (cancelled or failed). */
   error: JoinError | null = null;
   /** The waker of whoever awaits the JoinHandle. */
   joinWaker: Waker | null = null;
-  /** True once someone polled the handle: a failure is then not reported as unobserved. */
+  /** True once someone polled the handle (or a scope owns it): a failure is then not reported. */
   observed = false;
   readonly waker: Waker = this;
+  /** CLEANUP: the cleanup its cancelled future left. */
+  cleanup: Future<void> | null = null;
+  /** The name given at spawn, or null. */
+  name: string | null = null;
+  /** Where it was spawned (a captured stack), when the runtime records spawn sites. */
+  site: { stack?: string } | null = null;
+  /** Called once when it settles (hosted roots, toPromise). */
+  onDone: ((task: Task<T>) => void) | null = null;
 
   constructor(
     public future: Future<T> | null,
-    private readonly scheduler: Scheduler,
-  ) {}
+    readonly scheduler: Scheduler,
+  ) {
+    super();
+  }
+
+  get host(): TreeHost {
+    return this.scheduler;
+  }
+
+  get taskId(): number {
+    return this.id;
+  }
+
+  get halting(): boolean {
+    return (this.state & ABORTED) !== 0 || this.phase !== LIVE;
+  }
+
+  get isGone(): boolean {
+    return (this.state & COMPLETE) !== 0;
+  }
 
   /** Schedules the task; deduplicated by the SCHEDULED bit. */
   wake(): void {
@@ -91,63 +159,127 @@ export class Task<T> implements Waker, Context {
   }
 
   /**
-   * Polls the future once; called by the executor only, with SCHEDULED set. Returns true
-   * when the task is complete after this poll.
+   * Polls the task once (its future, or the phase it is in); called by the executor only,
+   * with SCHEDULED set and `running.node` pointing at this task.
    */
-  run(): boolean {
-    const fut = this.future;
-    if (fut === null) return true;
+  run(): void {
     this.state = (this.state & ~SCHEDULED) | RUNNING;
+    if (this.phase !== LIVE) return this.runPhase();
     let out: Poll<T>;
     try {
-      out = fut.poll(this);
+      out = this.future!.poll(this);
     } catch (err) {
       this.state &= ~RUNNING;
-      if ((this.state & ABORTED) !== 0) this.finishAbort();
-      else this.fail(err);
-      return true;
+      if (unclaimed.length !== 0) this.scheduler.sweep(this as Task<unknown>);
+      this.future = null;
+      this.drainThen(undefined, (this.state & ABORTED) !== 0 ? new JoinError("cancelled", this.id) : this.failure(err));
+      return this.requeue();
     }
     this.state &= ~RUNNING;
-    if ((this.state & ABORTED) !== 0) {
-      if (out !== PENDING) this.complete(out);
-      else this.finishAbort();
-      return true;
-    }
+    if (unclaimed.length !== 0) this.scheduler.sweep(this as Task<unknown>);
     if (out !== PENDING) {
-      this.complete(out);
-      return true;
+      this.future = null;
+      this.returned(out);
+      return this.requeue();
+    }
+    if ((this.state & ABORTED) !== 0) {
+      haltTree(this);
+      return this.requeue();
     }
     // Woken while running (a self-wake or yieldNow): back on the queue.
     if ((this.state & SCHEDULED) !== 0) this.scheduler.enqueue(this as Task<unknown>);
-    return false;
+  }
+
+  /** Woken during a poll that moved it to another phase: keep "SCHEDULED ⇒ queued". */
+  private requeue(): void {
+    if ((this.state & (SCHEDULED | COMPLETE)) === SCHEDULED) this.scheduler.enqueue(this as Task<unknown>);
+  }
+
+  /** A poll outside LIVE: wait for children, drive the cleanup, or settle. */
+  private runPhase(): void {
+    if (this.phase === HALTING) {
+      if (this.liveTasks === 0) this.cancelOwn();
+    } else if (this.phase === CLEANUP) {
+      const r = this.cleanup!.poll(this); // a Cleanup reports its own errors, never throws
+      if (unclaimed.length !== 0) this.scheduler.sweep(this as Task<unknown>);
+      if (r !== PENDING) this.afterCleanup();
+    } else if (this.liveTasks === 0) this.settle(this.value, this.error); // DRAINING
+    this.state &= ~RUNNING;
+    this.requeue();
+  }
+
+  /** Its future returned: a root drains its children; any other task leaves them to its parent. */
+  private returned(value: T): void {
+    if ((this.flags & ROOT) !== 0) return this.drainThen(value, null);
+    if (this.firstChild !== null) adoptChildren(this, this.parent);
+    this.settle(value, null);
+  }
+
+  private failure(err: unknown): JoinError {
+    return new JoinError("failed", this.id, err);
+  }
+
+  /** Its own future is done (or cancelled and cleaned up): halt what is left below, then settle. */
+  private drainThen(value: T | undefined, error: JoinError | null): void {
+    if (this.firstChild === null) return this.settle(value, error);
+    this.value = value;
+    this.error = error;
+    this.phase = DRAINING;
+    this.state |= INLINE;
+    haltTree(this, false);
+    this.state &= ~INLINE;
+    if (this.liveTasks === 0) this.settle(value, error);
   }
 
   /** Requests cancellation. See {@link JoinHandle.abort}. */
   abort(): void {
-    const s = this.state;
-    if ((s & (COMPLETE | ABORTED)) !== 0) return;
-    this.state = s | ABORTED;
-    if ((s & RUNNING) === 0) this.finishAbort();
+    if ((this.state & COMPLETE) !== 0) return;
+    haltTree(this);
   }
 
-  private finishAbort(): void {
+  /** tree.ts, first pass of a halt. */
+  requestHalt(): boolean {
+    if ((this.state & COMPLETE) !== 0 || this.phase !== LIVE || (this.flags & CLEANUP_TASK) !== 0) return false;
+    this.state |= ABORTED;
+    return true;
+  }
+
+  /** tree.ts, second pass (its descendants have acted): cancel its future once they are gone. */
+  proceedHalt(): void {
+    if ((this.state & (RUNNING | COMPLETE)) !== 0 || this.phase !== LIVE) return;
+    this.phase = HALTING;
+    if (this.liveTasks === 0) this.cancelOwn();
+  }
+
+  /** Cancels its future (spawns in its finally blocks attach here); drives the cleanup left. */
+  private cancelOwn(): void {
     const fut = this.future;
-    this.settle(undefined, new JoinError("cancelled", this.id));
-    try {
-      fut?.cancel?.();
-    } catch (err) {
-      // A cancel hook that throws has nowhere else to go: report it, do not lose it.
-      console.error(`reel: cancelling task ${this.id} threw:`, err);
+    this.future = null;
+    let c = null;
+    if (fut !== null) {
+      const prev = running.node;
+      running.node = this;
+      c = cancelOf(fut);
+      running.node = prev;
+      if (unclaimed.length !== 0) this.scheduler.sweep(this as Task<unknown>);
     }
+    if (c !== null) {
+      this.cleanup = c;
+      this.phase = CLEANUP;
+      this.wake();
+      return;
+    }
+    this.afterCleanup();
   }
 
-  private complete(value: T): void {
-    this.settle(value, null);
+  private afterCleanup(): void {
+    this.cleanup = null;
+    this.drainThen(undefined, new JoinError("cancelled", this.id));
   }
 
-  private fail(err: unknown): void {
-    this.settle(undefined, new JoinError("failed", this.id, err));
-    if (!this.observed) this.scheduler.unobserved(this as Task<unknown>);
+  /** tree.ts: a task under this one settled; a task waiting for its children may move on. */
+  childSettled(_child: Node): void {
+    if (this.phase !== LIVE && this.liveTasks === 0 && (this.state & INLINE) === 0) this.wake();
   }
 
   private settle(value: T | undefined, error: JoinError | null): void {
@@ -155,20 +287,58 @@ export class Task<T> implements Waker, Context {
     this.value = value;
     this.error = error;
     this.future = null;
+    this.cleanup = null;
+    const p = this.parent;
+    if (p !== null) {
+      unlink(this);
+      p.childSettled(this);
+    }
+    this.scheduler.settled(this as Task<unknown>);
     const w = this.joinWaker;
     this.joinWaker = null;
     w?.wake();
+    const done = this.onDone;
+    if (done !== null) {
+      this.onDone = null;
+      done(this);
+    }
+    if (error !== null && error.kind === "failed" && !this.observed) this.scheduler.unobserved(this as Task<unknown>);
   }
 
   get isComplete(): boolean {
     return (this.state & COMPLETE) !== 0;
   }
+
+  /**
+   * @internal Ends the task now, without waiting for anything: its cleanup (or its
+   * future's) is force-ended. For a blockOn that failed (its tree cannot be driven any
+   * more); the caller reports it and calls this deepest first.
+   */
+  forceEnd(): void {
+    if ((this.state & COMPLETE) !== 0) return;
+    const c = this.cleanup;
+    const f = this.future;
+    this.cleanup = null;
+    this.future = null;
+    if (c !== null) c.cancel?.();
+    else if (f !== null) cancelOf(f)?.cancel();
+    this.settle(undefined, this.error ?? new JoinError("cancelled", this.id));
+  }
+
+  /** What the task waits on, for dumps. */
+  describe(): string {
+    if (this.phase === LIVE) return describeFuture(this.future);
+    if (this.phase === CLEANUP) return describeFuture(this.cleanup);
+    if (this.phase === HALTING) return `its ${this.liveTasks} task(s) to halt before its own cleanup`;
+    return `its ${this.liveTasks} task(s) to halt before it settles`;
+  }
 }
 
 /**
  * The handle to a spawned task: a Future of the task's value. Awaiting it after the task
- * failed throws a {@link JoinError} with `.cause`; after `abort()`, a cancelled JoinError.
- * Cancelling (dropping) the handle detaches the task; it keeps running.
+ * failed throws a {@link JoinError} with `.cause`; after `abort()`, a cancelled JoinError
+ * (once the task's cleanup and its descendants' have finished). Cancelling (dropping) the
+ * handle detaches the task; it keeps running.
  *
  * @example
  * ```ts
@@ -190,7 +360,12 @@ export class JoinHandle<T> extends BaseFuture<T> {
     return this.task.id;
   }
 
-  /** True once the task has completed, failed or been aborted. */
+  /** The name given at spawn, or null. */
+  get name(): string | null {
+    return this.task.name;
+  }
+
+  /** True once the task has settled (completed, failed, or aborted and cleaned up). */
   get isFinished(): boolean {
     return this.task.isComplete;
   }
@@ -209,10 +384,11 @@ export class JoinHandle<T> extends BaseFuture<T> {
   }
 
   /**
-   * Cancels the task: its future is cancelled (timers removed, fds deregistered by its
-   * own cancel hooks) and the handle completes with a cancelled JoinError. A task that
-   * already finished keeps its result. Aborting from inside the task takes effect when
-   * its current poll returns.
+   * Cancels the task: the tasks it spawned are halted first (deepest first), then its
+   * future is cancelled and its cleanup runs (a `finally` that yields is driven to the
+   * end); the handle then completes with a cancelled JoinError. A task that already
+   * finished keeps its result. Aborting from inside the task takes effect when its
+   * current poll returns.
    */
   abort(): void {
     this.task.abort();
@@ -221,5 +397,10 @@ export class JoinHandle<T> extends BaseFuture<T> {
   /** Detaches: the task keeps running, nobody is woken for its result. */
   override cancel(): void {
     if (this.task.joinWaker !== null) this.task.joinWaker = null;
+  }
+
+  override describe(): string {
+    const t = this.task;
+    return `join task #${t.id}${t.name !== null ? ` "${t.name}"` : ""}`;
   }
 }
