@@ -220,7 +220,7 @@ export class Runtime implements Scheduler, ScopeHost {
   /** @internal blockOn's task while blockOn runs: where spawns from outside any task attach. */
   fallbackRoot: Task<unknown> | null = null;
   /** @internal Counters for metrics(). */
-  readonly counts = { spawned: 0, completed: 0, polls: 0, slowPolls: 0, cleanupsAdopted: 0 };
+  readonly counts = { spawned: 0, polls: 0, slowPolls: 0, cleanupsAdopted: 0 };
   /** @internal Busy-time accounting: closed busy ms, and the open span (see busyMs()). */
   private busyClosed = 0;
   private spanStart = -1;
@@ -247,12 +247,6 @@ export class Runtime implements Scheduler, ScopeHost {
   /** Scheduler: a task failed with nobody awaiting it. */
   unobserved(task: Task<unknown>): void {
     this.report(task.error?.cause, task.id, "failed");
-  }
-
-  /** Scheduler: a task settled. */
-  settled(task: Task<unknown>): void {
-    this.counts.completed++;
-    if (task.parent === null) this.roots.delete(task);
   }
 
   /** TreeHost: a node lost its parent. */
@@ -297,7 +291,6 @@ export class Runtime implements Scheduler, ScopeHost {
   spawnUnder<T>(parent: Node | null, fut: Future<T>, opts: SpawnOptions | undefined, flags = 0): Task<T> {
     if (this.closed) throw new RuntimeError("Cannot spawn: the runtime is closed", "ECLOSED");
     const task = new Task<T>(fut, this);
-    task.flags = flags;
     if (opts !== undefined && opts.name !== undefined) task.name = String(opts.name);
     if (this.spawnSites) {
       const site: { stack?: string } = {};
@@ -307,7 +300,7 @@ export class Runtime implements Scheduler, ScopeHost {
     if (parent !== null) link(parent, task);
     else this.roots.add(task);
     this.counts.spawned++;
-    task.state = SCHEDULED;
+    task.state = SCHEDULED | flags;
     this.enqueue(task as Task<unknown>);
     return task;
   }
@@ -315,7 +308,8 @@ export class Runtime implements Scheduler, ScopeHost {
   /** Where a spawn from the current code attaches: the node being polled, or blockOn's task. */
   private attachPoint(): Node | null {
     const n = running.node as Node | null;
-    if (n !== null && n.host === this && !n.isGone) return n;
+    // running.node is the node being polled: never settled while its poll runs.
+    if (n !== null && n.host === this) return n;
     return this.fallbackRoot;
   }
 
@@ -335,7 +329,7 @@ export class Runtime implements Scheduler, ScopeHost {
    * runs on the next tick. See {@link spawn}.
    */
   spawn<T>(fut: IntoFuture<T>, opts?: SpawnOptions): JoinHandle<T> {
-    checkSpawnOptions(opts);
+    if (opts !== undefined) checkSpawnOptions(opts);
     return new JoinHandle(this.spawnUnder(this.attachPoint(), intoFuture(fut, "spawn()"), opts));
   }
 

@@ -78,14 +78,14 @@ function taskState(t: Task<unknown>): string {
 
 function snapshot(n: Node, parent: number | null): TaskSnapshot {
   if (n instanceof Task) {
-    const cleanup = (n.flags & CLEANUP_TASK) !== 0;
+    const cleanup = (n.state & CLEANUP_TASK) !== 0;
     return {
       kind: "task",
       id: n.id,
       name: cleanup ? "cleanup" : taskName(n),
       parent,
       state: taskState(n),
-      root: (n.flags & ROOT) !== 0,
+      root: (n.state & ROOT) !== 0,
       waitingOn: n.describe(),
       spawnedAt: spawnSite(n),
       children: [],

@@ -13,6 +13,7 @@
 import type { Driver } from "../driver/driver.ts";
 import { UringDriver } from "../driver/uring/driver.ts";
 import type { Runtime } from "../executor.ts";
+import type { Node } from "../task/tree.ts";
 
 /**
  * The driver's side of {@link RuntimeMetrics}.
@@ -118,6 +119,20 @@ export function readDriver(driver: Driver, backend: string): DriverMetrics {
 }
 
 /**
+ * Tasks in the tree: every live task is linked under a root or is one (tree.ts), so live
+ * tasks are counted by walking it when asked — a settle costs no counter.
+ */
+function countLive(rt: Runtime): number {
+  let n = 0;
+  const stack: Node[] = [...rt.roots];
+  for (let x = stack.pop(); x !== undefined; x = stack.pop()) {
+    if (x.isTask) n++;
+    for (let c = x.firstChild; c !== null; c = c.nextSib) stack.push(c);
+  }
+  return n;
+}
+
+/**
  * Collects a runtime's metrics (runtime.metrics()).
  *
  * @example
@@ -127,8 +142,9 @@ export function readDriver(driver: Driver, backend: string): DriverMetrics {
  */
 export function collectMetrics(rt: Runtime): RuntimeMetrics {
   const c = rt.counts;
+  const live = countLive(rt);
   return {
-    tasks: { live: c.spawned - c.completed, spawned: c.spawned, completed: c.completed },
+    tasks: { live, spawned: c.spawned, completed: c.spawned - live },
     polls: c.polls,
     busyMs: rt.busyMs(),
     queueDepth: rt.queued,

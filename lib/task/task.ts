@@ -11,6 +11,11 @@
  * - COMPLETE: settled — value, failure or cancellation. Terminal; result fields are final.
  * - ABORTED: a halt was requested (`abort()`, or an ancestor halting). If RUNNING at that
  *   moment, the halt starts when the poll returns; otherwise at once.
+ * - INLINE (internal), the flags ROOT, CLEANUP_TASK, OBSERVED, and the phase (bits 8–9).
+ *
+ * One state word instead of five fields, and the rare fields (error, name, spawn site,
+ * settle callback, cleanup) in an extension made on first use: a spawn and a settle are
+ * hot paths (bench/micro.ts), and every field is a store per spawn.
  *
  * Its phase, what a poll does:
  *
@@ -28,7 +33,7 @@
  */
 import { BaseFuture, FutureStateError, PENDING, cancelOf, describeFuture, unclaimed, type Context, type Future, type Poll, type Waker } from "../future.ts";
 import { running } from "../current.ts";
-import { Node, adoptChildren, haltTree, unlink, type TreeHost } from "./tree.ts";
+import { Node, adoptChildren, countTasks, hasTasks, haltTree, unlink, type TreeHost } from "./tree.ts";
 
 export const SCHEDULED = 1;
 export const RUNNING = 2;
@@ -36,17 +41,20 @@ export const COMPLETE = 4;
 export const ABORTED = 8;
 /** Set while the task halts its children synchronously (drainThen): their settling must not queue it. */
 const INLINE = 16;
+/** ROOT: the task of blockOn/run — halts what is left under it when its future completes. */
+export const ROOT = 32;
+/** CLEANUP_TASK: runs a cleanup nobody drove (adopted by the executor): never halted. */
+export const CLEANUP_TASK = 64;
+/** Someone polled the handle (or a scope or a Promise owns it): a failure is not reported. */
+export const OBSERVED = 128;
 
-/** Phases (see the module header). */
+/** Phases (see the module header), kept in bits 8–9 of the state word. */
 export const LIVE = 0;
 export const HALTING = 1;
 export const CLEANUP = 2;
 export const DRAINING = 3;
-
-/** Flags. ROOT: the task of blockOn/run — halts what is left under it when it completes. */
-export const ROOT = 1;
-/** CLEANUP_TASK: runs a cleanup nobody drove (adopted by the executor): never halted. */
-export const CLEANUP_TASK = 2;
+const PHASE_SHIFT = 8;
+const PHASE_MASK = 3 << PHASE_SHIFT;
 
 /** What a task needs from its executor. */
 export interface Scheduler extends TreeHost {
@@ -54,8 +62,6 @@ export interface Scheduler extends TreeHost {
   enqueue(task: Task<unknown>): void;
   /** A task failed and nobody was waiting on its handle: report it. */
   unobserved(task: Task<unknown>): void;
-  /** A task settled (for metrics and the set of roots). */
-  settled(task: Task<unknown>): void;
   /** Cleanups were handed out and may be unclaimed: adopt them under `owner` (see future.ts). */
   sweep(owner: Task<unknown>): void;
 }
@@ -95,6 +101,16 @@ export class JoinError extends Error {
 
 let nextId = 1;
 
+/** What few tasks need, made on first use (see the module header). */
+class TaskExt<T> {
+  /** Set when it settled without a value (a failure or a cancellation). */
+  error: JoinError | null = null;
+  name: string | null = null;
+  site: { stack?: string } | null = null;
+  onDone: ((task: Task<T>) => void) | null = null;
+  cleanup: Future<void> | null = null;
+}
+
 /**
  * A spawned future, its state and its place in the tree. Created by the executor.
  *
@@ -104,28 +120,16 @@ let nextId = 1;
  * ```
  */
 export class Task<T> extends Node implements Waker, Context {
+  /** Always true: set on the prototype below, not per task. */
+  declare readonly isTask: boolean;
   readonly id = nextId++;
-  readonly isTask = true;
   state = 0;
-  phase = LIVE;
-  flags = 0;
   /** Set when COMPLETE with a value (while DRAINING: the value to settle with). */
   value: T | undefined = undefined;
-  /** Set when COMPLETE without a value: a JoinError (cancelled or failed). */
-  error: JoinError | null = null;
   /** The waker of whoever awaits the JoinHandle. */
   joinWaker: Waker | null = null;
-  /** True once someone polled the handle (or a scope owns it): a failure is then not reported. */
-  observed = false;
   readonly waker: Waker = this;
-  /** CLEANUP: the cleanup its cancelled future left. */
-  cleanup: Future<void> | null = null;
-  /** The name given at spawn, or null. */
-  name: string | null = null;
-  /** Where it was spawned (a captured stack), when the runtime records spawn sites. */
-  site: { stack?: string } | null = null;
-  /** Called once when it settles (hosted roots, toPromise). */
-  onDone: ((task: Task<T>) => void) | null = null;
+  private ext: TaskExt<T> | null = null;
 
   constructor(
     public future: Future<T> | null,
@@ -142,8 +146,67 @@ export class Task<T> extends Node implements Waker, Context {
     return this.id;
   }
 
+  /** The phase (LIVE, HALTING, CLEANUP, DRAINING). */
+  get phase(): number {
+    return (this.state & PHASE_MASK) >> PHASE_SHIFT;
+  }
+
+  private setPhase(p: number): void {
+    this.state = (this.state & ~PHASE_MASK) | (p << PHASE_SHIFT);
+  }
+
+  /** True once someone polled the handle (a failure is then not reported as unobserved). */
+  get observed(): boolean {
+    return (this.state & OBSERVED) !== 0;
+  }
+  set observed(v: boolean) {
+    if (v) this.state |= OBSERVED;
+    else this.state &= ~OBSERVED;
+  }
+
+  private get x(): TaskExt<T> {
+    return (this.ext ??= new TaskExt<T>());
+  }
+
+  /** Set when COMPLETE without a value: a JoinError (cancelled or failed); else null. */
+  get error(): JoinError | null {
+    return this.ext === null ? null : this.ext.error;
+  }
+  set error(e: JoinError | null) {
+    if (e !== null || this.ext !== null) this.x.error = e;
+  }
+
+  /** The name given at spawn, or null. */
+  get name(): string | null {
+    return this.ext === null ? null : this.ext.name;
+  }
+  set name(v: string | null) {
+    this.x.name = v;
+  }
+
+  /** Where it was spawned (a captured stack), when the runtime records spawn sites. */
+  get site(): { stack?: string } | null {
+    return this.ext === null ? null : this.ext.site;
+  }
+  set site(v: { stack?: string } | null) {
+    this.x.site = v;
+  }
+
+  /** Called once when it settles (hosted roots, toPromise). */
+  get onDone(): ((task: Task<T>) => void) | null {
+    return this.ext === null ? null : this.ext.onDone;
+  }
+  set onDone(v: ((task: Task<T>) => void) | null) {
+    this.x.onDone = v;
+  }
+
+  /** CLEANUP: the cleanup its cancelled future left. */
+  get cleanup(): Future<void> | null {
+    return this.ext === null ? null : this.ext.cleanup;
+  }
+
   get halting(): boolean {
-    return (this.state & ABORTED) !== 0 || this.phase !== LIVE;
+    return (this.state & (ABORTED | PHASE_MASK)) !== 0;
   }
 
   get isGone(): boolean {
@@ -163,31 +226,48 @@ export class Task<T> extends Node implements Waker, Context {
    * with SCHEDULED set and `running.node` pointing at this task.
    */
   run(): void {
-    this.state = (this.state & ~SCHEDULED) | RUNNING;
-    if (this.phase !== LIVE) return this.runPhase();
+    const s0 = this.state;
+    this.state = (s0 & ~SCHEDULED) | RUNNING;
+    if ((s0 & PHASE_MASK) !== 0) return this.runPhase();
     let out: Poll<T>;
     try {
       out = this.future!.poll(this);
     } catch (err) {
       this.state &= ~RUNNING;
-      if (unclaimed.length !== 0) this.scheduler.sweep(this as Task<unknown>);
-      this.future = null;
-      this.drainThen(undefined, (this.state & ABORTED) !== 0 ? new JoinError("cancelled", this.id) : this.failure(err));
-      return this.requeue();
+      return this.threw(err);
     }
-    this.state &= ~RUNNING;
-    if (unclaimed.length !== 0) this.scheduler.sweep(this as Task<unknown>);
-    if (out !== PENDING) {
-      this.future = null;
-      this.returned(out);
-      return this.requeue();
-    }
-    if ((this.state & ABORTED) !== 0) {
+    const s = this.state & ~RUNNING;
+    this.state = s;
+    if (out !== PENDING) return this.returned(out);
+    if ((s & ABORTED) !== 0) {
       haltTree(this);
       return this.requeue();
     }
     // Woken while running (a self-wake or yieldNow): back on the queue.
-    if ((this.state & SCHEDULED) !== 0) this.scheduler.enqueue(this as Task<unknown>);
+    if ((s & SCHEDULED) !== 0) this.scheduler.enqueue(this as Task<unknown>);
+  }
+
+  /** Its future threw: halt what is left below, then settle failed (cancelled if a halt came). */
+  private threw(err: unknown): void {
+    if (unclaimed.length !== 0) this.scheduler.sweep(this as Task<unknown>);
+    this.future = null;
+    this.drainThen(undefined, (this.state & ABORTED) !== 0 ? new JoinError("cancelled", this.id) : new JoinError("failed", this.id, err));
+    this.requeue();
+  }
+
+  /**
+   * Its future returned: a root drains its children; any other task leaves them to its
+   * parent. Cleanups handed out in this last poll are adopted first, so they are waited for.
+   */
+  private returned(value: T): void {
+    if (unclaimed.length !== 0) this.scheduler.sweep(this as Task<unknown>);
+    this.future = null;
+    if ((this.state & ROOT) !== 0) {
+      this.drainThen(value, null);
+      return this.requeue();
+    }
+    if (this.firstChild !== null) adoptChildren(this, this.parent);
+    this.settle(value, null);
   }
 
   /** Woken during a poll that moved it to another phase: keep "SCHEDULED ⇒ queued". */
@@ -197,26 +277,16 @@ export class Task<T> extends Node implements Waker, Context {
 
   /** A poll outside LIVE: wait for children, drive the cleanup, or settle. */
   private runPhase(): void {
-    if (this.phase === HALTING) {
-      if (this.liveTasks === 0) this.cancelOwn();
-    } else if (this.phase === CLEANUP) {
-      const r = this.cleanup!.poll(this); // a Cleanup reports its own errors, never throws
+    const phase = this.phase;
+    if (phase === HALTING) {
+      if (!hasTasks(this)) this.cancelOwn();
+    } else if (phase === CLEANUP) {
+      const r = this.ext!.cleanup!.poll(this); // a Cleanup reports its own errors, never throws
       if (unclaimed.length !== 0) this.scheduler.sweep(this as Task<unknown>);
       if (r !== PENDING) this.afterCleanup();
-    } else if (this.liveTasks === 0) this.settle(this.value, this.error); // DRAINING
+    } else if (!hasTasks(this)) this.settle(this.value, this.error); // DRAINING
     this.state &= ~RUNNING;
     this.requeue();
-  }
-
-  /** Its future returned: a root drains its children; any other task leaves them to its parent. */
-  private returned(value: T): void {
-    if ((this.flags & ROOT) !== 0) return this.drainThen(value, null);
-    if (this.firstChild !== null) adoptChildren(this, this.parent);
-    this.settle(value, null);
-  }
-
-  private failure(err: unknown): JoinError {
-    return new JoinError("failed", this.id, err);
   }
 
   /** Its own future is done (or cancelled and cleaned up): halt what is left below, then settle. */
@@ -224,11 +294,11 @@ export class Task<T> extends Node implements Waker, Context {
     if (this.firstChild === null) return this.settle(value, error);
     this.value = value;
     this.error = error;
-    this.phase = DRAINING;
+    this.setPhase(DRAINING);
     this.state |= INLINE;
     haltTree(this, false);
     this.state &= ~INLINE;
-    if (this.liveTasks === 0) this.settle(value, error);
+    if (!hasTasks(this)) this.settle(value, error);
   }
 
   /** Requests cancellation. See {@link JoinHandle.abort}. */
@@ -239,16 +309,16 @@ export class Task<T> extends Node implements Waker, Context {
 
   /** tree.ts, first pass of a halt. */
   requestHalt(): boolean {
-    if ((this.state & COMPLETE) !== 0 || this.phase !== LIVE || (this.flags & CLEANUP_TASK) !== 0) return false;
+    if ((this.state & (COMPLETE | PHASE_MASK | CLEANUP_TASK)) !== 0) return false;
     this.state |= ABORTED;
     return true;
   }
 
   /** tree.ts, second pass (its descendants have acted): cancel its future once they are gone. */
   proceedHalt(): void {
-    if ((this.state & (RUNNING | COMPLETE)) !== 0 || this.phase !== LIVE) return;
-    this.phase = HALTING;
-    if (this.liveTasks === 0) this.cancelOwn();
+    if ((this.state & (RUNNING | COMPLETE | PHASE_MASK)) !== 0) return;
+    this.setPhase(HALTING);
+    if (!hasTasks(this)) this.cancelOwn();
   }
 
   /** Cancels its future (spawns in its finally blocks attach here); drives the cleanup left. */
@@ -264,8 +334,8 @@ export class Task<T> extends Node implements Waker, Context {
       if (unclaimed.length !== 0) this.scheduler.sweep(this as Task<unknown>);
     }
     if (c !== null) {
-      this.cleanup = c;
-      this.phase = CLEANUP;
+      this.x.cleanup = c;
+      this.setPhase(CLEANUP);
       this.wake();
       return;
     }
@@ -273,36 +343,41 @@ export class Task<T> extends Node implements Waker, Context {
   }
 
   private afterCleanup(): void {
-    this.cleanup = null;
+    if (this.ext !== null) this.ext.cleanup = null;
     this.drainThen(undefined, new JoinError("cancelled", this.id));
   }
 
   /** tree.ts: a task under this one settled; a task waiting for its children may move on. */
   childSettled(_child: Node): void {
-    if (this.phase !== LIVE && this.liveTasks === 0 && (this.state & INLINE) === 0) this.wake();
+    const s = this.state;
+    if ((s & PHASE_MASK) !== 0 && (s & INLINE) === 0 && !hasTasks(this)) this.wake();
   }
 
   private settle(value: T | undefined, error: JoinError | null): void {
     this.state = (this.state | COMPLETE) & ~SCHEDULED;
     this.value = value;
-    this.error = error;
+    if (error !== null || this.ext !== null) this.x.error = error;
     this.future = null;
-    this.cleanup = null;
     const p = this.parent;
     if (p !== null) {
       unlink(this);
       p.childSettled(this);
-    }
-    this.scheduler.settled(this as Task<unknown>);
+    } else this.scheduler.removeRoot(this);
     const w = this.joinWaker;
-    this.joinWaker = null;
-    w?.wake();
-    const done = this.onDone;
-    if (done !== null) {
-      this.onDone = null;
-      done(this);
+    if (w !== null) {
+      this.joinWaker = null;
+      w.wake();
     }
-    if (error !== null && error.kind === "failed" && !this.observed) this.scheduler.unobserved(this as Task<unknown>);
+    const x = this.ext;
+    if (x !== null) {
+      x.cleanup = null;
+      const done = x.onDone;
+      if (done !== null) {
+        x.onDone = null;
+        done(this);
+      }
+      if (error !== null && (this.state & OBSERVED) === 0 && error.kind === "failed") this.scheduler.unobserved(this as Task<unknown>);
+    }
   }
 
   get isComplete(): boolean {
@@ -318,7 +393,7 @@ export class Task<T> extends Node implements Waker, Context {
     if ((this.state & COMPLETE) !== 0) return;
     const c = this.cleanup;
     const f = this.future;
-    this.cleanup = null;
+    if (this.ext !== null) this.ext.cleanup = null;
     this.future = null;
     if (c !== null) c.cancel?.();
     else if (f !== null) cancelOf(f)?.cancel();
@@ -327,12 +402,16 @@ export class Task<T> extends Node implements Waker, Context {
 
   /** What the task waits on, for dumps. */
   describe(): string {
-    if (this.phase === LIVE) return describeFuture(this.future);
-    if (this.phase === CLEANUP) return describeFuture(this.cleanup);
-    if (this.phase === HALTING) return `its ${this.liveTasks} task(s) to halt before its own cleanup`;
-    return `its ${this.liveTasks} task(s) to halt before it settles`;
+    const phase = this.phase;
+    if (phase === LIVE) return describeFuture(this.future);
+    if (phase === CLEANUP) return describeFuture(this.cleanup);
+    if (phase === HALTING) return `its ${countTasks(this)} task(s) to halt before its own cleanup`;
+    return `its ${countTasks(this)} task(s) to halt before it settles`;
   }
 }
+
+// A property of the prototype, not of every task (one store less per spawn).
+(Task.prototype as { isTask: boolean }).isTask = true;
 
 /**
  * The handle to a spawned task: a Future of the task's value. Awaiting it after the task
@@ -373,7 +452,7 @@ export class JoinHandle<T> extends BaseFuture<T> {
   poll(cx: Context): Poll<T> {
     if (this.taken) throw new FutureStateError(`JoinHandle of task ${this.task.id} polled after completion`);
     const t = this.task;
-    t.observed = true;
+    t.state |= OBSERVED;
     if (!t.isComplete) {
       t.joinWaker = cx.waker;
       return PENDING;

@@ -14,10 +14,11 @@
  *   (scope) or adopted by the group's parent (serve).
  *
  * Links are intrusive (parent, first child, siblings): spawning links in O(1) and
- * settling unlinks in O(1), nothing allocated. `liveTasks` counts the *tasks* linked
- * directly under a node (groups are linked but not counted): a halting task waits for its
- * own tasks; a group's tasks are waited for by the group's future, inside the task's own
- * cleanup.
+ * settling unlinks in O(1), nothing allocated, no counter touched when a task's parent is
+ * a task (a task node is small: spawn+complete is a hot path). A halting task waits until
+ * no *task* is linked under it ({@link hasTasks}: groups are linked but not waited for
+ * there — a group's tasks are waited for by the group's future, inside the task's own
+ * cleanup). A {@link Group} counts its tasks (`liveTasks`), since its owner asks often.
  *
  * Invariants: a node's children are live (a settled task is unlinked); a settled task has
  * no children; a node is linked under at most one parent. A settled task keeps its
@@ -44,8 +45,6 @@ export abstract class Node implements TreeNodeRef {
   firstChild: Node | null = null;
   prevSib: Node | null = null;
   nextSib: Node | null = null;
-  /** Tasks linked directly under this node (groups not counted). */
-  liveTasks = 0;
   /** True for tasks (one field read instead of instanceof on the hot path). */
   abstract readonly isTask: boolean;
   /** The runtime this node lives on. */
@@ -72,7 +71,7 @@ export abstract class Node implements TreeNodeRef {
  *
  * @example
  * ```ts
- * link(parentTask, task); // parentTask.liveTasks + 1
+ * link(parentTask, task); // first in parentTask's children
  * ```
  */
 export function link(parent: Node, child: Node): void {
@@ -82,11 +81,40 @@ export function link(parent: Node, child: Node): void {
   child.nextSib = first;
   if (first !== null) first.prevSib = child;
   parent.firstChild = child;
-  if (child.isTask) {
-    parent.liveTasks++;
+  if (!parent.isTask && child.isTask) {
+    const g = parent as Group;
+    g.liveTasks++;
     // A fail-fast group (scope) observes its tasks: their failure is the scope's to throw.
-    if (!parent.isTask && (parent as Group).failFast) (child as unknown as { observed: boolean }).observed = true;
+    if (g.failFast) (child as unknown as { observed: boolean }).observed = true;
   }
+}
+
+/**
+ * True when a task is linked directly under `n` (groups skipped). O(1) unless groups
+ * come first in the list.
+ *
+ * @example
+ * ```ts
+ * if (!hasTasks(task)) task.cancelOwn();
+ * ```
+ */
+export function hasTasks(n: Node): boolean {
+  for (let c = n.firstChild; c !== null; c = c.nextSib) if (c.isTask) return true;
+  return false;
+}
+
+/**
+ * The tasks linked directly under `n` (groups not counted), for dumps.
+ *
+ * @example
+ * ```ts
+ * console.log(`${countTasks(task)} children`);
+ * ```
+ */
+export function countTasks(n: Node): number {
+  let k = 0;
+  for (let c = n.firstChild; c !== null; c = c.nextSib) if (c.isTask) k++;
+  return k;
 }
 
 /**
@@ -108,7 +136,7 @@ export function unlink(child: Node): void {
   if (next !== null) next.prevSib = prev;
   child.prevSib = null;
   child.nextSib = null;
-  if (child.isTask) p.liveTasks--;
+  if (!p.isTask && child.isTask) (p as Group).liveTasks--;
 }
 
 /**
@@ -125,7 +153,7 @@ export function adoptChildren(from: Node, to: Node | null): void {
   let c = from.firstChild;
   if (c === null) return;
   from.firstChild = null;
-  from.liveTasks = 0;
+  if (!from.isTask) (from as Group).liveTasks = 0;
   const halt = to !== null && to.halting;
   const moved: Node[] | null = halt ? [] : null;
   while (c !== null) {
@@ -198,6 +226,8 @@ export function liveAncestor(n: Node | null): Node | null {
  */
 export class Group extends Node {
   readonly isTask = false;
+  /** Tasks linked directly under the group. */
+  liveTasks = 0;
   /** The owner future's waker: woken when a task under the group settles. */
   waker: Waker | null = null;
   /** failFast: set by the first task under the group that failed. */
