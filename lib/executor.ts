@@ -297,10 +297,10 @@ export class Runtime implements Scheduler, ScopeHost {
       Error.captureStackTrace(site);
       task.site = site;
     }
+    task.state = SCHEDULED | flags; // before link(), which may add OBSERVED (a scope's task)
     if (parent !== null) link(parent, task);
     else this.roots.add(task);
     this.counts.spawned++;
-    task.state = SCHEDULED | flags;
     this.enqueue(task as Task<unknown>);
     return task;
   }

@@ -72,7 +72,7 @@ export class PromiseTask<T> {
     private readonly onSettled: ((p: PromiseTask<T>) => void) | null,
   ) {
     task.observed = true; // its failure rejects the Promise: it is not unobserved
-    task.onDone = (t) => this.done(t);
+    task.onDone = (t) => this.done(t as Task<T>);
   }
 
   /** Aborting `signal` halts the task (with its tree); the Promise rejects with the reason. */

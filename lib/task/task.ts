@@ -102,12 +102,12 @@ export class JoinError extends Error {
 let nextId = 1;
 
 /** What few tasks need, made on first use (see the module header). */
-class TaskExt<T> {
+class TaskExt {
   /** Set when it settled without a value (a failure or a cancellation). */
   error: JoinError | null = null;
   name: string | null = null;
   site: { stack?: string } | null = null;
-  onDone: ((task: Task<T>) => void) | null = null;
+  onDone: ((task: Task<unknown>) => void) | null = null;
   cleanup: Future<void> | null = null;
 }
 
@@ -129,7 +129,7 @@ export class Task<T> extends Node implements Waker, Context {
   /** The waker of whoever awaits the JoinHandle. */
   joinWaker: Waker | null = null;
   readonly waker: Waker = this;
-  private ext: TaskExt<T> | null = null;
+  private ext: TaskExt | null = null;
 
   constructor(
     public future: Future<T> | null,
@@ -164,8 +164,8 @@ export class Task<T> extends Node implements Waker, Context {
     else this.state &= ~OBSERVED;
   }
 
-  private get x(): TaskExt<T> {
-    return (this.ext ??= new TaskExt<T>());
+  private get x(): TaskExt {
+    return (this.ext ??= new TaskExt());
   }
 
   /** Set when COMPLETE without a value: a JoinError (cancelled or failed); else null. */
@@ -192,11 +192,11 @@ export class Task<T> extends Node implements Waker, Context {
     this.x.site = v;
   }
 
-  /** Called once when it settles (hosted roots, toPromise). */
-  get onDone(): ((task: Task<T>) => void) | null {
+  /** Called once when it settles (hosted roots, toPromise); typed loosely so Task stays covariant. */
+  get onDone(): ((task: Task<unknown>) => void) | null {
     return this.ext === null ? null : this.ext.onDone;
   }
-  set onDone(v: ((task: Task<T>) => void) | null) {
+  set onDone(v: ((task: Task<unknown>) => void) | null) {
     this.x.onDone = v;
   }
 
@@ -374,7 +374,7 @@ export class Task<T> extends Node implements Waker, Context {
       const done = x.onDone;
       if (done !== null) {
         x.onDone = null;
-        done(this);
+        done(this as Task<unknown>);
       }
       if (error !== null && (this.state & OBSERVED) === 0 && error.kind === "failed") this.scheduler.unobserved(this as Task<unknown>);
     }
