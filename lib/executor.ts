@@ -52,6 +52,12 @@ startWatchdog();
 // scope() finds the running runtime through this (lib/task must not import the executor).
 setScopeHost(() => currentRuntime());
 
+/**
+ * The poll sequence number the watchdog watches: one per process, not per runtime, so a
+ * number it reported for one runtime can never match a poll of the next.
+ */
+let pollSeq = 0;
+
 /** Task polls per tick before the driver is turned (tokio's event_interval is 61). */
 export const POLLS_PER_TICK = 61;
 
@@ -225,7 +231,6 @@ export class Runtime implements Scheduler, ScopeHost {
   private busyClosed = 0;
   private spanStart = -1;
   private spanIdle = 0;
-  private pollSeq = 0;
 
   constructor(options: RuntimeOptions = {}) {
     this.backend = options.backend ?? selectedBackend();
@@ -445,7 +450,7 @@ export class Runtime implements Scheduler, ScopeHost {
     const q = this.queue;
     if (q.length === 0) return;
     const wd = watchdog;
-    let seq = this.pollSeq;
+    let seq = pollSeq;
     wd[STATE] = 1;
     let i = 0;
     for (; i < POLLS_PER_TICK; i++) {
@@ -462,7 +467,7 @@ export class Runtime implements Scheduler, ScopeHost {
     }
     wd[STATE] = 0;
     running.node = null;
-    this.pollSeq = seq;
+    pollSeq = seq;
     this.counts.polls += i;
   }
 

@@ -25,10 +25,12 @@
  * SLOW (the sequence number found stuck), THRESHOLD (ms, 0 = off: the running runtime's
  * slowPollMs); a Float64 view holds SINCE (Date.now() when the stuck number was first seen).
  *
- * One watchdog per process, started on the main thread when the executor module loads (a
- * Worker's own fds then exist before any program or test counts fds), unref'd so it never
- * keeps the process alive; its script is inline (no file to open). REEL_SLOW_POLL_MS=0
- * keeps it from starting at all.
+ * One watchdog per process, started on the main thread when the executor module loads,
+ * unref'd so it never keeps the process alive; its script is inline (no file to open). A
+ * Worker creates its own event-loop fds on its own thread, some time after `new Worker`
+ * returns; so loading waits (Atomics.wait, at most 1 s; ~10 ms on this VM) until the
+ * watchdog says it runs: afterwards, a program's or a test's fd count never sees them
+ * appear. REEL_SLOW_POLL_MS=0 keeps it from starting at all (no thread, no wait).
  *
  * Must never: write anything but SLOW and SINCE, touch runtime state, or spin (it sleeps
  * in Atomics.wait between checks, longer when nothing runs).
@@ -53,6 +55,8 @@ const shared = new SharedArrayBuffer(32);
 export const watchdog = new Int32Array(shared, 0, 4);
 /** SINCE: bytes 16–23. */
 const since = new Float64Array(shared, 16, 1);
+/** READY (bytes 24–27): set and notified by the watchdog once it runs. */
+const ready = new Int32Array(shared, 24, 1);
 
 /**
  * Date.now() when the watchdog first saw the poll it reported as slow.
@@ -80,6 +84,9 @@ self.onmessage = (e) => {
   const { buf, tid } = e.data;
   const ctl = new Int32Array(buf, 0, 4);
   const since = new Float64Array(buf, 16, 1);
+  const ready = new Int32Array(buf, 24, 1);
+  Atomics.store(ready, 0, 1);
+  Atomics.notify(ready, 0);
   const nap = new Int32Array(new SharedArrayBuffer(4));
   const statPath = "/proc/self/task/" + tid + "/stat";
   let haveProc = true;
@@ -144,4 +151,5 @@ export function startWatchdog(): void {
   const w = new Worker(url);
   w.postMessage({ buf: shared, tid: process.pid });
   w.unref();
+  Atomics.wait(ready, 0, 0, 1000); // its thread and fds exist once it answers (see the header)
 }
