@@ -61,9 +61,23 @@ let pollSeq = 0;
 /** Task polls per tick before the driver is turned (tokio's event_interval is 61). */
 export const POLLS_PER_TICK = 61;
 
-/** Default {@link RuntimeOptions.cleanupLimitMs}. */
+/**
+ * Default {@link RuntimeOptions.cleanupLimitMs}: how long an asynchronous cleanup may run.
+ *
+ * @example
+ * ```ts
+ * new Runtime({ cleanupLimitMs: DEFAULT_CLEANUP_LIMIT_MS * 2 });
+ * ```
+ */
 export const DEFAULT_CLEANUP_LIMIT_MS = 5000;
-/** Default {@link RuntimeOptions.slowPollMs}. */
+/**
+ * Default {@link RuntimeOptions.slowPollMs}: the slow-poll detector's threshold.
+ *
+ * @example
+ * ```ts
+ * new Runtime({ slowPollMs: DEFAULT_SLOW_POLL_MS / 2 });
+ * ```
+ */
 export const DEFAULT_SLOW_POLL_MS = 50;
 
 /** A FIFO ring of tasks; grows by doubling, never shrinks. */
@@ -127,7 +141,14 @@ export interface SlowPoll {
   waitingOn: string;
 }
 
-/** Options for {@link Runtime}. */
+/**
+ * Options for {@link Runtime}.
+ *
+ * @example
+ * ```ts
+ * const rt = new Runtime({ backend: "uring", cleanupLimitMs: 2000, slowPollMs: 20, spawnSites: true });
+ * ```
+ */
 export interface RuntimeOptions {
   /** The I/O backend; default `REEL_BACKEND` or the platform's. */
   backend?: Backend;
@@ -326,7 +347,7 @@ export class Runtime implements Scheduler, ScopeHost {
   /** @internal ScopeHost: spawns into a group (scope's `s.spawn`, serve's connections). */
   spawnIn<T>(parent: Node, fut: IntoFuture<T>, opts?: SpawnOptions): JoinHandle<T> {
     checkSpawnOptions(opts);
-    return new JoinHandle(this.spawnUnder(parent.isGone ? this.attachPoint() : parent, intoFuture(fut, "spawn()"), opts));
+    return this.spawnUnder(parent.isGone ? this.attachPoint() : parent, intoFuture(fut, "spawn()"), opts);
   }
 
   /**
@@ -335,7 +356,7 @@ export class Runtime implements Scheduler, ScopeHost {
    */
   spawn<T>(fut: IntoFuture<T>, opts?: SpawnOptions): JoinHandle<T> {
     if (opts !== undefined) checkSpawnOptions(opts);
-    return new JoinHandle(this.spawnUnder(this.attachPoint(), intoFuture(fut, "spawn()"), opts));
+    return this.spawnUnder(this.attachPoint(), intoFuture(fut, "spawn()"), opts);
   }
 
   /**
@@ -346,7 +367,7 @@ export class Runtime implements Scheduler, ScopeHost {
     checkSpawnOptions(opts);
     let at = this.attachPoint();
     while (at !== null && at.parent !== null) at = at.parent;
-    return new JoinHandle(this.spawnUnder(at, intoFuture(fut, "spawnDetached()"), opts));
+    return this.spawnUnder(at, intoFuture(fut, "spawnDetached()"), opts);
   }
 
   /**
@@ -481,7 +502,7 @@ export class Runtime implements Scheduler, ScopeHost {
       spawnedAt: spawnSite(t),
       ms: Math.max(this.slowPollMs, Math.round(Date.now() - slowSince())),
       thresholdMs: this.slowPollMs,
-      waitingOn: t.isComplete ? "nothing (it finished)" : t.describe(),
+      waitingOn: t.isComplete ? "nothing (it finished)" : t.waitingOn(),
     };
     try {
       this.onSlowPoll(report);

@@ -86,7 +86,7 @@ function snapshot(n: Node, parent: number | null): TaskSnapshot {
       parent,
       state: taskState(n),
       root: (n.state & ROOT) !== 0,
-      waitingOn: n.describe(),
+      waitingOn: n.waitingOn(),
       spawnedAt: spawnSite(n),
       children: [],
     };

@@ -66,7 +66,14 @@ export function isStream(x: unknown): x is Stream<unknown> {
   return typeof x === "object" && x !== null && typeof (x as { pollNext?: unknown }).pollNext === "function";
 }
 
-/** Checks a stream argument; TypeError naming the call and what it got. */
+/**
+ * Checks a stream argument; TypeError naming the call and what it got.
+ *
+ * @example
+ * ```ts
+ * const s = checkStream(arg, "merge() argument 0");
+ * ```
+ */
 export function checkStream<T>(x: Stream<T>, what: string): Stream<T> {
   if (!isStream(x)) {
     const got = x === null ? "null" : typeof x === "object" ? ((x as object).constructor?.name ?? "an object") : typeof x;
@@ -170,7 +177,14 @@ class Wrapped<T> extends StreamBase<T> {
   }
 }
 
-/** What a stream waits on, for dumps. */
+/**
+ * What a stream waits on, for dumps: its `describe()`, or its class name.
+ *
+ * @example
+ * ```ts
+ * describeStream(rx); // "channel: 0 queued, 4 free, 1 sender(s)"
+ * ```
+ */
 export function describeStream(s: Stream<unknown>): string {
   return typeof s.describe === "function" ? s.describe() : (s.constructor?.name ?? "a stream");
 }

@@ -31,7 +31,15 @@ import { RuntimeError } from "../errors.ts";
 import type { JoinHandle } from "./task.ts";
 import { Group, type Node, type TreeHost } from "./tree.ts";
 
-/** What scope.ts needs from the runtime it runs on (the executor implements it). */
+/**
+ * What scope.ts needs from the runtime it runs on (the executor implements it).
+ *
+ * @example
+ * ```ts
+ * const host: ScopeHost = currentRuntime()!;
+ * host.spawnIn(group, work());
+ * ```
+ */
 export interface ScopeHost extends TreeHost {
   /** Where a spawn from the code running now attaches. */
   attachNode(): Node | null;
@@ -54,7 +62,14 @@ export function setScopeHost(fn: () => ScopeHost | null): void {
   hostOf = fn;
 }
 
-/** The running runtime, as a ScopeHost; RuntimeError ENORUNTIME outside one. */
+/**
+ * The running runtime, as a ScopeHost; RuntimeError ENORUNTIME outside one.
+ *
+ * @example
+ * ```ts
+ * const host = scopeHost("serve()");
+ * ```
+ */
 export function scopeHost(what: string): ScopeHost {
   const h = hostOf?.() ?? null;
   if (h === null) throw new RuntimeError(`${what} must run inside a reel runtime (blockOn, run, or a task they run)`, "ENORUNTIME");

@@ -13,9 +13,10 @@
  *   moment, the halt starts when the poll returns; otherwise at once.
  * - INLINE (internal), the flags ROOT, CLEANUP_TASK, OBSERVED, and the phase (bits 8–9).
  *
- * One state word instead of five fields, and the rare fields (error, name, spawn site,
- * settle callback, cleanup) in an extension made on first use: a spawn and a settle are
- * hot paths (bench/micro.ts), and every field is a store per spawn.
+ * One state word instead of five fields, the rare fields (error, name, spawn site, settle
+ * callback, cleanup) in an extension made on first use, and the task is its own
+ * JoinHandle (what `spawn()` returns): a spawn and a settle are hot paths (bench/micro.ts),
+ * and every object and field is work per spawn.
  *
  * Its phase, what a poll does:
  *
@@ -33,7 +34,7 @@
  */
 import { BaseFuture, FutureStateError, PENDING, cancelOf, describeFuture, unclaimed, type Context, type Future, type Poll, type Waker } from "../future.ts";
 import { running } from "../current.ts";
-import { Node, adoptChildren, countTasks, hasTasks, haltTree, unlink, type TreeHost } from "./tree.ts";
+import { adoptChildren, countTasks, hasTasks, haltTree, unlink, type Node, type TreeHost } from "./tree.ts";
 
 export const SCHEDULED = 1;
 export const RUNNING = 2;
@@ -47,6 +48,8 @@ export const ROOT = 32;
 export const CLEANUP_TASK = 64;
 /** Someone polled the handle (or a scope or a Promise owns it): a failure is not reported. */
 export const OBSERVED = 128;
+/** The handle delivered the result (polling it again is a FutureStateError). */
+const TAKEN = 1024;
 
 /** Phases (see the module header), kept in bits 8–9 of the state word. */
 export const LIVE = 0;
@@ -112,6 +115,46 @@ class TaskExt {
 }
 
 /**
+ * The handle to a spawned task: a Future of the task's value. Awaiting it after the task
+ * failed throws a {@link JoinError} with `.cause`; after `abort()`, a cancelled JoinError
+ * (once the task's cleanup and its descendants' have finished). Cancelling (dropping) the
+ * handle detaches the task; it keeps running.
+ *
+ * (The task is its own handle: `spawn()` returns the task object, seen through this class.)
+ *
+ * @example
+ * ```ts
+ * import { blockOn, gen, sleep, spawn } from "reel";
+ * blockOn(gen(function* () {
+ *   const h = spawn(gen(function* () { yield* sleep(5); return 7; }));
+ *   return yield* h; // 7
+ * }));
+ * ```
+ */
+export abstract class JoinHandle<T> extends BaseFuture<T> {
+  /** The task's id, unique in this process. */
+  abstract readonly id: number;
+
+  /** The name given at spawn, or null. */
+  abstract readonly name: string | null;
+
+  /** True once the task has settled (completed, failed, or aborted and cleaned up). */
+  abstract readonly isFinished: boolean;
+
+  /**
+   * Cancels the task: the tasks it spawned are halted first (deepest first), then its
+   * future is cancelled and its cleanup runs (a `finally` that yields is driven to the
+   * end); the handle then completes with a cancelled JoinError. A task that already
+   * finished keeps its result. Aborting from inside the task takes effect when its
+   * current poll returns.
+   */
+  abstract abort(): void;
+
+  /** Detaches: the task keeps running, nobody is woken for its result. */
+  abstract override cancel(): void;
+}
+
+/**
  * A spawned future, its state and its place in the tree. Created by the executor.
  *
  * @example
@@ -119,9 +162,13 @@ class TaskExt {
  * const t = new Task(fut, runtime); // the executor links it, sets SCHEDULED and queues it
  * ```
  */
-export class Task<T> extends Node implements Waker, Context {
+export class Task<T> extends JoinHandle<T> implements Node, Waker, Context {
   /** Always true: set on the prototype below, not per task. */
   declare readonly isTask: boolean;
+  parent: Node | null = null;
+  firstChild: Node | null = null;
+  prevSib: Node | null = null;
+  nextSib: Node | null = null;
   readonly id = nextId++;
   state = 0;
   /** Set when COMPLETE with a value (while DRAINING: the value to settle with). */
@@ -400,8 +447,38 @@ export class Task<T> extends Node implements Waker, Context {
     this.settle(undefined, this.error ?? new JoinError("cancelled", this.id));
   }
 
-  /** What the task waits on, for dumps. */
-  describe(): string {
+  // JoinHandle: the task is its own handle.
+
+  get isFinished(): boolean {
+    return (this.state & COMPLETE) !== 0;
+  }
+
+  poll(cx: Context): Poll<T> {
+    const s = this.state;
+    if ((s & TAKEN) !== 0) throw new FutureStateError(`JoinHandle of task ${this.id} polled after completion`);
+    if ((s & COMPLETE) === 0) {
+      this.state = s | OBSERVED;
+      this.joinWaker = cx.waker;
+      return PENDING;
+    }
+    this.state = s | OBSERVED | TAKEN;
+    const e = this.error;
+    if (e !== null) throw e;
+    return this.value as T;
+  }
+
+  /** Detaches: the task keeps running, nobody is woken for its result. */
+  override cancel(): void {
+    if (this.joinWaker !== null) this.joinWaker = null;
+  }
+
+  /** What a future awaiting this handle waits on (dumps): the task. */
+  override describe(): string {
+    return `join task #${this.id}${this.name !== null ? ` "${this.name}"` : ""}`;
+  }
+
+  /** What the task itself waits on, for dumps. */
+  waitingOn(): string {
     const phase = this.phase;
     if (phase === LIVE) return describeFuture(this.future);
     if (phase === CLEANUP) return describeFuture(this.cleanup);
@@ -413,73 +490,3 @@ export class Task<T> extends Node implements Waker, Context {
 // A property of the prototype, not of every task (one store less per spawn).
 (Task.prototype as { isTask: boolean }).isTask = true;
 
-/**
- * The handle to a spawned task: a Future of the task's value. Awaiting it after the task
- * failed throws a {@link JoinError} with `.cause`; after `abort()`, a cancelled JoinError
- * (once the task's cleanup and its descendants' have finished). Cancelling (dropping) the
- * handle detaches the task; it keeps running.
- *
- * @example
- * ```ts
- * import { blockOn, gen, sleep, spawn } from "reel";
- * blockOn(gen(function* () {
- *   const h = spawn(gen(function* () { yield* sleep(5); return 7; }));
- *   return yield* h; // 7
- * }));
- * ```
- */
-export class JoinHandle<T> extends BaseFuture<T> {
-  private taken = false;
-  constructor(private readonly task: Task<T>) {
-    super();
-  }
-
-  /** The task's id, unique in this process. */
-  get id(): number {
-    return this.task.id;
-  }
-
-  /** The name given at spawn, or null. */
-  get name(): string | null {
-    return this.task.name;
-  }
-
-  /** True once the task has settled (completed, failed, or aborted and cleaned up). */
-  get isFinished(): boolean {
-    return this.task.isComplete;
-  }
-
-  poll(cx: Context): Poll<T> {
-    if (this.taken) throw new FutureStateError(`JoinHandle of task ${this.task.id} polled after completion`);
-    const t = this.task;
-    t.state |= OBSERVED;
-    if (!t.isComplete) {
-      t.joinWaker = cx.waker;
-      return PENDING;
-    }
-    this.taken = true;
-    if (t.error !== null) throw t.error;
-    return t.value as T;
-  }
-
-  /**
-   * Cancels the task: the tasks it spawned are halted first (deepest first), then its
-   * future is cancelled and its cleanup runs (a `finally` that yields is driven to the
-   * end); the handle then completes with a cancelled JoinError. A task that already
-   * finished keeps its result. Aborting from inside the task takes effect when its
-   * current poll returns.
-   */
-  abort(): void {
-    this.task.abort();
-  }
-
-  /** Detaches: the task keeps running, nobody is woken for its result. */
-  override cancel(): void {
-    if (this.task.joinWaker !== null) this.task.joinWaker = null;
-  }
-
-  override describe(): string {
-    const t = this.task;
-    return `join task #${t.id}${t.name !== null ? ` "${t.name}"` : ""}`;
-  }
-}

@@ -38,32 +38,41 @@ export interface TreeHost {
   removeRoot(node: Node): void;
 }
 
-/** A node of the task tree: a task (lib/task/task.ts) or a {@link Group}. */
-export abstract class Node implements TreeNodeRef {
+/**
+ * A node of the task tree: a task (lib/task/task.ts) or a {@link Group}. An interface,
+ * not a base class: a Task extends JoinHandle (it is its own handle: one allocation per
+ * spawn), so the tree's fields are declared by each kind of node.
+ *
+ * @example
+ * ```ts
+ * for (let c = node.firstChild; c !== null; c = c.nextSib) if (c.isTask) console.log(c.taskId);
+ * ```
+ */
+export interface Node extends TreeNodeRef {
   /** The node this one is linked under; kept (unlinked) after a task settles. */
-  parent: Node | null = null;
-  firstChild: Node | null = null;
-  prevSib: Node | null = null;
-  nextSib: Node | null = null;
-  /** True for tasks (one field read instead of instanceof on the hot path). */
-  abstract readonly isTask: boolean;
+  parent: Node | null;
+  firstChild: Node | null;
+  prevSib: Node | null;
+  nextSib: Node | null;
+  /** True for tasks. */
+  readonly isTask: boolean;
   /** The runtime this node lives on. */
-  abstract readonly host: TreeHost;
+  readonly host: TreeHost;
   /** The id of this task, or of the task this group belongs to (0 for a detached group). */
-  abstract readonly taskId: number;
+  readonly taskId: number;
   /** True while the node is being torn down: children adopted here are halted at once. */
-  abstract readonly halting: boolean;
+  readonly halting: boolean;
+  /** True once the node left the tree for good. */
+  readonly isGone: boolean;
   /** A task linked under this node settled (it is unlinked already). */
-  abstract childSettled(child: Node): void;
+  childSettled(child: Node): void;
   /**
    * First pass of {@link haltTree}: marks the node; false when it is already halting,
    * ending or done (its subtree is then left alone).
    */
-  abstract requestHalt(): boolean;
+  requestHalt(): boolean;
   /** Second pass of {@link haltTree}, deepest first: act on the halt. */
-  abstract proceedHalt(): void;
-  /** True once the node left the tree for good. */
-  abstract readonly isGone: boolean;
+  proceedHalt(): void;
 }
 
 /**
@@ -224,7 +233,11 @@ export function liveAncestor(n: Node | null): Node | null {
  * if (g.liveTasks === 0) g.close();
  * ```
  */
-export class Group extends Node {
+export class Group implements Node {
+  parent: Node | null = null;
+  firstChild: Node | null = null;
+  prevSib: Node | null = null;
+  nextSib: Node | null = null;
   readonly isTask = false;
   /** Tasks linked directly under the group. */
   liveTasks = 0;
@@ -245,7 +258,6 @@ export class Group extends Node {
     /** A task that fails halts the group (scope's fail-fast). */
     readonly failFast: boolean,
   ) {
-    super();
     if (parent !== null) link(parent, this);
     else host.addRoot(this);
   }
