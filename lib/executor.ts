@@ -31,8 +31,8 @@
  */
 import { drainMicrotasks } from "bun:jsc";
 import { BaseFuture, FutureStateError, PENDING, intoFuture, unclaimed, type Context, type Future, type IntoFuture, type Poll } from "./future.ts";
-import { Task, JoinHandle, SCHEDULED, CLEANUP_TASK, ROOT, type Scheduler } from "./task/task.ts";
-import { Group, link, liveAncestor, type Node } from "./task/tree.ts";
+import { Task, JoinHandle, SCHEDULED, CLEANUP_TASK, ROOT, forceEndTree, type Scheduler } from "./task/task.ts";
+import { link, liveAncestor, type Node } from "./task/tree.ts";
 import { resetBudget } from "./task/coop.ts";
 import { setScopeHost, type ScopeHost } from "./task/scope.ts";
 import type { Driver } from "./driver/driver.ts";
@@ -43,7 +43,9 @@ import { now } from "./time/clock.ts";
 import { SLOW, SEQ, STATE, THRESHOLD, slowSince, startWatchdog, watchdog } from "./inspect/watchdog.ts";
 import { collectMetrics, type RuntimeMetrics } from "./inspect/metrics.ts";
 import { dumpTree, type RuntimeDump } from "./inspect/dump.ts";
-import { spawnSite, taskName } from "./inspect/names.ts";
+export type { SlowPoll } from "./inspect/slowpoll.ts";
+import { reportSlowPoll, slowPollReport, type SlowPoll } from "./inspect/slowpoll.ts";
+import { RunQueue } from "./task/runqueue.ts";
 
 // The slow-poll watchdog is a Worker: start it when the executor is loaded, so its own fds
 // exist before any program (or test) starts counting descriptors. It sleeps while no
@@ -79,67 +81,6 @@ export const DEFAULT_CLEANUP_LIMIT_MS = 5000;
  * ```
  */
 export const DEFAULT_SLOW_POLL_MS = 50;
-
-/** A FIFO ring of tasks; grows by doubling, never shrinks. */
-class RunQueue {
-  private buf: (Task<unknown> | undefined)[] = new Array(256);
-  private head = 0;
-  private tail = 0;
-  private mask = 255;
-
-  get length(): number {
-    return (this.tail - this.head) & this.mask;
-  }
-
-  push(t: Task<unknown>): void {
-    this.buf[this.tail] = t;
-    this.tail = (this.tail + 1) & this.mask;
-    if (this.tail === this.head) this.grow();
-  }
-
-  shift(): Task<unknown> | undefined {
-    if (this.head === this.tail) return undefined;
-    const t = this.buf[this.head];
-    this.buf[this.head] = undefined;
-    this.head = (this.head + 1) & this.mask;
-    return t;
-  }
-
-  private grow(): void {
-    const old = this.buf;
-    const n = old.length;
-    // The queue was full (tail caught up with head): unroll it from head into a buffer twice the size.
-    const next: (Task<unknown> | undefined)[] = new Array(n * 2);
-    for (let i = 0; i < n; i++) next[i] = old[(this.head + i) & this.mask];
-    this.buf = next;
-    this.head = 0;
-    this.tail = n;
-    this.mask = n * 2 - 1;
-  }
-}
-
-/**
- * What the slow-poll detector reports: a poll that held the thread longer than
- * {@link RuntimeOptions.slowPollMs}.
- *
- * @example
- * ```ts
- * new Runtime({ onSlowPoll: (r) => log.warn(`task ${r.taskId} ${r.name ?? ""} blocked ${r.ms} ms at ${r.spawnedAt}`) });
- * ```
- */
-export interface SlowPoll {
-  taskId: number;
-  /** The name given at spawn, or the generator function's name, or null. */
-  name: string | null;
-  /** Where the task was spawned (with `spawnSites: true`), else null. */
-  spawnedAt: string | null;
-  /** How long the poll held the thread, at least (ms). */
-  ms: number;
-  /** The threshold it crossed (ms). */
-  thresholdMs: number;
-  /** What the task waits on after that poll. */
-  waitingOn: string;
-}
 
 /**
  * Options for {@link Runtime}.
@@ -431,7 +372,7 @@ export class Runtime implements Scheduler, ScopeHost {
       this.loop(main);
     } catch {
       // Cleanup that cannot progress either: end it now (each force-end is reported).
-      forceSettle(main, this);
+      forceEndTree(main, (err, id) => this.report(err, id, "cleanup"));
     }
   }
 
@@ -496,14 +437,7 @@ export class Runtime implements Scheduler, ScopeHost {
   private slowPoll(t: Task<unknown>, f: Future<unknown> | null): void {
     watchdog[SLOW] = 0;
     this.counts.slowPolls++;
-    const report: SlowPoll = {
-      taskId: t.id,
-      name: taskName(t, f),
-      spawnedAt: spawnSite(t),
-      ms: Math.max(this.slowPollMs, Math.round(Date.now() - slowSince())),
-      thresholdMs: this.slowPollMs,
-      waitingOn: t.isComplete ? "nothing (it finished)" : t.waitingOn(),
-    };
+    const report = slowPollReport(t, f, Math.round(Date.now() - slowSince()), this.slowPollMs);
     try {
       this.onSlowPoll(report);
     } catch (err) {
@@ -579,27 +513,6 @@ export class Runtime implements Scheduler, ScopeHost {
   }
 }
 
-/**
- * Force-ends what is left under `main` after blockOn failed and its cleanup could not run:
- * deepest first, every cleanup force-ended and every task settled, each reported.
- */
-function forceSettle(main: Task<unknown>, rt: Runtime): void {
-  const stack: Node[] = [main];
-  const order: Node[] = [];
-  for (let n = stack.pop(); n !== undefined; n = stack.pop()) {
-    order.push(n);
-    for (let c = n.firstChild; c !== null; c = c.nextSib) stack.push(c);
-  }
-  for (let i = order.length - 1; i >= 0; i--) {
-    const n = order[i]!;
-    if (n instanceof Group) n.close();
-    else if (n instanceof Task && !n.isComplete) {
-      rt.report(new RuntimeError(`Task ${n.id} was force-ended: blockOn() failed before its cleanup could finish`, "ECLEANUP"), n.id, "cleanup");
-      n.forceEnd();
-    }
-  }
-}
-
 function checkSpawnOptions(opts: SpawnOptions | undefined): void {
   if (opts === undefined) return;
   if (typeof opts !== "object" || opts === null) throw new TypeError(`spawn() options must be an object, got ${opts === null ? "null" : typeof opts}`);
@@ -624,15 +537,6 @@ function deadlock(pendingPromises: number): RuntimeError {
 function reportTaskError(err: unknown, taskId: number, kind: ReportKind): void {
   if (kind === "cleanup") console.error(`reel: the cleanup of task ${taskId} failed:`, err);
   else console.error(`reel: task ${taskId} failed and nobody is awaiting its JoinHandle:`, err);
-}
-
-function reportSlowPoll(r: SlowPoll): void {
-  const who = `task ${r.taskId}${r.name !== null ? ` "${r.name}"` : ""}`;
-  const where = r.spawnedAt !== null ? `spawned at ${r.spawnedAt}` : "spawn site not recorded (REEL_SPAWN_SITES=1 or { spawnSites: true })";
-  console.error(
-    `reel: slow poll: ${who} held the thread for at least ${r.ms} ms in one poll (threshold ${r.thresholdMs} ms) — ` +
-      `a blocking call in async code? ${where}; now waiting on: ${r.waitingOn}`,
-  );
 }
 
 let defaultRuntime: Runtime | null = null;

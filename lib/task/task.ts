@@ -34,7 +34,8 @@
  */
 import { BaseFuture, FutureStateError, PENDING, cancelOf, describeFuture, unclaimed, type Context, type Future, type Poll, type Waker } from "../future.ts";
 import { running } from "../current.ts";
-import { adoptChildren, countTasks, hasTasks, haltTree, unlink, type Node, type TreeHost } from "./tree.ts";
+import { Group, adoptChildren, countTasks, hasTasks, haltTree, unlink, type Node, type TreeHost } from "./tree.ts";
+import { RuntimeError } from "../errors.ts";
 
 export const SCHEDULED = 1;
 export const RUNNING = 2;
@@ -484,6 +485,32 @@ export class Task<T> extends JoinHandle<T> implements Node, Waker, Context {
     if (phase === CLEANUP) return describeFuture(this.cleanup);
     if (phase === HALTING) return `its ${countTasks(this)} task(s) to halt before its own cleanup`;
     return `its ${countTasks(this)} task(s) to halt before it settles`;
+  }
+}
+
+/**
+ * Force-ends what is left under `main` after its blockOn failed and its cleanup could not
+ * run: deepest first, every cleanup force-ended, every task settled, each reported.
+ *
+ * @example
+ * ```ts
+ * forceEndTree(main, (err, id) => rt.report(err, id, "cleanup"));
+ * ```
+ */
+export function forceEndTree(main: Task<unknown>, report: (err: unknown, taskId: number) => void): void {
+  const stack: Node[] = [main];
+  const order: Node[] = [];
+  for (let n = stack.pop(); n !== undefined; n = stack.pop()) {
+    order.push(n);
+    for (let c = n.firstChild; c !== null; c = c.nextSib) stack.push(c);
+  }
+  for (let i = order.length - 1; i >= 0; i--) {
+    const n = order[i]!;
+    if (n instanceof Group) n.close();
+    else if (n instanceof Task && !n.isComplete) {
+      report(new RuntimeError(`Task ${n.id} was force-ended: blockOn() failed before its cleanup could finish`, "ECLEANUP"), n.id);
+      n.forceEnd();
+    }
   }
 }
 
