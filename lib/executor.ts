@@ -40,7 +40,7 @@ import { enterRuntime, leaveRuntime, running, runningRuntime, type ReportKind } 
 import { createDriver, selectedBackend, type Backend } from "./driver/index.ts";
 import { RuntimeError } from "./errors.ts";
 import { now } from "./time/clock.ts";
-import { SLOW, SEQ, STATE, THRESHOLD, slowSince, startWatchdog, watchdog } from "./inspect/watchdog.ts";
+import { SLOW, SEQ, STATE, setThreshold, slowSince, startWatchdog, watchdog } from "./inspect/watchdog.ts";
 import { collectMetrics, type RuntimeMetrics } from "./inspect/metrics.ts";
 import { dumpTree, type RuntimeDump } from "./inspect/dump.ts";
 export type { SlowPoll } from "./inspect/slowpoll.ts";
@@ -448,7 +448,7 @@ export class Runtime implements Scheduler, ScopeHost {
   private openSpan(): void {
     this.spanStart = now();
     this.spanIdle = 0;
-    watchdog[THRESHOLD] = this.slowPollMs;
+    setThreshold(this.slowPollMs);
   }
 
   private closeSpan(): void {

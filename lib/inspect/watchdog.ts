@@ -59,6 +59,22 @@ const since = new Float64Array(shared, 16, 1);
 const ready = new Int32Array(shared, 24, 1);
 
 /**
+ * Sets the threshold of the runtime about to run (ms, 0 = off), waking the watchdog when it
+ * changes (it may be asleep for a whole idle period otherwise).
+ *
+ * @example
+ * ```ts
+ * setThreshold(rt.slowPollMs); // on entering blockOn or a hosted slice
+ * ```
+ */
+export function setThreshold(ms: number): void {
+  const v = Math.min(0x7fffffff, Math.ceil(ms));
+  if (watchdog[THRESHOLD] === v) return;
+  Atomics.store(watchdog, THRESHOLD, v);
+  Atomics.notify(watchdog, THRESHOLD);
+}
+
+/**
  * Date.now() when the watchdog first saw the poll it reported as slow.
  *
  * @example
@@ -73,8 +89,9 @@ export function slowSince(): number {
 /**
  * The watchdog's loop, run as the Worker's whole script. A candidate (the same sequence
  * number inside a batch for `threshold` ms) is checked against the main thread's own
- * record in /proc (Linux): it is reported when the thread was blocked in the kernel (a
- * blocking call: state S or D) or used at least half the window in CPU time (busy in JS).
+ * record in /proc (Linux), looked at twice: it is reported when the thread is blocked in
+ * the kernel (a blocking call: state S or D) or used at least half the time between the
+ * two looks on the CPU (busy in JS).
  * A thread that was merely descheduled — a loaded machine, not the task's fault — is not
  * reported. Without /proc every candidate is reported.
  */
@@ -87,7 +104,6 @@ self.onmessage = (e) => {
   const ready = new Int32Array(buf, 24, 1);
   Atomics.store(ready, 0, 1);
   Atomics.notify(ready, 0);
-  const nap = new Int32Array(new SharedArrayBuffer(4));
   const statPath = "/proc/self/task/" + tid + "/stat";
   let haveProc = true;
   // [state, cpu ms] of the main thread, or null without /proc.
@@ -99,26 +115,25 @@ self.onmessage = (e) => {
       return [f[0], (Number(f[11]) + Number(f[12])) * 10];
     } catch { haveProc = false; return null; }
   };
-  let last = -1, firstSeen = 0, cpu0 = 0, reported = -1, warned = -1, idle = 0;
+  let last = -1, firstSeen = 0, mid = null, reported = -1, warned = -1, idle = 0;
   for (;;) {
     const thr = Atomics.load(ctl, 3);
     const busy = thr > 0 && Atomics.load(ctl, 1) === 1;
     idle = busy ? 0 : Math.min(idle + 1, 16);
-    Atomics.wait(nap, 0, 0, thr > 0 ? Math.max(1, thr >> 2) * (idle >= 16 ? 4 : 1) : 250);
+    // Sleeps on THRESHOLD: a runtime that changes it (setThreshold) wakes the watchdog at once.
+    Atomics.wait(ctl, 3, thr, thr > 0 ? Math.max(1, thr >> 1) * (idle >= 16 ? 2 : 1) : 1000);
     if (!(thr > 0 && Atomics.load(ctl, 1) === 1)) { last = -1; continue; }
     const seq = Atomics.load(ctl, 0);
     const now = Date.now();
-    if (seq !== last) {
-      last = seq;
-      firstSeen = now;
-      const s = sample();
-      cpu0 = s === null ? 0 : s[1];
-      continue;
-    }
+    if (seq !== last) { last = seq; firstSeen = now; mid = null; continue; }
     const held = now - firstSeen;
-    if (held >= thr && reported !== seq) {
+    if (reported === seq) { /* already reported */ }
+    else if (mid === null) mid = [now, sample()]; // a long poll: first look at the thread
+    else if (held >= thr) {
       const s = sample();
-      if (s === null || s[0] === "S" || s[0] === "D" || s[1] - cpu0 >= held / 2) {
+      const m = mid[1];
+      // Blocked in the kernel, or on the CPU for at least half the time between the looks.
+      if (s === null || m === null || s[0] === "S" || s[0] === "D" || s[1] - m[1] >= (now - mid[0]) / 2) {
         since[0] = firstSeen;
         Atomics.store(ctl, 2, seq);
         reported = seq;
