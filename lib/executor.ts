@@ -187,8 +187,10 @@ export class Runtime implements Scheduler, ScopeHost {
   readonly roots = new Set<Node>();
   /** @internal blockOn's task while blockOn runs: where spawns from outside any task attach. */
   fallbackRoot: Task<unknown> | null = null;
-  /** @internal Counters for metrics(). */
-  readonly counts = { spawned: 0, polls: 0, slowPolls: 0, cleanupsAdopted: 0 };
+  /** @internal Counters for metrics() (spawned is a field of its own: it is bumped per spawn). */
+  readonly counts = { polls: 0, slowPolls: 0, cleanupsAdopted: 0 };
+  /** @internal Tasks spawned on this runtime. */
+  spawned = 0;
   /** @internal Busy-time accounting: closed busy ms, and the open span (see busyMs()). */
   private busyClosed = 0;
   private spanStart = -1;
@@ -267,7 +269,7 @@ export class Runtime implements Scheduler, ScopeHost {
     task.state = SCHEDULED | flags; // before link(), which may add OBSERVED (a scope's task)
     if (parent !== null) link(parent, task);
     else this.roots.add(task);
-    this.counts.spawned++;
+    this.spawned++;
     this.enqueue(task as Task<unknown>);
     return task;
   }

@@ -144,7 +144,7 @@ export function collectMetrics(rt: Runtime): RuntimeMetrics {
   const c = rt.counts;
   const live = countLive(rt);
   return {
-    tasks: { live, spawned: c.spawned, completed: c.spawned - live },
+    tasks: { live, spawned: rt.spawned, completed: rt.spawned - live },
     polls: c.polls,
     busyMs: rt.busyMs(),
     queueDepth: rt.queued,

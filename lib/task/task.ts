@@ -402,10 +402,10 @@ export class Task<T> extends JoinHandle<T> implements Node, Waker, Context {
   }
 
   private settle(value: T | undefined, error: JoinError | null): void {
+    // (`future` is already null: every path here dropped it first.)
     this.state = (this.state | COMPLETE) & ~SCHEDULED;
     this.value = value;
     if (error !== null || this.ext !== null) this.x.error = error;
-    this.future = null;
     const p = this.parent;
     if (p !== null) {
       unlink(this);
