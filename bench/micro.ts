@@ -4,7 +4,7 @@
  *   bun run bench/micro.ts            # mitata's table, then ns per operation
  *   bun run bench/micro.ts --json     # the per-op figures as JSON
  *   bun run bench/micro.ts --write    # also replace the micro section of bench/RESULTS.md
- *   bun run bench/micro.ts --ab DIR [--rounds N] [--write]
+ *   bun run bench/micro.ts --ab DIR [--rounds N] [--label TEXT] [--write]
  *       # A/B against another checkout (DIR, e.g. a `git archive` of an older commit with
  *       # node_modules linked): runs DIR's micro.ts --json and this one's alternately, N
  *       # rounds (default 7), in fresh processes; prints median and minimum per op and the

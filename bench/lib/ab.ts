@@ -33,6 +33,8 @@ export async function abCompare(baseDir: string | undefined, argv: string[]): Pr
   if (baseDir === undefined || !existsSync(join(baseDir, "bench/micro.ts"))) {
     throw new Error(`--ab needs a checkout with bench/micro.ts, got ${String(baseDir)}`);
   }
+  const l = argv.indexOf("--label");
+  const label = l >= 0 ? argv[l + 1] : undefined;
   const r = argv.indexOf("--rounds");
   const rounds = r >= 0 ? Number(argv[r + 1]) : 7;
   if (!Number.isInteger(rounds) || rounds < 1) throw new RangeError(`Invalid --rounds ${String(argv[r + 1])}: must be an integer ≥ 1`);
@@ -64,7 +66,7 @@ export async function abCompare(baseDir: string | undefined, argv: string[]): Pr
       `## Microbenchmarks, A/B — ${new Date().toISOString().replace(/\.\d+Z$/, "Z")}`,
       "",
       `- Machine: ${machineLine()}`,
-      `- Command: \`${commandLine("bench/micro.ts")}\` (A = ${baseDir}, B = this checkout)`,
+      `- Command: \`${commandLine("bench/micro.ts")}\` (A = ${baseDir}${label !== undefined ? `: ${label}` : ""}; B = this checkout)`,
       `- Method: ${rounds} rounds, A and B alternating, each a fresh \`bun run bench/micro.ts --json\`; per op the median and the minimum over the rounds.`,
       "",
       table,
