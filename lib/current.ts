@@ -44,15 +44,15 @@ let runtime: RunningRuntime | null = null;
 let driver: Driver | null = null;
 
 /**
- * @example
- * ```ts
- * const prev = running.node; running.node = group; try { body.poll(cx); } finally { running.node = prev; }
- * ```
- *
  * @internal What is being polled right now: written by the executor before every task
  * poll (one store: the cost of knowing where `spawn()` attaches), by scope() around its
  * body, and by the tree while it cancels a task's future. A plain object with one field
  * so the write is a property store, not a function call.
+ *
+ * @example
+ * ```ts
+ * const prev = running.node; running.node = group; try { body.poll(cx); } finally { running.node = prev; }
+ * ```
  */
 export const running: { node: TreeNodeRef | null } = { node: null };
 

@@ -11,6 +11,7 @@ import {
   spawn,
   spawnDetached,
   timeout,
+  now,
   unboundedChannel,
   yieldNow,
   type JoinHandle,
@@ -433,3 +434,62 @@ forEachBackend("lifetimes: sockets", ({ run: runOn }) => {
   });
 });
 
+
+describe("scope edge cases", () => {
+  const rt = new Runtime();
+  afterAll(() => rt.close());
+
+  test("a task spawned by a scope body's finally while the scope fails is halted too, before the scope throws", () => {
+    let late: JoinHandle<void> | null = null;
+    const t0 = now();
+    const err = rt.blockOn(function* () {
+      try {
+        yield* scope(function* (s) {
+          s.spawn(function* () {
+            yield* sleep(1);
+            throw new Error("fail");
+          });
+          try {
+            yield* sleep(60_000);
+          } finally {
+            late = spawn(function* () {
+              yield* sleep(1000);
+            }); // spawned by the body's own (synchronous) finally
+          }
+        });
+      } catch (e) {
+        expect(late!.isFinished).toBe(true);
+        return e;
+      }
+    });
+    expect((err as Error).message).toBe("fail");
+    expect(now() - t0).toBeLessThan(500); // halted, not waited for (it sleeps 1 s)
+  });
+
+  test("a cancelled scope whose body's finally spawns a task halts that task before its canceller goes on", () => {
+    let late: JoinHandle<void> | null = null;
+    const t0 = now();
+    rt.blockOn(function* () {
+      let timedOut = false;
+      try {
+        yield* timeout(
+          scope(function* () {
+            try {
+              yield* sleep(60_000);
+            } finally {
+              late = spawn(function* () {
+                yield* sleep(1000);
+              });
+            }
+          }),
+          2,
+        );
+      } catch {
+        timedOut = true;
+        expect(late!.isFinished).toBe(true);
+      }
+      expect(timedOut).toBe(true);
+    });
+    expect(now() - t0).toBeLessThan(500); // halted, not waited for (it sleeps 1 s)
+  });
+});

@@ -16,7 +16,8 @@ import { BaseFuture, FutureStateError, PENDING, describeFuture, describeValue, i
 
 /**
  * @internal Cleanups handed out by `cancel()` and not yet taken by a driver. The executor
- * checks `length` after every task poll (one load) and adopts what nobody claimed.
+ * checks `length` when a task's poll completes, when it cancels a task's future, and at
+ * the start of every batch (one load each), and adopts what nobody claimed.
  */
 export const unclaimed: Cleanup[] = [];
 

@@ -24,18 +24,18 @@ const G_CANCELLED = 2; // cancelled: its cleanup (if any) is running or done
  * Drives a generator that yields futures: the generator adapter behind `yield*`.
  * Made by {@link gen} (and {@link genOf}); exported for its type.
  *
- * @example
- * ```ts
- * const g = gen(function* echo() { yield* sleep(1); }) as GenFuture<void>;
- * g.name; // "echo"
- * ```
- *
  * Each step polls the future the generator is waiting on; when it is ready the generator
  * resumes with its value (or, when `poll` throws, the error is thrown at the `yield*`).
  * Cancelling cancels the awaited future, then runs the generator's `finally` blocks; if
  * either leaves asynchronous work (the awaited future's cleanup, a `yield` inside a
  * `finally`), `cancel()` returns a {@link Cleanup} that drives it to the end, deepest
  * first (the awaited future's cleanup, then the finally blocks).
+ *
+ * @example
+ * ```ts
+ * const g = gen(function* echo() { yield* sleep(1); }) as GenFuture<void>;
+ * g.name; // "echo"
+ * ```
  */
 export class GenFuture<T> extends BaseFuture<T> {
   private current: Future<unknown> | null = null;

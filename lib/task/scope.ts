@@ -229,6 +229,7 @@ class ScopeFuture<T> extends BaseFuture<T> {
     if (!this.bodyDone) {
       this.bodyDone = true;
       this.bodyCleanup = this.cancelBody();
+      if (this.bodyCleanup === null) g.haltAll(); // what its (synchronous) finally spawned
     }
     if (this.bodyCleanup !== null) {
       if (this.bodyCleanup.poll(cx) === PENDING) return PENDING;
@@ -267,8 +268,10 @@ class ScopeFuture<T> extends BaseFuture<T> {
     this.bodyCleanup = null;
     if (!this.bodyDone) {
       this.bodyDone = true;
-      if (g.liveTasks === 0) first = this.cancelBody();
-      else first = new DeferredCancel(this);
+      if (g.liveTasks === 0) {
+        first = this.cancelBody();
+        if (first === null) g.haltAll(); // what its (synchronous) finally spawned
+      } else first = new DeferredCancel(this);
     }
     if (first === null && g.liveTasks === 0) {
       g.close();
