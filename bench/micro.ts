@@ -4,6 +4,11 @@
  *   bun run bench/micro.ts            # mitata's table, then ns per operation
  *   bun run bench/micro.ts --json     # the per-op figures as JSON
  *   bun run bench/micro.ts --write    # also replace the micro section of bench/RESULTS.md
+ *   bun run bench/micro.ts --ab DIR [--rounds N] [--label TEXT] [--write]
+ *       # A/B against another checkout (DIR, e.g. a `git archive` of an older commit with
+ *       # node_modules linked): runs DIR's micro.ts --json and this one's alternately, N
+ *       # rounds (default 7), in fresh processes; prints median and minimum per op and the
+ *       # ratios; --write puts that table in the micro-ab section of bench/RESULTS.md.
  *
  * Operations that need a running executor are measured in batches of BATCH inside one
  * blockOn (a blockOn per operation would measure blockOn); the per-op figure divides the
@@ -13,10 +18,17 @@
  * Must never: run against anything but this process (no sockets beyond a local pair).
  */
 import { bench, do_not_optimize, run, summary } from "mitata";
+import { abCompare } from "./lib/ab.ts";
 import { dlopen } from "bun:ffi";
 import { PENDING, Runtime, channel, pollFn, ready, sleep, spawn, type Context } from "../lib/index.ts";
 import { EpollPoller } from "../lib/driver/readiness/epoll.ts";
 import { commandLine, machineLine, writeSection } from "./lib/results.ts";
+
+const abAt = process.argv.indexOf("--ab");
+if (abAt >= 0) {
+  await abCompare(process.argv[abAt + 1], process.argv);
+  process.exit(0);
+}
 
 const BATCH = 1000;
 const rt = new Runtime();

@@ -9,8 +9,9 @@
  *   it is cancelled or `detach()`ed, so parents do not accumulate dead children. JS has no
  *   Drop: a long-lived parent handing out many children should detach the ones it is done
  *   with (or cancel them).
- * - `withSignal(fut, signal)` / `withToken(fut, token)` run `fut` until it completes or
- *   the signal/token fires; then `fut` is cancelled and the reason is thrown.
+ * - `withSignal(fut, signal)` / `withToken(fut, token)` run `fut` (a Future or a generator
+ *   function) until it completes or the signal/token fires; then `fut` is cancelled, its
+ *   cleanup (a `finally` that yields) is driven to the end, and the reason is thrown.
  * - `CancellationToken.fromSignal(signal)` turns an AbortSignal into a token.
  *
  * Cancel safety: `cancelled()` is cancel-safe (it consumes nothing). `withSignal` and
@@ -22,7 +23,21 @@
  * Must never: cancel a token twice, leave a `cancelled()` waiter parked after cancel or
  * after it was itself cancelled, or poll a future after cancelling it.
  */
-import { BaseFuture, FutureStateError, PENDING, pollGuarded, type Context, type Future, type Poll } from "./future.ts";
+import {
+  BaseFuture,
+  FutureStateError,
+  PENDING,
+  cancelOf,
+  describeFuture,
+  handOut,
+  intoFuture,
+  pollGuarded,
+  type Cleanup,
+  type Context,
+  type Future,
+  type IntoFuture,
+  type Poll,
+} from "./future.ts";
 import { WaitList, Waiter } from "./sync/waitlist.ts";
 
 /**
@@ -251,11 +266,52 @@ export class WaitCancelled extends Waiter<void> {
     this.waker = null;
     this.token.waiters.remove(this);
   }
+
+  override describe(): string {
+    return "CancellationToken cancelled()";
+  }
+}
+
+/**
+ * What withToken and withSignal share once their guard fired: the inner future is
+ * cancelled and its cleanup driven; then the reason is thrown.
+ */
+class GuardCleanup {
+  cleanup: Cleanup | null = null;
+  reason: unknown = undefined;
+  active = false;
+
+  /** The guard fired: cancel `inner`; true when the reason can be thrown at once. */
+  start(inner: Future<unknown>, reason: unknown): boolean {
+    this.reason = reason;
+    const c = cancelOf(inner);
+    if (c === null) return true;
+    this.cleanup = c;
+    this.active = true;
+    return false;
+  }
+
+  /** Drives the cleanup; PENDING until it is done, then throws the reason. */
+  poll(cx: Context): typeof PENDING {
+    if (this.cleanup!.poll(cx) === PENDING) return PENDING;
+    this.cleanup = null;
+    this.active = false;
+    throw this.reason;
+  }
+
+  /** Cancelled while cleaning up: the caller takes the cleanup over. */
+  handOver(): Cleanup {
+    const c = this.cleanup!;
+    this.cleanup = null;
+    this.active = false;
+    return handOut(c);
+  }
 }
 
 /** Runs a future until a token is cancelled: parks in the token's waiter list. */
 class WithToken<T> extends Waiter<T> {
   private done = false;
+  private readonly guard = new GuardCleanup();
   constructor(
     private readonly inner: Future<T>,
     private readonly token: CancellationToken,
@@ -264,10 +320,12 @@ class WithToken<T> extends Waiter<T> {
   }
 
   poll(cx: Context): Poll<T> {
+    if (this.guard.active) return this.guard.poll(cx);
     if (this.done) throw new FutureStateError("withToken() future polled after completion");
     if (this.token.isCancelled) {
-      this.cancel();
-      throw this.token.reason;
+      this.finish();
+      if (this.guard.start(this.inner, this.token.reason)) throw this.token.reason;
+      return this.guard.poll(cx);
     }
     const v = pollGuarded(this.inner, cx, this);
     if (v !== PENDING) return v;
@@ -283,10 +341,16 @@ class WithToken<T> extends Waiter<T> {
     this.token.waiters.remove(this);
   }
 
-  override cancel(): void {
+  override cancel(): Future<void> | void {
+    if (this.guard.active) return this.guard.handOver();
     if (this.done) return;
     this.finish();
-    this.inner.cancel?.();
+    return this.inner.cancel?.();
+  }
+
+  override describe(): string {
+    if (this.guard.active) return `withToken (cancelled, cleaning up) → ${describeFuture(this.guard.cleanup)}`;
+    return `withToken → ${describeFuture(this.inner)}`;
   }
 }
 
@@ -301,9 +365,10 @@ class WithToken<T> extends Waiter<T> {
  * const n = yield* withToken(stream.read(buf), stop); // throws CancelledError after stop.cancel()
  * ```
  */
-export function withToken<T>(fut: Future<T>, token: CancellationToken): BaseFuture<T> {
+export function withToken<T>(fut: IntoFuture<T>, token: CancellationToken): BaseFuture<T> {
+  const f = intoFuture(fut, "withToken()");
   if (!(token instanceof CancellationToken)) throw new TypeError("withToken() expects a CancellationToken");
-  return new WithToken(fut, token);
+  return new WithToken(f, token);
 }
 
 /** Runs a future until an AbortSignal aborts; the future is its own abort listener. */
@@ -311,6 +376,7 @@ class WithSignal<T> extends BaseFuture<T> implements EventListenerObject {
   private done = false;
   private listening = false;
   private waker: Context["waker"] | null = null;
+  private readonly guard = new GuardCleanup();
   constructor(
     private readonly inner: Future<T>,
     private readonly signal: AbortSignal,
@@ -319,10 +385,12 @@ class WithSignal<T> extends BaseFuture<T> implements EventListenerObject {
   }
 
   poll(cx: Context): Poll<T> {
+    if (this.guard.active) return this.guard.poll(cx);
     if (this.done) throw new FutureStateError("withSignal() future polled after completion");
     if (this.signal.aborted) {
-      this.cancel();
-      throw this.signal.reason;
+      this.finish();
+      if (this.guard.start(this.inner, this.signal.reason)) throw this.signal.reason;
+      return this.guard.poll(cx);
     }
     const v = pollGuarded(this.inner, cx, this);
     if (v !== PENDING) return v;
@@ -351,10 +419,16 @@ class WithSignal<T> extends BaseFuture<T> implements EventListenerObject {
     }
   }
 
-  override cancel(): void {
+  override cancel(): Future<void> | void {
+    if (this.guard.active) return this.guard.handOver();
     if (this.done) return;
     this.finish();
-    this.inner.cancel?.();
+    return this.inner.cancel?.();
+  }
+
+  override describe(): string {
+    if (this.guard.active) return `withSignal (aborted, cleaning up) → ${describeFuture(this.guard.cleanup)}`;
+    return `withSignal → ${describeFuture(this.inner)}`;
   }
 }
 
@@ -369,7 +443,8 @@ class WithSignal<T> extends BaseFuture<T> implements EventListenerObject {
  * const n = yield* withSignal(stream.read(buf), ac.signal); // ac.abort() cancels the read
  * ```
  */
-export function withSignal<T>(fut: Future<T>, signal: AbortSignal): BaseFuture<T> {
+export function withSignal<T>(fut: IntoFuture<T>, signal: AbortSignal): BaseFuture<T> {
+  const f = intoFuture(fut, "withSignal()");
   if (!(signal instanceof AbortSignal)) throw new TypeError("withSignal() expects an AbortSignal");
-  return new WithSignal(fut, signal);
+  return new WithSignal(f, signal);
 }

@@ -103,7 +103,10 @@ export class UnexpectedEofError extends Error {
  *   from inside it or while hosted; EDEADLK: nothing can ever wake the blockOn future;
  * - EFOREIGN: an fd polled on a runtime other than the one it is bound to;
  * - ECANCELED: a hosted run was cancelled; ERELEASED: a lock guard or permit used after
- *   release; ENOTURING / ENOLIBURING: an io_uring-only call elsewhere, liburing missing.
+ *   release; ENOTURING / ENOLIBURING: an io_uring-only call elsewhere, liburing missing;
+ * - ECLEANUP: a cancelled future's cleanup outlived its bound (or threw); ESCOPE: a spawn
+ *   into a scope that is not running; ENOHOST: `for await` over a stream without reel's
+ *   interop layer loaded.
  */
 export type RuntimeErrorCode =
   | "EREENTRANT"
@@ -115,7 +118,10 @@ export type RuntimeErrorCode =
   | "ECANCELED"
   | "ERELEASED"
   | "ENOTURING"
-  | "ENOLIBURING";
+  | "ENOLIBURING"
+  | "ECLEANUP"
+  | "ESCOPE"
+  | "ENOHOST";
 
 /**
  * The runtime is not in a state for the call: `blockOn` inside `blockOn`, `spawn` with no

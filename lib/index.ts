@@ -32,14 +32,39 @@ export {
   andThen,
   gen,
   isFuture,
+  intoFuture,
+  Cleanup,
+  cancelOf,
+  handOut,
+  describeFuture,
   type Future,
   type Poll,
   type Context,
   type Waker,
   type IntoFuture,
 } from "./future.ts";
-export { Runtime, blockOn, spawn, yieldNow, currentRuntime, POLLS_PER_TICK, type RuntimeOptions } from "./executor.ts";
+export {
+  Runtime,
+  blockOn,
+  spawn,
+  spawnDetached,
+  yieldNow,
+  currentRuntime,
+  POLLS_PER_TICK,
+  DEFAULT_CLEANUP_LIMIT_MS,
+  DEFAULT_SLOW_POLL_MS,
+  type RuntimeOptions,
+  type SpawnOptions,
+  type SlowPoll,
+} from "./executor.ts";
+export type { ReportKind } from "./current.ts";
 export { JoinHandle, JoinError } from "./task/task.ts";
+export { scope, Scope } from "./task/scope.ts";
+export type { RuntimeMetrics, DriverMetrics } from "./inspect/metrics.ts";
+export type { RuntimeDump, TaskSnapshot } from "./inspect/dump.ts";
+export { StreamBase, NextFuture, asStream, isStream, type Stream } from "./stream/stream.ts";
+export { each } from "./stream/each.ts";
+export { merge } from "./stream/merge.ts";
 export { SysError, TimeoutError, RuntimeError, UnexpectedEofError } from "./errors.ts";
 export { sleep, sleepUntil, interval, timeout, Interval, Sleep } from "./time/sleep.ts";
 export { now } from "./time/clock.ts";
@@ -108,7 +133,7 @@ export {
 export { CancellationToken, CancelledError, DropGuard, withSignal, withToken, type WaitCancelled } from "./cancel.ts";
 export { run, isHosted, TICKS_PER_SLICE, type RunOptions } from "./interop/hosted.ts";
 export { fromPromise, toPromise } from "./interop/promise.ts";
-export { toReadableStream, toWritableStream, frames, type WebStreamOptions, type FrameSource } from "./interop/web.ts";
+export { toReadableStream, toWritableStream, frames, streamIterator, type WebStreamOptions, type FrameSource } from "./interop/web.ts";
 export {
   read,
   write,

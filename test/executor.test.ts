@@ -38,6 +38,9 @@ class Parked extends BaseFuture<number> {
   }
 }
 
+/** A scheduler for tasks driven by hand: every hook a no-op. */
+const quietScheduler = { enqueue() {}, unobserved() {}, settled() {}, sweep() {}, addRoot() {}, removeRoot() {} };
+
 describe("executor", () => {
   const rt = new Runtime();
   afterAll(() => rt.close());
@@ -60,7 +63,7 @@ describe("executor", () => {
 
   test("task state bits move SCHEDULED → RUNNING → COMPLETE", () => {
     const seen: number[] = [];
-    const sched = { enqueue() {}, unobserved() {} };
+    const sched = { ...quietScheduler };
     let task!: Task<number>;
     task = new Task<number>(
       pollFn(() => {
@@ -79,7 +82,7 @@ describe("executor", () => {
 
   test("a wake while RUNNING re-queues the task after its poll returns", () => {
     const queued: unknown[] = [];
-    const sched = { enqueue: (t: unknown) => queued.push(t), unobserved() {} };
+    const sched = { ...quietScheduler, enqueue: (t: unknown) => void queued.push(t) };
     const task = new Task<number>(
       pollFn((cx) => {
         cx.waker.wake(); // self-wake during poll: must not enqueue inline
@@ -304,7 +307,7 @@ describe("executor", () => {
   });
 
   test("ABORTED is set by abort", () => {
-    const t = new Task(new Parked(), { enqueue() {}, unobserved() {} });
+    const t = new Task(new Parked(), quietScheduler);
     t.abort();
     expect(t.state & ABORTED).toBe(ABORTED);
     expect(t.error?.isCancelled()).toBe(true);

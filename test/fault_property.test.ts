@@ -2,7 +2,11 @@
 // interleavings of spawn / wake / abort (cancel) / timer ops, from outside the runtime and
 // from inside running tasks, checked step by step against a reference model of the
 // executor (FIFO run queue, SCHEDULED de-duplication, at most POLLS_PER_TICK polls per tick
-// with completed tasks skipped, abort semantics, unobserved failures). Timer firings depend
+// with completed tasks skipped, abort semantics, unobserved failures) and of the task
+// tree: a task spawned inside a task is its child; an abort halts the whole subtree
+// deepest first (a task still running when its ancestor is halted ends when its poll
+// returns, and the ancestor waits for it); a task that fails halts its children before it
+// settles; a task that returns leaves them to its parent. Timer firings depend
 // on the clock, so they are read from the real run and fed to the model, which checks them
 // (only a sleeping task, never early, never after cancel). At the end every task must have
 // finished (liveness) with the result the model predicts, and no timer may be left.
@@ -157,42 +161,107 @@ interface MTask {
   sleeping: boolean;
   fired: boolean;
   result: Result | null;
+  /** The task that spawned it (null: spawned from outside, a root). */
+  parent: MTask | null;
+  /** Live children, newest first (the executor links a child at the head). */
+  children: MTask[];
+  /** "live", or "halting": aborted, waiting for its children before its own cancel. */
+  phase: "live" | "halting";
 }
 
-/** The reference model of the executor. */
+/** The reference model of the executor and its task tree (lib/task/tree.ts, task.ts). */
 class Model {
   readonly tasks: MTask[] = [];
   readonly queue: MTask[] = [];
   readonly log: string[] = [];
+  /** The task being polled (where a spawn step attaches). */
+  private current: MTask | null = null;
 
   spawn(script: Step[]): void {
-    const t: MTask = { id: this.tasks.length, script, pc: 0, scheduled: true, running: false, aborted: false, complete: false, polled: false, sleeping: false, fired: false, result: null };
+    const parent = this.current;
+    const t: MTask = { id: this.tasks.length, script, pc: 0, scheduled: true, running: false, aborted: false, complete: false, polled: false, sleeping: false, fired: false, result: null, parent, children: [], phase: "live" };
+    if (parent !== null) parent.children.unshift(t);
     this.tasks.push(t);
     this.queue.push(t);
   }
 
+  /** A wake through the task's own waker (the harness has one once it was polled). */
   wake(t: MTask | undefined): void {
-    if (t === undefined || !t.polled || t.scheduled || t.complete) return;
+    if (t === undefined || !t.polled) return;
+    this.rawWake(t);
+  }
+
+  /** Task.wake(): SCHEDULED de-duplication; a running task is queued when its poll returns. */
+  private rawWake(t: MTask): void {
+    if (t.scheduled || t.complete) return;
     t.scheduled = true;
     if (!t.running) this.queue.push(t);
   }
 
   abort(t: MTask | undefined): void {
-    if (t === undefined || t.complete || t.aborted) return;
-    t.aborted = true;
-    if (!t.running) this.finishAbort(t);
+    if (t === undefined || t.complete) return;
+    this.haltTree(t, true);
   }
 
-  private finishAbort(t: MTask): void {
-    this.settle(t, { kind: "cancelled" });
+  private halting(t: MTask): boolean {
+    return t.aborted || t.phase !== "live";
+  }
+
+  /** tree.ts haltTree: mark in pre-order (a stack), act in reverse: deepest first. */
+  private haltTree(start: MTask, self: boolean): void {
+    const order: MTask[] = [];
+    const stack: MTask[] = self ? [start] : [...start.children];
+    for (let n = stack.pop(); n !== undefined; n = stack.pop()) {
+      if (n.complete || n.phase !== "live") continue;
+      n.aborted = true;
+      order.push(n);
+      for (const c of n.children) stack.push(c);
+    }
+    for (let i = order.length - 1; i >= 0; i--) this.proceedHalt(order[i]!);
+  }
+
+  private proceedHalt(t: MTask): void {
+    if (t.running || t.complete || t.phase !== "live") return;
+    t.phase = "halting";
+    if (t.children.length === 0) this.cancelOwn(t);
+  }
+
+  /** Its future is cancelled (Scripted.cancel logs it); nothing is left to clean up. */
+  private cancelOwn(t: MTask): void {
     this.log.push(`cancel ${t.id}`);
     t.sleeping = false;
+    this.drainThen(t, { kind: "cancelled" });
+  }
+
+  private drainThen(t: MTask, r: Result): void {
+    if (t.children.length > 0) this.haltTree(t, false);
+    if (t.children.length === 0) this.settle(t, r);
+  }
+
+  private returned(t: MTask, r: Result): void {
+    if (t.children.length > 0) {
+      const to = t.parent;
+      const moved = t.children;
+      t.children = [];
+      for (const c of moved) {
+        c.parent = to;
+        if (to !== null) to.children.unshift(c);
+      }
+      if (to !== null && this.halting(to)) for (const c of moved) this.haltTree(c, true);
+    }
+    this.settle(t, r);
   }
 
   private settle(t: MTask, r: Result): void {
     t.complete = true;
     t.scheduled = false;
     t.result = r;
+    const p = t.parent;
+    if (p !== null) {
+      p.children.splice(p.children.indexOf(t), 1);
+      if (p.phase !== "live" && p.children.length === 0) this.rawWake(p);
+    }
+    if (r.kind === "failed") this.log.push(`fail ${t.id}`);
   }
 
   /** A timer fired in the real run: check it, then wake. */
@@ -216,22 +285,31 @@ class Model {
 
   private poll(t: MTask): void {
     t.scheduled = false;
+    if (t.phase === "halting") {
+      // Task.runPhase: waiting for its children; once they are gone, its own cancel.
+      t.running = true;
+      if (t.children.length === 0) this.cancelOwn(t);
+      t.running = false;
+      if (t.scheduled && !t.complete) this.queue.push(t);
+      return;
+    }
     t.running = true;
     t.polled = true;
     this.log.push(`poll ${t.id}`);
+    this.current = t;
     const out = this.run(t);
+    this.current = null;
     t.running = false;
-    if (t.aborted) {
-      if (out !== null && out.kind === "value") this.settle(t, out);
-      else this.finishAbort(t);
-      return;
+    if (out !== null && out.kind === "failed") {
+      // Its future threw: nothing to cancel; a halt requested meanwhile makes it cancelled.
+      this.drainThen(t, t.aborted ? { kind: "cancelled" } : out);
+    } else if (out !== null) {
+      this.returned(t, out); // a value is kept even when a halt came during the poll
+    } else if (t.aborted) {
+      this.haltTree(t, true);
     }
-    if (out !== null) {
-      this.settle(t, out);
-      if (out.kind === "failed") this.log.push(`fail ${t.id}`);
-      return;
-    }
-    if (t.scheduled) this.queue.push(t);
+    // A task woken during its poll is queued when the poll returns (unless it settled).
+    if (t.scheduled && !t.complete) this.queue.push(t);
   }
 
   /** Runs script steps until one returns; null = PENDING. */

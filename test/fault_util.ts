@@ -354,7 +354,10 @@ export function spawnFixture(name: string, args: string[], env: Record<string, s
     stdout: "pipe",
     stderr: "pipe",
     stdin: "ignore",
-    env: { ...process.env, ...env },
+    // The fixtures' stderr must stay empty (the tests assert it). On a loaded machine a GC
+    // pause or a descheduled thread can hold one poll past the slow-poll detector's 50 ms,
+    // and its report would land there: the children run without the detector.
+    env: { REEL_SLOW_POLL_MS: "0", ...process.env, ...env },
   });
   const reader = (proc.stdout as ReadableStream<Uint8Array>).getReader();
   const dec = new TextDecoder();

@@ -21,15 +21,39 @@
  * exactly as cancel-safe as its children. select/race losers are cancelled, so use
  * cancel-safe futures (recv, accept, read, sleep, lock…) as branches you intend to retry.
  *
+ * Cleanup (future.ts): the children it cancels may leave asynchronous cleanup (a generator
+ * whose `finally` yields). The group drives all of it, together, before it returns the
+ * winner or throws the failure; cancelled itself, it hands what is left to its canceller.
+ *
+ * Arguments: each future may be a Future or a generator function (as spawn takes);
+ * anything else is a TypeError naming the combinator and what it got.
+ *
  * Must never: poll a finished or cancelled child, poll a child without its own Context,
- * or return before the losers/rest have been cancelled.
+ * or return before the losers/rest have been cancelled and their cleanup has finished.
  */
-import { BaseFuture, FutureStateError, PENDING, intoFuture, type Context, type Future, type IntoFuture, type Poll, type Waker } from "../future.ts";
+import {
+  BaseFuture,
+  FutureStateError,
+  PENDING,
+  cancelOf,
+  describeFuture,
+  handOut,
+  intoFuture,
+  joinCleanups,
+  pollCleanups,
+  type Cleanup,
+  type Context,
+  type Future,
+  type IntoFuture,
+  type Poll,
+  type Waker,
+} from "../future.ts";
 
 const JOIN = 0;
 const TRY_JOIN = 1;
 const SELECT = 2;
 const RACE = 3;
+const NAMES = ["join()", "tryJoin()", "select()", "race()"];
 
 /** The value type of a Future or of a generator function. */
 export type Output<F> = F extends Future<infer V> ? V : F extends () => Generator<unknown, infer V, unknown> ? V : never;
@@ -41,6 +65,13 @@ export type JoinOutputs<T extends readonly unknown[]> = { -readonly [K in keyof 
 export type Selected<T extends readonly unknown[]> = {
   [K in keyof T]: { readonly index: K extends `${infer N extends number}` ? N : number; readonly value: Output<T[K]> };
 }[number];
+
+function checkIterable<T>(x: Iterable<T>, what: string): Iterable<T> {
+  if (x === null || x === undefined || typeof (x as { [Symbol.iterator]?: unknown })[Symbol.iterator] !== "function") {
+    throw new TypeError(`${what} expects an iterable of Futures or generator functions, got ${x === null ? "null" : typeof x}`);
+  }
+  return x;
+}
 
 /** A child's waker and context: queues the child in the group's ready list. */
 class Child implements Waker, Context {
@@ -70,14 +101,20 @@ class Group<R> extends BaseFuture<R> {
   private parent: Waker | null = null;
   private finished = false;
   private errors: unknown[] | null = null;
+  /** Decided: the cleanups of the children it cancelled, driven before the outcome is delivered. */
+  private cleanups: Cleanup[] | null = null;
+  private outcome: unknown = undefined;
+  private outcomeIsError = false;
+  private delivered = false;
 
   constructor(
     futs: IntoFuture<unknown>[],
     private readonly mode: number,
+    what: string = NAMES[mode]!,
   ) {
     super();
     const n = futs.length;
-    this.futs = futs.map((f) => intoFuture(f));
+    this.futs = futs.map((f, i) => intoFuture(f, `${what} argument ${i}`));
     this.children = [];
     this.results = new Array<unknown>(n);
     this.ready = new Int32Array(n);
@@ -98,6 +135,7 @@ class Group<R> extends BaseFuture<R> {
   }
 
   poll(cx: Context): Poll<R> {
+    if (this.cleanups !== null) return this.pollCleanup(cx);
     if (this.finished) throw new FutureStateError("join/select future polled after completion");
     this.parent = cx.waker;
     // Swap lists: children woken while this batch runs go to the next poll.
@@ -110,6 +148,7 @@ class Group<R> extends BaseFuture<R> {
       const idx = batch[i]!;
       const out = this.step(idx);
       if (out !== PENDING) return out;
+      if (this.cleanups !== null) return this.pollCleanup(cx);
     }
     if (this.remaining === 0) return this.complete();
     return PENDING;
@@ -131,14 +170,17 @@ class Group<R> extends BaseFuture<R> {
         this.remaining--;
         return PENDING;
       }
-      this.finish();
-      throw err;
+      if (this.finish()) throw err;
+      this.keep(err, true);
+      return PENDING;
     }
     if (v === PENDING) return PENDING;
     this.futs[idx] = null;
     if (this.mode === SELECT || this.mode === RACE) {
-      this.finish();
-      return (this.mode === RACE ? v : { index: idx, value: v }) as R;
+      const out = (this.mode === RACE ? v : { index: idx, value: v }) as R;
+      if (this.finish()) return out;
+      this.keep(out, false);
+      return PENDING;
     }
     this.results[idx] = v;
     this.remaining--;
@@ -158,23 +200,77 @@ class Group<R> extends BaseFuture<R> {
     return this.results as R;
   }
 
-  /** Decided early (a winner or a failure): cancel every unfinished child. */
-  private finish(): void {
+  /**
+   * Decided early (a winner or a failure): cancels every unfinished child. True when
+   * none left cleanup; otherwise `cleanups` holds it and the outcome waits for it.
+   */
+  private finish(): boolean {
     this.finished = true;
     this.parent = null;
     const futs = this.futs;
+    let left: Cleanup[] | null = null;
     for (let i = 0; i < futs.length; i++) {
       const f = futs[i];
       if (f === null || f === undefined) continue;
       futs[i] = null;
-      f.cancel?.();
+      const c = cancelOf(f);
+      if (c !== null) (left ??= []).push(c);
     }
+    this.cleanups = left;
+    return left === null;
   }
 
-  /** Cancels every unfinished child. */
-  override cancel(): void {
+  /** Holds the decided outcome until the cleanups are done. */
+  private keep(outcome: unknown, isError: boolean): void {
+    this.outcome = outcome;
+    this.outcomeIsError = isError;
+  }
+
+  /** Drives the losers' cleanups; then delivers the outcome. */
+  private pollCleanup(cx: Context): Poll<R> {
+    if (this.delivered) throw new FutureStateError("join/select future polled after completion");
+    if (!pollCleanups(this.cleanups!, cx)) return PENDING;
+    this.cleanups = null;
+    this.delivered = true;
+    const out = this.outcome;
+    this.outcome = undefined;
+    if (this.outcomeIsError) throw out;
+    return out as R;
+  }
+
+  /** Cancels every unfinished child; their cleanup (or the losers' still running) goes to the caller. */
+  override cancel(): Cleanup | void {
+    if (this.cleanups !== null) {
+      const left = joinCleanups(this.cleanups);
+      this.cleanups = null;
+      this.delivered = true;
+      this.outcome = undefined;
+      return left === null ? undefined : handOut(left);
+    }
     if (this.finished) return;
-    this.finish();
+    this.finished = true;
+    this.parent = null;
+    const futs = this.futs;
+    const left: Cleanup[] = [];
+    for (let i = 0; i < futs.length; i++) {
+      const f = futs[i];
+      if (f === null || f === undefined) continue;
+      futs[i] = null;
+      const c = cancelOf(f);
+      if (c !== null) left.push(c);
+    }
+    const all = joinCleanups(left);
+    return all === null ? undefined : handOut(all);
+  }
+
+  override describe(): string {
+    const name = NAMES[this.mode]!.slice(0, -2);
+    if (this.cleanups !== null) return `${name}: decided, cleaning up the rest → ${this.cleanups.map((c) => describeFuture(c)).join("; ")}`;
+    const live: string[] = [];
+    this.futs.forEach((f, i) => {
+      if (f !== null) live.push(`[${i}] ${describeFuture(f)}`);
+    });
+    return `${name}(${this.futs.length}): ${live.join(" | ")}`;
   }
 }
 
@@ -204,7 +300,7 @@ export function join<T extends readonly IntoFuture<unknown>[]>(...futs: T): Base
  * ```
  */
 export function joinAll<T>(futs: Iterable<IntoFuture<T>>): BaseFuture<T[]> {
-  return new Group<T[]>([...futs], JOIN);
+  return new Group<T[]>([...checkIterable(futs, "joinAll()")], JOIN, "joinAll()");
 }
 
 /**
@@ -230,7 +326,7 @@ export function tryJoin<T extends readonly IntoFuture<unknown>[]>(...futs: T): B
  * ```
  */
 export function tryJoinAll<T>(futs: Iterable<IntoFuture<T>>): BaseFuture<T[]> {
-  return new Group<T[]>([...futs], TRY_JOIN);
+  return new Group<T[]>([...checkIterable(futs, "tryJoinAll()")], TRY_JOIN, "tryJoinAll()");
 }
 
 /**

@@ -5,7 +5,9 @@
  * Cancellation is part of every contract: whatever a combinator abandons — select's and
  * race's losers, the rest of a failed tryJoin, the tasks of a closed JoinSet — is cancelled
  * (`cancel()`, JS's Drop) before the combinator returns, so their timers, wakers and
- * registrations are gone.
+ * registrations are gone, and the asynchronous cleanup they leave (a generator's finally
+ * that yields) has finished. A JoinSet's aborted tasks drive their own cleanup; its
+ * `shutdown()` waits for it.
  *
  * Cancel safety at a glance:
  *

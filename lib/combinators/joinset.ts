@@ -22,7 +22,7 @@
  * Must never: lose a finished task's result, or keep an entry after it was joined.
  */
 import { FutureStateError, PENDING, type Context, type IntoFuture, type Poll, type Waker } from "../future.ts";
-import { spawn } from "../executor.ts";
+import { spawn, type SpawnOptions } from "../executor.ts";
 import type { JoinHandle } from "../task/task.ts";
 import { proceed } from "../task/coop.ts";
 import { Queue } from "../sync/queue.ts";
@@ -116,9 +116,9 @@ export class JoinSet<T> implements Disposable {
     return this.waiters.length;
   }
 
-  /** Spawns `fut` on the current runtime as a member of this set. */
-  spawn(fut: IntoFuture<T>): AbortHandle {
-    const handle = spawn(fut);
+  /** Spawns `fut` on the current runtime as a member of this set (a child of the spawning task). */
+  spawn(fut: IntoFuture<T>, opts?: SpawnOptions): AbortHandle {
+    const handle = spawn(fut, opts);
     const e = new Entry(this, handle);
     e.next = this.head;
     if (this.head !== null) this.head.prev = e;
@@ -238,6 +238,10 @@ abstract class SetWaiter<T, R> extends Waiter<R> {
  * ```
  */
 export class JoinNext<T> extends SetWaiter<T, T | null> {
+  override describe(): string {
+    return `JoinSet joinNext (${this.set.size} task(s))`;
+  }
+
   poll(cx: Context): Poll<T | null> {
     if (this.done) throw new FutureStateError("joinNext() future polled after completion");
     if (!proceed(cx)) return PENDING;
@@ -265,6 +269,10 @@ export class JoinNext<T> extends SetWaiter<T, T | null> {
  * ```
  */
 export class Shutdown<T> extends SetWaiter<T, void> {
+  override describe(): string {
+    return `JoinSet shutdown (${this.set.size} task(s) to finish)`;
+  }
+
   poll(cx: Context): Poll<void> {
     if (this.done) throw new FutureStateError("shutdown() future polled after completion");
     for (;;) {

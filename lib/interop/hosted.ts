@@ -18,17 +18,22 @@
  *   runtime that `run()` is driving throws too, even from ordinary code between slices.
  * - Nested `run()` is defined: called from a hosted task, or from ordinary code while a
  *   run is in progress, it adds another root to the same runtime; each root settles its
- *   own Promise. The runtime stays hosted until its last root settles; tasks spawned by
- *   roots then pause until the next `run()`/`blockOn()` (as they do after `blockOn`).
+ *   own Promise. The runtime stays hosted until its last root settles.
+ *
+ * Lifetimes: each `run()` is a root of the task tree, as `blockOn` is. When its future
+ * completes, the tasks still running under it are halted (each running its cleanup) and
+ * the Promise settles after that: nothing spawned by a run outlives it. Aborting
+ * `signal` halts the root's whole tree, then rejects with `signal.reason`. Tasks spawned
+ * from ordinary code (outside any task) are roots of their own.
  *
  * Must never: block the thread, run a slice while another runtime is inside blockOn, run
  * Bun's microtasks inside a slice (user code after `await run()` must not find itself
  * inside a runtime), or keep the process alive when nothing reel holds could wake it.
  */
-import { BaseFuture, PENDING, intoFuture, type Context, type Future, type IntoFuture, type Poll } from "../future.ts";
+import { intoFuture, type IntoFuture } from "../future.ts";
 import { currentRuntime, defaultRuntimeInstance, type Host, type Runtime } from "../executor.ts";
 import { RuntimeError } from "../errors.ts";
-import type { JoinHandle } from "../task/task.ts";
+import { ROOT, type Task } from "../task/task.ts";
 import { now } from "../time/clock.ts";
 import { HAVE_WATCHER, existingWatcher, watcher, type Parked } from "./watcher.ts";
 
@@ -46,78 +51,63 @@ export interface RunOptions {
 }
 
 /**
- * @internal A future that settles a JS Promise with its inner future's outcome: the root
- * task of a hosted run, and of `toPromise` inside blockOn.
+ * @internal A JS Promise settled by a task: the root task of a hosted run, and the task of
+ * `toPromise` inside blockOn. It settles when the task does — after the task's cleanup
+ * and the halting of what still ran under it.
  *
  * @example
  * ```ts
- * const p = new Promise((resolve, reject) => rt.spawn(new Settle(fut, resolve, reject, null)));
+ * const p = new Promise((resolve, reject) => new PromiseTask(rt.spawnUnder(null, fut, undefined, ROOT), resolve, reject, null));
  * ```
  */
-export class Settle<T> extends BaseFuture<void> {
-  private done = false;
+export class PromiseTask<T> {
+  private settled = false;
   private signal: AbortSignal | null = null;
-  private unwatch: (() => void) | null = null;
+  private readonly onAbort = () => this.task.abort();
 
   constructor(
-    private readonly inner: Future<T>,
+    readonly task: Task<T>,
     private readonly resolve: (v: T) => void,
     private readonly reject: (e: unknown) => void,
-    private readonly onDone: ((s: Settle<T>) => void) | null,
+    private readonly onSettled: ((p: PromiseTask<T>) => void) | null,
   ) {
-    super();
+    task.observed = true; // its failure rejects the Promise: it is not unobserved
+    task.onDone = (t) => this.done(t as Task<T>);
   }
 
-  /** Cancels this root when `signal` aborts (the caller aborts its task for a prompt stop). */
-  watch(signal: AbortSignal, abortTask: () => void): void {
+  /** Aborting `signal` halts the task (with its tree); the Promise rejects with the reason. */
+  watch(signal: AbortSignal): void {
     this.signal = signal;
-    signal.addEventListener("abort", abortTask, { once: true });
-    this.unwatch = () => signal.removeEventListener("abort", abortTask);
+    signal.addEventListener("abort", this.onAbort, { once: true });
   }
 
-  poll(cx: Context): Poll<void> {
-    if (this.done) return undefined;
-    let v: Poll<T>;
-    try {
-      v = this.inner.poll(cx);
-    } catch (err) {
-      this.finish();
-      this.reject(err);
-      return undefined;
-    }
-    if (v === PENDING) return PENDING;
+  /** Rejects now with `reason` (the runtime failed) and halts the task, best effort. */
+  failWith(reason: unknown): void {
+    if (this.settled) return;
     this.finish();
-    this.resolve(v);
-    return undefined;
+    this.reject(reason);
+    this.task.abort();
   }
 
-  /** The task was aborted: cancel the inner future, reject with the abort reason. */
-  override cancel(): void {
-    this.abortWith(this.signal?.aborted ? this.signal.reason : new RuntimeError("The hosted run was cancelled", "ECANCELED"));
-  }
-
-  /** Cancels the inner future and rejects with `reason`. Idempotent. */
-  abortWith(reason: unknown): void {
-    if (this.done) return;
+  private done(t: Task<T>): void {
+    if (this.settled) return;
     this.finish();
-    try {
-      this.inner.cancel?.();
-    } finally {
-      this.reject(reason);
-    }
+    const e = t.error;
+    if (e === null) this.resolve(t.value as T);
+    else if (e.isFailed()) this.reject(e.cause);
+    else this.reject(this.signal?.aborted ? this.signal.reason : new RuntimeError("The hosted run was cancelled", "ECANCELED"));
   }
 
   private finish(): void {
-    this.done = true;
-    this.unwatch?.();
-    this.unwatch = null;
-    this.onDone?.(this);
+    this.settled = true;
+    this.signal?.removeEventListener("abort", this.onAbort);
+    this.onSettled?.(this);
   }
 }
 
 /** The host hosted mode attaches to a runtime: schedules its slices and parks it. */
 class HostLoop implements Host, Parked {
-  private readonly roots = new Set<Settle<unknown>>();
+  private readonly roots = new Set<PromiseTask<unknown>>();
   private scheduled = false;
   private parked = false;
   private timer: ReturnType<typeof setTimeout> | null = null;
@@ -128,7 +118,7 @@ class HostLoop implements Host, Parked {
     this.timerAt = -1;
     this.ready();
   };
-  readonly rootDone = (s: Settle<unknown>) => {
+  readonly rootDone = (s: PromiseTask<unknown>) => {
     this.roots.delete(s);
     if (this.roots.size > 0) return;
     // Inside a slice, the slice detaches when it ends; outside (an abort), detach now.
@@ -151,7 +141,7 @@ class HostLoop implements Host, Parked {
     if (this.roots.size === 0) this.detach();
   }
 
-  addRoot(s: Settle<unknown>): void {
+  addRoot(s: PromiseTask<unknown>): void {
     this.roots.add(s);
     this.wake();
   }
@@ -179,7 +169,7 @@ class HostLoop implements Host, Parked {
 
   /** Rejects every root with `err` and detaches (the driver or the watcher failed). */
   fail(err: unknown): void {
-    for (const s of [...this.roots]) s.abortWith(err);
+    for (const s of [...this.roots]) s.failWith(err);
     this.detach();
   }
 
@@ -292,7 +282,7 @@ function attach(rt: Runtime): HostLoop {
  */
 export function run<T>(fut: IntoFuture<T>, options: RunOptions = {}): Promise<T> {
   const rt = hostedRuntime(options);
-  const f = intoFuture(fut);
+  const f = intoFuture(fut, "run()");
   const signal = options.signal;
   if (signal?.aborted) {
     f.cancel?.();
@@ -300,16 +290,16 @@ export function run<T>(fut: IntoFuture<T>, options: RunOptions = {}): Promise<T>
   }
   const host = attach(rt);
   return new Promise<T>((resolve, reject) => {
-    const root = new Settle<T>(f, resolve, reject, host.rootDone as (s: Settle<T>) => void);
-    let handle: JoinHandle<void>;
+    let task: Task<T>;
     try {
-      handle = rt.spawn(root); // throws on a closed runtime
+      task = rt.spawnUnder(null, f, undefined, ROOT); // throws on a closed runtime
     } catch (err) {
       host.release();
       throw err;
     }
-    host.addRoot(root as Settle<unknown>);
-    if (signal !== undefined) root.watch(signal, () => handle.abort());
+    const root = new PromiseTask<T>(task, resolve, reject, host.rootDone as (p: PromiseTask<T>) => void);
+    host.addRoot(root as PromiseTask<unknown>);
+    if (signal !== undefined) root.watch(signal);
   });
 }
 

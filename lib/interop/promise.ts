@@ -13,7 +13,8 @@
  * runtime; with reel I/O or timers also pending, `blockOn` simply waits on those.
  *
  * `toPromise(fut)` runs the future as a task: inside `blockOn` on that runtime (the Promise
- * settles while blockOn keeps running), elsewhere through hosted `run()`.
+ * settles while blockOn keeps running; the task is a child of the task calling toPromise,
+ * so it is halted with it), elsewhere through hosted `run()`.
  *
  * Cancel-safety: cancelling a fromPromise future forgets the Promise (a JS Promise cannot
  * be stopped); built from a function, `fromPromise((signal) => fetch(url, { signal }))`,
@@ -24,7 +25,7 @@
  */
 import { BaseFuture, FutureStateError, PENDING, intoFuture, type Context, type IntoFuture, type Poll, type Waker } from "../future.ts";
 import { currentRuntime, type Runtime } from "../executor.ts";
-import { Settle, run, type RunOptions } from "./hosted.ts";
+import { PromiseTask, run, type RunOptions } from "./hosted.ts";
 
 const PENDING_STATE = 0;
 const FULFILLED = 1;
@@ -164,15 +165,14 @@ export function toPromise<T>(fut: IntoFuture<T>, options: RunOptions = {}): Prom
   const cur = currentRuntime();
   const inBlockOn = cur !== null && cur.host === null && (options.runtime === undefined || options.runtime === cur);
   if (!inBlockOn) return run(fut, options);
-  const f = intoFuture(fut);
+  const f = intoFuture(fut, "toPromise()");
   const signal = options.signal;
   if (signal?.aborted) {
     f.cancel?.();
     return Promise.reject(signal.reason);
   }
   return new Promise<T>((resolve, reject) => {
-    const root = new Settle<T>(f, resolve, reject, null);
-    const handle = cur.spawn(root);
-    if (signal !== undefined) root.watch(signal, () => handle.abort());
+    const root = new PromiseTask<T>(cur.spawnUnder(cur.attachNode(), f, undefined), resolve, reject, null);
+    if (signal !== undefined) root.watch(signal);
   });
 }

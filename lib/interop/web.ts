@@ -13,6 +13,9 @@
  * - {@link frames}: `for await (const line of frames(new FramedRead(s, new LinesCodec())))`.
  *   Breaking out of the loop cancels the pending `next()` (cancel-safe: nothing is lost)
  *   and leaves the stream open.
+ * - Every reel Stream (lib/stream/stream.ts) is async-iterable the same way:
+ *   `for await (const msg of rx)`. This module installs that on load
+ *   ({@link streamIterator}).
  *
  * A reel stream registers with the driver of the runtime that first polls it, so pass the
  * same `runtime` here that serves the stream elsewhere (default: the running runtime when
@@ -23,6 +26,7 @@
  */
 import type { Future } from "../future.ts";
 import { currentRuntime, defaultRuntimeInstance, type Runtime } from "../executor.ts";
+import { NextFuture, checkStream, setHostIterator, type Stream } from "../stream/stream.ts";
 import { read, shutdown, writeAll, type AsyncRead, type AsyncWrite } from "../io/stream.ts";
 import { toPromise } from "./promise.ts";
 
@@ -137,7 +141,31 @@ export interface FrameSource<T> {
  * ```
  */
 export function frames<T>(source: FrameSource<T>, options: { runtime?: Runtime } = {}): AsyncIterableIterator<T> {
-  const runtime = pick(options);
+  if (typeof source !== "object" || source === null || typeof source.next !== "function") {
+    throw new TypeError(`frames() expects something with a next() future (FramedRead, Framed), got ${source === null ? "null" : typeof source}`);
+  }
+  return iterate(() => source.next(), pick(options));
+}
+
+/**
+ * An async iterator over a reel Stream, each step one `pollNext` run as a future on
+ * `runtime` (hosted mode from ordinary code); leaving the loop cancels a pending step
+ * (the stream's `cancelNext()`: nothing is lost on cancel-safe streams). What
+ * `for await (const v of stream)` uses.
+ *
+ * @example
+ * ```ts
+ * import { streamIterator } from "reel";
+ * const it = streamIterator(rx);
+ * const first = await it.next();
+ * ```
+ */
+export function streamIterator<T>(stream: Stream<T>, options: { runtime?: Runtime } = {}): AsyncIterableIterator<T> {
+  checkStream(stream, "streamIterator()");
+  return iterate(() => new NextFuture(stream), pick(options));
+}
+
+function iterate<T>(step: () => Future<T | null>, runtime: Runtime): AsyncIterableIterator<T> {
   let inflight: AbortController | null = null;
   let ended = false;
   const it: AsyncIterableIterator<T> = {
@@ -145,7 +173,7 @@ export function frames<T>(source: FrameSource<T>, options: { runtime?: Runtime }
       if (ended) return { done: true, value: undefined };
       inflight = new AbortController();
       try {
-        const v = await toPromise(source.next(), { runtime, signal: inflight.signal });
+        const v = await toPromise(step(), { runtime, signal: inflight.signal });
         if (v === null) ended = true;
         return v === null ? { done: true, value: undefined } : { done: false, value: v };
       } catch (err) {
@@ -166,3 +194,6 @@ export function frames<T>(source: FrameSource<T>, options: { runtime?: Runtime }
   };
   return it;
 }
+
+// `for await (const v of stream)` on every StreamBase goes through streamIterator.
+setHostIterator((s) => streamIterator(s));

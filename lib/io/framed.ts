@@ -12,11 +12,17 @@
  * Cancel-safety: see codec.ts (next: safe; send: the item is either untaken or buffered;
  * flush/close: safe to call again).
  *
+ * FramedRead (and Framed) are Streams (lib/stream/stream.ts) of frames: `each(framed)`,
+ * `for await` in hosted mode, map/filter/take/timeout. `cancelNext()` has nothing to drop:
+ * the only registration is the inner reader's waker in its driver slot, which may then
+ * cause one spurious wake-up.
+ *
  * Must never: drop buffered frames on cancel, or read past EOF.
  * Must never import: lib/driver/**, lib/net/**, lib/fs/**, lib/interop/**, lib/executor.ts
  * Must never import: ffi/**, bun:ffi
  */
 import { BaseFuture, FutureStateError, PENDING, type Context, type Poll } from "../future.ts";
+import { StreamBase } from "../stream/stream.ts";
 import { UnexpectedEofError } from "../errors.ts";
 import { proceed } from "../task/coop.ts";
 import { ByteBuffer } from "./bytes.ts";
@@ -54,7 +60,7 @@ const ENDED = 2;
  * for (let line; (line = yield* lines.next()) !== null; ) console.log(line);
  * ```
  */
-export class FramedRead<T> {
+export class FramedRead<T> extends StreamBase<T> {
   readonly buffer: ByteBuffer;
   private state = READING;
   private readonly chunk: number;
@@ -64,6 +70,7 @@ export class FramedRead<T> {
     readonly decoder: Decoder<T>,
     options: FramedOptions = {},
   ) {
+    super();
     this.chunk = options.readCapacity ?? 8192;
     this.buffer = new ByteBuffer(this.chunk);
   }
@@ -103,31 +110,8 @@ export class FramedRead<T> {
     return frame;
   }
 
-  /** A future of the next frame, or null at the end of the stream. Cancel-safe. */
-  next(): BaseFuture<T | null> {
-    return new Next(this);
-  }
-}
-
-class Next<T> extends BaseFuture<T | null> {
-  private done = false;
-  constructor(private readonly src: { pollNext(cx: Context): Poll<T | null> }) {
-    super();
-  }
-  poll(cx: Context): Poll<T | null> {
-    if (this.done) throw new FutureStateError("next() future polled after completion");
-    let v: Poll<T | null>;
-    try {
-      v = this.src.pollNext(cx);
-    } catch (err) {
-      this.done = true;
-      throw err;
-    }
-    if (v !== PENDING) this.done = true;
-    return v;
-  }
-  override cancel(): void {
-    this.done = true;
+  describe(): string {
+    return `FramedRead (${this.buffer.length} bytes buffered${this.state === READING ? "" : ", at EOF"})`;
   }
 }
 
@@ -260,7 +244,7 @@ class Drain extends BaseFuture<void> {
  * console.log(yield* chat.next());
  * ```
  */
-export class Framed<In, Out = In> {
+export class Framed<In, Out = In> extends StreamBase<In> {
   readonly reader: FramedRead<In>;
   readonly writer: FramedWrite<Out>;
 
@@ -269,6 +253,7 @@ export class Framed<In, Out = In> {
     codec: Decoder<In> & Encoder<Out>,
     options: FramedOptions = {},
   ) {
+    super();
     this.reader = new FramedRead(stream, codec, options);
     this.writer = new FramedWrite(stream, codec, options);
   }
@@ -278,8 +263,12 @@ export class Framed<In, Out = In> {
   }
 
   /** The next frame, or null at the end of the stream. Cancel-safe. */
-  next(): BaseFuture<In | null> {
+  override next(): BaseFuture<In | null> {
     return this.reader.next();
+  }
+
+  describe(): string {
+    return this.reader.describe();
   }
 
   /** Encodes without writing. */

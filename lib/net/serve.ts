@@ -18,15 +18,25 @@
  *
  * Each accepted connection runs in its own task: one slow, stuck or failing client never
  * holds up the others. The task closes the stream when the handler finishes, throws or is
- * aborted, so a handler cannot leak the fd; a handler's error goes to `onError` and ends
- * only that connection.
+ * aborted (after the handler's own cleanup: a `finally` that yields is driven to the end),
+ * so a handler cannot leak the fd; a handler's error goes to `onError` and ends only that
+ * connection.
+ *
+ * Lifetimes: the connection tasks are descendants of the task running serve() (a group
+ * node of the task tree, "serve fd N"). Cancelling serve() — aborting its task, a
+ * timeout()/select() around it, or `{ signal }` aborting — stops accepting and halts every
+ * connection, each running its cleanup; serve()'s cancel hands that teardown to its
+ * canceller, so `yield* withSignal(serve(...), signal)` returns only once every connection
+ * has closed: the basis of a graceful shutdown. When the listener is closed, serve()
+ * completes and its running connections go on, adopted by the task that ran it.
  *
  * Invariants: at most one accept or one backoff sleep is pending; `delay` is 0 outside a
  * burst. Must never: close the listener (its owner does), retry a resource error without
  * backing off, or let one connection's error stop the loop.
  */
-import { BaseFuture, FutureStateError, PENDING, gen, isFuture, type Context, type Future, type Poll } from "../future.ts";
-import { spawn } from "../executor.ts";
+import { BaseFuture, Cleanup, FutureStateError, PENDING, cancelOf, describeFuture, genOf, handOut, isFuture, type Context, type Future, type Poll, type Waker } from "../future.ts";
+import { Group } from "../task/tree.ts";
+import { GroupDrain, scopeHost, type ScopeHost } from "../task/scope.ts";
 import { SysError } from "../errors.ts";
 import { sleep, type Sleep } from "../time/sleep.ts";
 import type { SocketAddr } from "../../ffi/sockaddr.ts";
@@ -74,6 +84,11 @@ export interface ServeOptions {
   minBackoffMs?: number;
   /** Longest backoff, in ms; default 1000. */
   maxBackoffMs?: number;
+  /**
+   * Aborting it stops serve() as cancelling does — no more accepts, every connection
+   * halted with its cleanup — and then serve() completes normally (it does not throw).
+   */
+  signal?: AbortSignal;
 }
 
 /** Accept errors that exhaust a resource: back off, the queue waits in the kernel. */
@@ -97,18 +112,30 @@ function checkBackoff(ms: number | undefined, fallback: number, what: string): n
   return ms;
 }
 
+const ACCEPTING = 0;
+const DRAINING = 1; // stopped (signal or fatal error): waiting for the halted connections
+const DONE = 2;
+
 /** The accept loop (see the module header). */
-class Serve extends BaseFuture<void> {
+class Serve extends BaseFuture<void> implements EventListenerObject {
   private accepting: BaseFuture<[TcpStream, SocketAddr]> | null = null;
   private backoff: Sleep | null = null;
   /** The current backoff in ms; 0 outside a burst. */
   private delay = 0;
   /** True while a burst of accept errors is running (its first error was reported). */
   private inBurst = false;
-  private done = false;
+  private phase = ACCEPTING;
+  /** DRAINING after a fatal accept error: thrown once the connections are gone. */
+  private failure: unknown = null;
+  /** The connections' node in the task tree (made on the first poll). */
+  private group: Group | null = null;
+  private host: ScopeHost | null = null;
+  private waker: Waker | null = null;
+  private listening = false;
   private readonly onError: (err: unknown, source: ServeErrorSource) => void;
   private readonly minMs: number;
   private readonly maxMs: number;
+  private readonly signal: AbortSignal | null;
 
   constructor(
     private readonly listener: TcpListener,
@@ -119,10 +146,27 @@ class Serve extends BaseFuture<void> {
     this.onError = opts.onError ?? defaultOnError;
     this.minMs = checkBackoff(opts.minBackoffMs, 1, "minBackoffMs");
     this.maxMs = Math.max(this.minMs, checkBackoff(opts.maxBackoffMs, 1000, "maxBackoffMs"));
+    if (opts.signal !== undefined && !(opts.signal instanceof AbortSignal)) {
+      throw new TypeError(`serve() option signal must be an AbortSignal, got ${typeof opts.signal}`);
+    }
+    this.signal = opts.signal ?? null;
   }
 
   poll(cx: Context): Poll<void> {
-    if (this.done) throw new FutureStateError("serve() future polled after completion");
+    if (this.phase === DONE) throw new FutureStateError("serve() future polled after completion");
+    this.waker = cx.waker;
+    if (this.group === null) {
+      const host = (this.host = scopeHost("serve()"));
+      this.group = new Group(host, host.attachNode(), `serve fd ${this.listener.fd}`, false);
+    }
+    if (this.phase === DRAINING) return this.pollDrain(cx);
+    if (this.signal !== null) {
+      if (this.signal.aborted) return this.stop(cx, null);
+      if (!this.listening) {
+        this.listening = true;
+        this.signal.addEventListener("abort", this);
+      }
+    }
     // Bounded: accept consumes the coop budget, and answers PENDING once it is spent.
     for (;;) {
       if (this.backoff !== null) {
@@ -135,16 +179,31 @@ class Serve extends BaseFuture<void> {
         conn = acc.poll(cx);
       } catch (err) {
         this.accepting = null;
-        if (this.failed(err)) continue;
-        this.done = true;
-        return undefined; // the listener was closed
+        let more: boolean;
+        try {
+          more = this.failed(err);
+        } catch (fatal) {
+          return this.stop(cx, fatal);
+        }
+        if (more) continue;
+        // The listener was closed: done; running connections go on under our parent.
+        this.finish();
+        this.group.dissolve();
+        return undefined;
       }
       if (conn === PENDING) return PENDING;
       this.accepting = null;
       this.inBurst = false;
       this.delay = 0;
-      spawn(new Connection(conn[0], this.handler, conn[1], this.onError));
+      this.host!.spawnIn(this.group, new Connection(conn[0], this.handler, conn[1], this.onError));
     }
+  }
+
+  /** The abort event: wake the task so its next poll sees `signal.aborted`. */
+  handleEvent(): void {
+    const w = this.waker;
+    this.waker = null;
+    w?.wake();
   }
 
   /** Handles an accept error: true to keep accepting, false when the listener is closed; throws otherwise. */
@@ -152,10 +211,7 @@ class Serve extends BaseFuture<void> {
     const code = err instanceof SysError ? err.code : "";
     if (code === "EBADF" && this.listener.fd < 0) return false;
     const resource = RESOURCE.has(code);
-    if (!resource && !PER_CONNECTION.has(code)) {
-      this.done = true;
-      throw err;
-    }
+    if (!resource && !PER_CONNECTION.has(code)) throw err;
     if (!this.inBurst) {
       this.inBurst = true;
       this.onError(err, "accept");
@@ -167,18 +223,70 @@ class Serve extends BaseFuture<void> {
     return true;
   }
 
-  /** Stops accepting. Connection tasks already spawned keep running. */
-  override cancel(): void {
-    if (this.done) return;
-    this.done = true;
+  /** Stops accepting and halts every connection; `failure` is thrown once they are gone. */
+  private stop(cx: Context, failure: unknown): Poll<void> {
+    this.stopAccepting();
+    this.failure = failure;
+    this.phase = DRAINING;
+    this.group!.haltAll();
+    return this.pollDrain(cx);
+  }
+
+  private pollDrain(cx: Context): Poll<void> {
+    const g = this.group!;
+    if (g.liveTasks > 0) {
+      g.waker = cx.waker;
+      return PENDING;
+    }
+    this.finish();
+    g.close();
+    if (this.failure !== null) throw this.failure;
+    return undefined;
+  }
+
+  private stopAccepting(): void {
     this.accepting?.cancel();
     this.backoff?.cancel();
     this.accepting = null;
     this.backoff = null;
+    if (this.listening) {
+      this.listening = false;
+      this.signal!.removeEventListener("abort", this);
+    }
+  }
+
+  private finish(): void {
+    this.stopAccepting();
+    this.phase = DONE;
+    this.waker = null;
+  }
+
+  /** Stops accepting and halts the connections; their cleanup goes to the canceller. */
+  override cancel(): Cleanup | void {
+    if (this.phase === DONE) return;
+    this.finish();
+    const g = this.group;
+    if (g === null) return;
+    g.haltAll();
+    if (g.liveTasks === 0) {
+      g.close();
+      return;
+    }
+    return handOut(new GroupDrain(g, null));
+  }
+
+  override describe(): string {
+    const n = this.group?.liveTasks ?? 0;
+    if (this.phase === DRAINING) return `serve: stopping, ${n} connection(s) to halt`;
+    const what = this.backoff !== null ? `backing off ${this.delay} ms after accept errors` : `accept on fd ${this.listener.fd}`;
+    return `serve (${n} connection(s)): ${what}`;
   }
 }
 
-/** One connection's task: runs the handler, reports its error, always closes the stream. */
+/**
+ * One connection's task: runs the handler, reports its error, always closes the stream —
+ * after the handler's own cleanup when it is cancelled.
+ */
 class Connection extends BaseFuture<void> {
   private inner: Future<void> | null = null;
   private done = false;
@@ -195,7 +303,7 @@ class Connection extends BaseFuture<void> {
     if (this.done) throw new FutureStateError("serve() connection task polled after completion");
     let failure: unknown = null;
     try {
-      const fut = this.inner ?? (this.inner = start(this.handler(this.stream, this.peer)));
+      const fut = this.inner ?? (this.inner = start(this.handler, this.stream, this.peer));
       if (fut.poll(cx) === PENDING) return PENDING;
     } catch (err) {
       failure = err === null ? new Error("null thrown") : err;
@@ -207,23 +315,56 @@ class Connection extends BaseFuture<void> {
     return undefined;
   }
 
-  override cancel(): void {
+  /** Cancels the handler; the stream closes once its cleanup (if any) has finished. */
+  override cancel(): Cleanup | void {
     if (this.done) return;
     this.done = true;
     const fut = this.inner;
     this.inner = null;
+    let c: Cleanup | null = null;
     try {
-      fut?.cancel?.();
+      if (fut !== null) c = cancelOf(fut);
+    } finally {
+      if (c === null) this.stream.close();
+    }
+    if (c !== null) return handOut(new CloseAfter(c, this.stream));
+  }
+
+  override describe(): string {
+    return `connection from ${String(this.peer)} → ${describeFuture(this.inner)}`;
+  }
+}
+
+/** A cancelled connection's cleanup: the handler's, then the stream is closed (always). */
+class CloseAfter extends Cleanup {
+  constructor(
+    private readonly first: Cleanup,
+    private readonly stream: TcpStream,
+  ) {
+    super();
+  }
+  protected step(cx: Context): Poll<void> {
+    if (this.first.poll(cx) === PENDING) return PENDING;
+    this.stream.close();
+    return undefined;
+  }
+  protected abandon(): void {
+    try {
+      this.first.cancel();
     } finally {
       this.stream.close();
     }
   }
+  override describe(): string {
+    return `closing connection after ${describeFuture(this.first)}`;
+  }
 }
 
-/** A handler's result as a Future: generators are driven by gen(). */
-function start(r: Future<void> | Generator<unknown, void, unknown>): Future<void> {
+/** A handler's result as a Future: generators are driven by the gen adapter (named after the handler). */
+function start(handler: ConnectionHandler, stream: TcpStream, peer: SocketAddr): Future<void> {
+  const r = handler(stream, peer);
   if (isFuture(r)) return r;
-  if (typeof r === "object" && r !== null && typeof (r as Generator).next === "function") return gen(() => r as Generator<unknown, void, unknown>);
+  if (typeof r === "object" && r !== null && typeof (r as Generator).next === "function") return genOf(r as Generator<unknown, void, unknown>, handler);
   throw new TypeError(`serve() handler must return a Future or be a generator function, got ${r === null ? "null" : typeof r}`);
 }
 
@@ -231,7 +372,8 @@ function start(r: Future<void> | Generator<unknown, void, unknown>): Future<void
  * Accepts connections on `listener` until it is closed, running `handler` in a task of
  * its own for each; resource errors (EMFILE…) are logged once per burst and retried with
  * backoff, so the server keeps serving once descriptors free up. Completes when the
- * listener is closed; cancelling it stops accepting (running connections continue).
+ * listener is closed (running connections go on); cancelling it, or aborting
+ * `opts.signal`, stops accepting and halts every connection, each running its cleanup.
  *
  * @example
  * ```ts

@@ -128,4 +128,8 @@ export class BarrierWait extends Waiter<BarrierWaitResult> {
     // Still parked: the generation has not tripped, so take the arrival back.
     if (this.barrier.waiters.remove(this)) this.barrier.arrived--;
   }
+
+  override describe(): string {
+    return `Barrier wait (${this.barrier.arrived} of ${this.barrier.n} arrived)`;
+  }
 }

@@ -14,12 +14,15 @@
  * count reaches 0, so a value is not kept alive after everyone has seen it.
  *
  * Cancel safety: `recv()` is cancel-safe: the position only moves when it completes.
+ * A BroadcastReceiver is a Stream (lib/stream/stream.ts): a lagging one's `pollNext`
+ * throws LaggedError once (the position moved to the oldest value kept) and goes on.
  * Closing: when every sender handle is closed, receivers drain what they have not seen,
  * then get `null`. Sending with no open receiver throws {@link SendError}.
  *
  * Must never: skip a value without reporting the lag, or block a sender.
  */
 import { FutureStateError, PENDING, type Context, type Poll } from "../future.ts";
+import { StreamBase } from "../stream/stream.ts";
 import { proceed } from "../task/coop.ts";
 import { LaggedError, SendError, checkCount } from "./errors.ts";
 import { WaitList, Waiter } from "./waitlist.ts";
@@ -127,17 +130,48 @@ export class BroadcastSender<T> implements Disposable {
  * }
  * ```
  */
-export class BroadcastReceiver<T> implements Disposable {
+export class BroadcastReceiver<T> extends StreamBase<T> implements Disposable {
   /** @internal Next sequence number to read. */
   pos: number;
   /** @internal */
   open = true;
+  private slot: BroadcastRecv<T> | null = null;
   /** @internal Use broadcast() or subscribe(). */
   constructor(
     private readonly shared: Shared<T>,
     pos: number,
   ) {
+    super();
     this.pos = pos;
+  }
+
+  /** Stream: the next value, PENDING, or null once every sender is closed; LaggedError once after a lag. */
+  pollNext(cx: Context): Poll<T | null> {
+    const r = (this.slot ??= new BroadcastRecv(this.shared, this));
+    let v: Poll<T | null>;
+    try {
+      v = r.poll(cx);
+    } catch (err) {
+      this.slot = null; // a lag: the recv ended itself; the next pollNext goes on
+      throw err;
+    }
+    if (v !== PENDING) this.slot = null;
+    return v;
+  }
+
+  /** Stream: leaves the waiter list a pending pollNext joined. */
+  override cancelNext(): void {
+    this.slot?.cancel();
+    this.slot = null;
+  }
+
+  /** Stream: the same as recv(). */
+  override next(): BroadcastRecv<T> {
+    return this.recv();
+  }
+
+  describe(): string {
+    return `broadcast: ${this.length} unread, ${this.shared.senders} sender(s)`;
   }
 
   /**
@@ -251,6 +285,10 @@ export class BroadcastRecv<T> extends Waiter<T | null> {
     this.done = true;
     this.waker = null;
     this.shared.waiters.remove(this);
+  }
+
+  override describe(): string {
+    return `broadcast recv (${this.rx.length} unread, ${this.shared.senders} sender(s))`;
   }
 }
 

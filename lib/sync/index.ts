@@ -21,6 +21,10 @@
  * | Semaphore `acquire(n)`              | yes — granted permits are returned; queue place lost |
  * | Barrier `wait()`                    | yes before the barrier trips (the arrival is taken back) |
  *
+ * The receivers (mpsc, broadcast, watch) are Streams (lib/stream/stream.ts): `each(rx)`,
+ * `rx.next()`, `for await` in hosted mode, map/filter/take/timeout — cancel-safe as recv().
+ * Every waiting future describes itself (`describe()`) for `runtime.dump()`.
+ *
  * Must never: import the executor (primitives only talk to wakers).
  */
 export { Waiter, WaitList } from "./waitlist.ts";

@@ -22,9 +22,13 @@
  *
  * Both ops consume the task's coop budget, so a task draining a full channel still yields.
  *
+ * The Receiver is a Stream (lib/stream/stream.ts): `pollNext`, `next()`, `each(rx)`,
+ * `for await` in hosted mode, map/filter/take/timeout. Cancel-safe as recv().
+ *
  * Must never: lose a message or a slot, or hold a reference to a received message.
  */
 import { FutureStateError, PENDING, type Context, type Poll } from "../future.ts";
+import { StreamBase } from "../stream/stream.ts";
 import { proceed } from "../task/coop.ts";
 import { SendError, checkCount } from "./errors.ts";
 import { Queue } from "./queue.ts";
@@ -181,9 +185,37 @@ export class UnboundedSender<T> extends SenderHandle<T> {
  * // null: every sender closed and the queue is drained
  * ```
  */
-export class Receiver<T> implements Disposable {
+export class Receiver<T> extends StreamBase<T> implements Disposable {
+  /** The recv() a pending pollNext parked (the stream side's one waiter). */
+  private slot: Recv<T> | null = null;
+
   /** @internal Use channel() or unboundedChannel(). */
-  constructor(private readonly chan: Chan<T>) {}
+  constructor(private readonly chan: Chan<T>) {
+    super();
+  }
+
+  /** Stream: the next message, PENDING, or null once closed and drained. Cancel-safe. */
+  pollNext(cx: Context): Poll<T | null> {
+    const r = (this.slot ??= new Recv(this.chan));
+    const v = r.poll(cx);
+    if (v !== PENDING) this.slot = null;
+    return v;
+  }
+
+  /** Stream: leaves the waiter list a pending pollNext joined. */
+  override cancelNext(): void {
+    this.slot?.cancel();
+    this.slot = null;
+  }
+
+  /** Stream: the same as recv(). */
+  override next(): Recv<T> {
+    return this.recv();
+  }
+
+  describe(): string {
+    return describeChan(this.chan);
+  }
 
   /**
    * The next message, waiting for one; `null` once the channel is closed and drained
@@ -265,6 +297,15 @@ export class Recv<T> extends Waiter<T | null> {
     this.waker = null;
     this.chan.recvWaiters.remove(this);
   }
+
+  override describe(): string {
+    return `mpsc recv (${describeChan(this.chan)})`;
+  }
+}
+
+function describeChan(c: Chan<unknown>): string {
+  const cap = c.sem === null ? "unbounded" : `${c.queue.length} queued, ${c.sem.availablePermits} free`;
+  return `channel: ${cap}, ${c.senders} sender(s)${c.closed ? ", closed" : ""}`;
 }
 
 /**
@@ -309,6 +350,10 @@ export class Send<T> extends PermitWaiter<void> {
     this.done = true;
     this.value = undefined;
     this.chan.sem!.dropWaiter(this);
+  }
+
+  override describe(): string {
+    return `mpsc send (channel full: ${this.chan.sem!.waiterCount} sender(s) waiting)`;
   }
 }
 

@@ -66,6 +66,9 @@ class Lock<T> extends AcquireBase<MutexGuard<T>> {
   protected output(): MutexGuard<T> {
     return new MutexGuard(this.mutex);
   }
+  protected override what(): string {
+    return "Mutex lock";
+  }
 }
 
 /**

@@ -121,4 +121,8 @@ export class Notified extends Waiter<void> {
       this.notify.notifyOne();
     }
   }
+
+  override describe(): string {
+    return `Notify notified (${this.notify.waiterCount} waiting)`;
+  }
 }

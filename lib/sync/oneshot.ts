@@ -164,6 +164,10 @@ export class OneshotRecv<T> extends Waiter<T> {
     this.waker = null;
     this.slot.waiters.remove(this);
   }
+
+  override describe(): string {
+    return "oneshot recv (nothing sent yet)";
+  }
 }
 
 /**

@@ -93,6 +93,9 @@ class ReadLock<T> extends AcquireBase<RwLockReadGuard<T>> {
   protected output(): RwLockReadGuard<T> {
     return new RwLockReadGuard(this.lock);
   }
+  protected override what(): string {
+    return "RwLock read";
+  }
 }
 
 class WriteLock<T> extends AcquireBase<RwLockWriteGuard<T>> {
@@ -101,6 +104,9 @@ class WriteLock<T> extends AcquireBase<RwLockWriteGuard<T>> {
   }
   protected output(): RwLockWriteGuard<T> {
     return new RwLockWriteGuard(this.lock);
+  }
+  protected override what(): string {
+    return "RwLock write";
   }
 }
 

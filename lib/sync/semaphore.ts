@@ -226,6 +226,15 @@ export abstract class AcquireBase<T> extends PermitWaiter<T> {
     this.done = true;
     this.sem.dropWaiter(this);
   }
+
+  /** "Mutex lock", "RwLock write", "Semaphore acquire(2)" … with the queue length. */
+  protected what(): string {
+    return `Semaphore acquire(${this.needed})`;
+  }
+
+  override describe(): string {
+    return `${this.what()} (${this.granted ? "granted" : `${this.sem.waiterCount} waiting, ${this.sem.availablePermits} free`})`;
+  }
 }
 
 /**

@@ -15,9 +15,15 @@
  * Cancel safety: `changed()` is cancel-safe: it marks the version seen only when it
  * completes.
  *
+ * A WatchReceiver is a Stream (lib/stream/stream.ts) of the values it has not seen: each
+ * `pollNext` waits for a change and returns the latest value (marking it seen); the value
+ * current at subscribe time counts as seen (read it with `borrow()`); the stream ends
+ * (null) once the sender is closed and the last value was seen.
+ *
  * Must never: report the same version twice to one receiver, or miss a version change.
  */
 import { FutureStateError, PENDING, type Context, type Poll } from "../future.ts";
+import { StreamBase } from "../stream/stream.ts";
 import { RecvError, SendError } from "./errors.ts";
 import { WaitList, Waiter } from "./waitlist.ts";
 
@@ -99,16 +105,44 @@ export class WatchSender<T> implements Disposable {
  * }
  * ```
  */
-export class WatchReceiver<T> implements Disposable {
+export class WatchReceiver<T> extends StreamBase<T> implements Disposable {
   /** @internal The version last marked seen. */
   seen: number;
   private open = true;
+  private slot: Changed<T> | null = null;
   /** @internal Use watch() or subscribe(). */
   constructor(
     private readonly cell: Cell<T>,
     seen: number,
   ) {
+    super();
     this.seen = seen;
+  }
+
+  /** Stream: the next unseen value (marked seen), PENDING, or null once the sender closed. */
+  pollNext(cx: Context): Poll<T | null> {
+    const c = (this.slot ??= new Changed(this.cell, this));
+    let r: Poll<void>;
+    try {
+      r = c.poll(cx);
+    } catch (err) {
+      this.slot = null;
+      if (err instanceof RecvError) return null; // closed, and the last value was seen
+      throw err;
+    }
+    if (r === PENDING) return PENDING;
+    this.slot = null;
+    return this.cell.value;
+  }
+
+  /** Stream: leaves the waiter list a pending pollNext joined. */
+  override cancelNext(): void {
+    this.slot?.cancel();
+    this.slot = null;
+  }
+
+  describe(): string {
+    return `watch: version ${this.cell.version}, seen ${this.seen}${this.cell.txClosed ? ", sender closed" : ""}`;
   }
 
   /** The current value, without marking it seen. */
@@ -199,6 +233,10 @@ export class Changed<T> extends Waiter<void> {
     this.done = true;
     this.waker = null;
     this.cell.waiters.remove(this);
+  }
+
+  override describe(): string {
+    return `watch changed (version ${this.cell.version}, seen ${this.rx.seen})`;
   }
 }
 

@@ -8,9 +8,33 @@
  *
  * `sleep(0)` and past deadlines complete on the next driver turn, not inline: they yield.
  *
+ * `interval()` is also a Stream (lib/stream/stream.ts) of tick times that never ends:
+ * `each(interval(100))`, `interval(100).take(5)`.
+ *
+ * `timeout(fut, ms)` takes what spawn takes (a Future or a generator function). When the
+ * deadline passes it cancels the inner future and drives the cleanup that leaves (a
+ * generator's `finally` that yields) before it throws TimeoutError: when the error
+ * reaches you, the inner future's cleanup has finished.
+ *
  * Must never: allocate per poll, or leave an entry in the wheel after cancel or completion.
  */
-import { BaseFuture, FutureStateError, PENDING, isFuture, pollGuarded, type Context, type Future, type Poll, type Waker } from "../future.ts";
+import {
+  BaseFuture,
+  FutureStateError,
+  PENDING,
+  cancelOf,
+  describeFuture,
+  handOut,
+  intoFuture,
+  pollGuarded,
+  type Cleanup,
+  type Context,
+  type Future,
+  type IntoFuture,
+  type Poll,
+  type Waker,
+} from "../future.ts";
+import { StreamBase } from "../stream/stream.ts";
 import { currentDriver } from "../current.ts";
 import { TimeoutError, checkMs } from "../errors.ts";
 import { TimerEntry, type TimerWheel } from "./wheel.ts";
@@ -69,6 +93,15 @@ export class Sleep extends BaseFuture<void> {
   get isElapsed(): boolean {
     return this.entry.fired;
   }
+
+  override describe(): string {
+    return `sleep until ${this.deadline} ms (${describeIn(this.deadline)})`;
+  }
+}
+
+function describeIn(deadline: number): string {
+  const d = deadline - now();
+  return d > 0 ? `in ${Math.ceil(d)} ms` : "due";
 }
 
 /**
@@ -113,26 +146,46 @@ export function sleepUntil(deadline: number): Sleep {
  * for (let i = 0; i < 3; i++) { const at = yield* every.tick(); console.log("tick at", at); }
  * ```
  */
-export class Interval {
-  private next: number;
+export class Interval extends StreamBase<number> {
+  private next_: number;
+  /** The tick a pending pollNext waits for. */
+  private slot: TickFuture | null = null;
   constructor(readonly period: number) {
+    super();
     checkMs(period, "interval() period");
     if (period === 0) throw new RangeError("interval() period must be > 0 ms, got 0");
-    this.next = Math.ceil(now());
+    this.next_ = Math.ceil(now());
   }
 
   /** A future that completes at the next tick, with that tick's scheduled time (ms). */
   tick(): BaseFuture<number> {
-    const at = this.next;
-    this.next = at + this.period;
+    const at = this.next_;
+    this.next_ = at + this.period;
     return new TickFuture(at);
+  }
+
+  /** Stream: the next tick's scheduled time, or PENDING; never ends. Cancel-safe. */
+  pollNext(cx: Context): Poll<number | null> {
+    const t = (this.slot ??= this.tick() as TickFuture);
+    const v = t.poll(cx);
+    if (v !== PENDING) this.slot = null;
+    return v;
+  }
+
+  /** Stream: removes the pending tick's timer; that tick is still the next one returned. */
+  override cancelNext(): void {
+    this.slot?.disarm();
+  }
+
+  describe(): string {
+    return `interval ${this.period} ms, next tick at ${this.slot?.at ?? this.next_} ms`;
   }
 }
 
 class TickFuture extends BaseFuture<number> {
-  private readonly sleep: Sleep;
+  private sleep: Sleep;
   private done = false;
-  constructor(private readonly at: number) {
+  constructor(readonly at: number) {
     super();
     this.sleep = new Sleep(at);
   }
@@ -147,22 +200,47 @@ class TickFuture extends BaseFuture<number> {
   override cancel(): void {
     this.sleep.cancel();
   }
+
+  /** Removes the timer but keeps the tick pending (the stream's cancelNext). */
+  disarm(): void {
+    this.sleep.cancel();
+    this.sleep = new Sleep(this.at);
+  }
+
+  override describe(): string {
+    return `interval tick at ${this.at} ms (${describeIn(this.at)})`;
+  }
 }
 
 /**
  * A periodic timer of `ms` milliseconds. See {@link Interval}.
+ *
+ * @example
+ * ```ts
+ * import { each, interval } from "reel";
+ * for (const at of yield* each(interval(1000).take(3))) {
+ *   console.log("tick", at);
+ *   yield* each.next();
+ * }
+ * ```
  */
 export function interval(ms: number): Interval {
   return new Interval(ms);
 }
 
+const T_RUNNING = 0;
+const T_CLEANING = 1; // expired: driving the inner future's cleanup before throwing
+const T_DONE = 2;
+
 /**
  * Polls the inner future with a time limit. If `ms` passes first, the inner future is
- * cancelled and the timeout fails with {@link TimeoutError}.
+ * cancelled, its cleanup (if any) driven to the end, and the timeout fails with
+ * {@link TimeoutError}.
  */
 class Timeout<T> extends BaseFuture<T> {
   private readonly timer: Sleep;
-  private done = false;
+  private state = T_RUNNING;
+  private cleanup: Cleanup | null = null;
   constructor(
     private readonly inner: Future<T>,
     private readonly ms: number,
@@ -172,31 +250,57 @@ class Timeout<T> extends BaseFuture<T> {
   }
 
   poll(cx: Context): Poll<T> {
-    if (this.done) throw new FutureStateError("timeout() future polled after completion");
+    if (this.state === T_CLEANING) return this.pollCleanup(cx);
+    if (this.state === T_DONE) throw new FutureStateError("timeout() future polled after completion");
     const v = pollGuarded(this.inner, cx, this);
     if (v !== PENDING) return v;
     if (this.timer.poll(cx) === PENDING) return PENDING;
-    this.done = true;
-    this.inner.cancel?.();
+    const c = cancelOf(this.inner);
+    if (c === null) {
+      this.state = T_DONE;
+      throw new TimeoutError(this.ms);
+    }
+    this.cleanup = c;
+    this.state = T_CLEANING;
+    return this.pollCleanup(cx);
+  }
+
+  private pollCleanup(cx: Context): Poll<T> {
+    if (this.cleanup!.poll(cx) === PENDING) return PENDING;
+    this.cleanup = null;
+    this.state = T_DONE;
     throw new TimeoutError(this.ms);
   }
 
   /** Releases the guard; called by pollGuarded when the inner future settles. */
   finish(): void {
-    this.done = true;
+    this.state = T_DONE;
     this.timer.cancel();
   }
 
-  override cancel(): void {
-    if (this.done) return;
+  /** Cancels the inner future (or hands over its cleanup, when the deadline already passed). */
+  override cancel(): Future<void> | void {
+    if (this.state === T_CLEANING) {
+      const c = this.cleanup!;
+      this.cleanup = null;
+      this.state = T_DONE;
+      return handOut(c);
+    }
+    if (this.state === T_DONE) return;
     this.finish();
-    this.inner.cancel?.();
+    return this.inner.cancel?.();
+  }
+
+  override describe(): string {
+    if (this.state === T_CLEANING) return `timeout ${this.ms} ms (expired, cleaning up) → ${describeFuture(this.cleanup)}`;
+    return `timeout ${this.ms} ms (${this.timer.isElapsed ? "expired" : "running"}) → ${describeFuture(this.inner)}`;
   }
 }
 
 /**
- * Runs `fut` with a deadline of `ms` milliseconds: its value, or TimeoutError (after the
- * inner future has been cancelled).
+ * Runs `fut` (a Future or a generator function) with a deadline of `ms` milliseconds: its
+ * value, or TimeoutError — thrown once the inner future has been cancelled and its
+ * cleanup (a `finally` that yields) has finished.
  *
  * @example
  * ```ts
@@ -205,7 +309,6 @@ class Timeout<T> extends BaseFuture<T> {
  * catch (e) { if (e instanceof TimeoutError) stream.close(); else throw e; }
  * ```
  */
-export function timeout<T>(fut: Future<T>, ms: number): BaseFuture<T> {
-  if (!isFuture(fut)) throw new TypeError(`timeout() expects a Future, got ${fut === null ? "null" : typeof fut}`);
-  return new Timeout(fut, ms);
+export function timeout<T>(fut: IntoFuture<T>, ms: number): BaseFuture<T> {
+  return new Timeout(intoFuture(fut, "timeout()"), ms);
 }
