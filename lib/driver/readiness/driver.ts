@@ -81,7 +81,7 @@ export class ReadinessDriver extends Driver {
   }
 
   private client(): PoolClient {
-    return this.pool ?? (this.pool = new PoolClient(this));
+    return this.pool ?? (this.pool = new PoolClient(this.registry, this));
   }
 
   protected poll(timeoutMs: number): number {

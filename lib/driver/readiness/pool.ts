@@ -3,7 +3,7 @@
  * have no readiness (regular files, directory listings, readlink, realpath) and, on
  * dedicated Workers ("lanes"), the reads and writes of fds reel must not make
  * non-blocking (shared.ts). A runtime learns of completions through an eventfd bound to
- * its own driver as an IoFd, so a finished job wakes its task like any I/O event. files.ts
+ * its own driver's registry, so a finished job wakes its task like any I/O event. files.ts
  * builds the FileFd and PathOps interfaces on it; the io_uring driver uses it for the path
  * ops the ring has no opcode for.
  *
@@ -36,8 +36,9 @@
 import * as libc from "../../../ffi/libc.ts";
 import * as ep from "../../../ffi/epoll.ts";
 import { PENDING, FutureStateError, type Context, type Poll, type Waker } from "../../future.ts";
-import { DIR_READ, FILE_CHUNK, STAT_FIELD_COUNT, closedError, statFieldsFrom, type DirEntryFields, type FileFuture, type IoFd, type StatFields } from "../fd.ts";
-import type { Driver } from "../driver.ts";
+import { FILE_CHUNK, STAT_FIELD_COUNT, closedError, statFieldsFrom, type DirEntryFields, type FileFuture, type StatFields } from "../fd.ts";
+import { READ_READY, type Registry, type ScheduledIo, type WorkCounter } from "../registry.ts";
+import { READABLE } from "./poller.ts";
 import { SysError, check } from "../../errors.ts";
 
 /** Worker threads in the file pool (this machine class has 2 cores). */
@@ -182,7 +183,7 @@ export class Job {
  *
  * @example
  * ```ts
- * const client = new PoolClient(driver);
+ * const client = new PoolClient(driver.registry, driver);
  * const job = client.submit({ op: "stat", path: "/etc/hostname" }, null);
  * // … the job's waker fires when it is settled …
  * client.close();
@@ -190,7 +191,7 @@ export class Job {
  */
 export class PoolClient {
   private efd = -1;
-  private io: IoFd | null = null;
+  private io: ScheduledIo | null = null;
   private readonly jobs = new Set<Job>();
   /** Settled jobs whose worker may still be writing the eventfd (state DONE, not RELEASED). */
   private readonly unreleased: Job[] = [];
@@ -200,7 +201,10 @@ export class PoolClient {
   /** True while onReady settles jobs (it goes idle itself at the end). */
   private inReady = false;
 
-  constructor(private readonly driver: Driver) {}
+  constructor(
+    private readonly registry: Registry,
+    private readonly work: WorkCounter,
+  ) {}
 
   /** Jobs in flight (for tests). */
   get inFlight(): number {
@@ -226,24 +230,28 @@ export class PoolClient {
       len, pos: req.pos ?? -1, datasync: req.datasync ?? false, ctl: job.ctl, data: job.data, efd: this.efd,
     };
     this.jobs.add(job);
-    this.driver.addWork();
+    this.work.addWork();
     owner?.jobStarted(job);
     const target = typeof lane === "number" ? workers[lane >= 0 ? lane % workers.length : nextWorker++ % workers.length]! : lane;
     target.postMessage(msg);
     return job;
   }
 
-  /** Makes the eventfd and binds it to the driver, its readiness waiting on this client's waker. */
+  /**
+   * Makes the eventfd and registers it, its readiness waiting on this client's waker. On
+   * io_uring the registration is a multishot poll op, which resolves the number when it
+   * is issued: closing the number after deregister (which cancels or neuters it) is safe.
+   */
   private bind(): void {
     this.efd = check(ep.eventfd(0, ep.EFD_NONBLOCK | ep.EFD_CLOEXEC), "eventfd");
     try {
-      this.io = this.driver.socket(this.efd);
+      this.io = this.registry.register(this.efd, READABLE);
     } catch (err) {
       libc.close(this.efd);
       this.efd = -1;
       throw err;
     }
-    this.io.pollReady(this.cx, DIR_READ);
+    this.registry.pollReady(this.io, READ_READY, this.cx);
   }
 
   /**
@@ -298,7 +306,7 @@ export class PoolClient {
   /** Settles a job: no longer work, its owner told, its result dropped if orphaned, its waker woken. */
   private settle(job: Job): void {
     this.jobs.delete(job);
-    this.driver.doneWork();
+    this.work.doneWork();
     job.done = true;
     if (!job.skipped && !job.detached && Atomics.load(job.state, 0) === DONE) this.unreleased.push(job);
     job.owner?.jobDone(job);
@@ -327,13 +335,13 @@ export class PoolClient {
   private readyRounds(): void {
     for (let round = 0; round < 1000; round++) {
       const io = this.io;
-      if (io === null || io.fd < 0) return;
-      // Readiness seen (records its tick), then drained and cleared before the scan.
-      if (io.pollReady(this.cx, DIR_READ) === PENDING) return;
+      if (io === null || io.closed) return;
+      const tick = io.tick;
       libc.read(this.efd, this.drainBuf);
-      io.clearReady(DIR_READ);
+      this.registry.clearReadiness(io, READABLE, tick);
       for (const job of this.jobs) if (job.finished) this.settle(job);
       if (this.jobs.size === 0) return this.idle();
+      if (this.registry.pollReady(io, READ_READY, this.cx) === PENDING) return;
     }
   }
 
@@ -346,8 +354,9 @@ export class PoolClient {
     this.unreleased.length = 0;
     const io = this.io;
     this.io = null;
+    if (io !== null) this.registry.deregister(io);
+    if (this.efd >= 0) libc.close(this.efd);
     this.efd = -1;
-    io?.close(); // closes the eventfd too
   }
 
   /**

@@ -186,7 +186,7 @@ export class UringDriver extends Driver {
   /** The blocking pool, for the calls the ring has no opcode for; closed with the driver. */
   poolClient(): PoolClient {
     if (this.pool_ === null) {
-      const client = new PoolClient(this);
+      const client = new PoolClient(this.registry, this);
       this.pool_ = client;
       this.atClose(() => client.close());
     }
