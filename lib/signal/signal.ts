@@ -1,0 +1,215 @@
+/**
+ * Unix signals as reel streams: {@link signal} gives a {@link SignalStream} of a signal's
+ * occurrences, {@link ctrlC} a future for the next SIGINT. Delivery is lib/signal/hub.ts:
+ * reel's own handler (counted, woken through the driver) while `blockOn` owns the thread,
+ * Bun's `process.on` in hosted mode (`run()`); the same stream works in both and switches
+ * as the thread changes hands.
+ *
+ * The stream contract (to be aligned with reel's `Stream<T>`): `pollNext(cx)` returns the
+ * next item (the signal's name, once per occurrence), {@link PENDING} with `cx.waker`
+ * stored, or {@link SIGNAL_END} once the stream was closed; `recv()`/`next()` is the same
+ * as a future resolving to the name, or `null` after close. Occurrences are counted from
+ * the moment the stream is first polled (or recv'd) under a runtime; several occurrences
+ * the kernel merges before the handler runs (a standard signal pending twice) count once.
+ *
+ * Cancel safety: `recv()` is cancel-safe — an occurrence is taken only in the poll that
+ * returns it. A stream that is no longer needed must be closed (`close()` or `using`):
+ * while it is open, the signal does not get its default action (SIGINT does not kill).
+ *
+ * Signals that cannot be caught (SIGKILL, SIGSTOP) and those Bun's runtime handles itself
+ * (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGABRT, SIGSYS and, on Linux, SIGPWR, which
+ * JavaScriptCore uses to suspend threads) are a RangeError; an unknown name a TypeError.
+ *
+ * Must never: install a handler for a forbidden signal, drop an occurrence a poll did not
+ * return, or keep delivery on after close().
+ */
+import { BaseFuture, FutureStateError, PENDING, type Context, type Poll, type Waker } from "../future.ts";
+import { SIGNALS } from "../../ffi/signal.ts";
+import { subscribe, take, unsubscribe, type Listener } from "./hub.ts";
+
+/** The names {@link signal} accepts (the platform's catchable signals). */
+export type SignalName =
+  | "SIGHUP" | "SIGINT" | "SIGQUIT" | "SIGUSR1" | "SIGUSR2" | "SIGPIPE" | "SIGALRM" | "SIGTERM" | "SIGCHLD"
+  | "SIGCONT" | "SIGTSTP" | "SIGTTIN" | "SIGTTOU" | "SIGURG" | "SIGXCPU" | "SIGXFSZ" | "SIGVTALRM" | "SIGPROF"
+  | "SIGWINCH" | "SIGIO" | "SIGINFO" | "SIGSTKFLT" | "SIGEMT";
+
+/**
+ * What {@link SignalStream.pollNext} returns once the stream is closed: no more items.
+ *
+ * @example
+ * ```ts
+ * const v = stream.pollNext(cx);
+ * if (v === SIGNAL_END) return; // closed
+ * ```
+ */
+export const SIGNAL_END: unique symbol = Symbol("reel.SIGNAL_END");
+
+const UNCATCHABLE = new Set(["SIGKILL", "SIGSTOP"]);
+const RUNTIME_OWNED = new Set(["SIGSEGV", "SIGBUS", "SIGFPE", "SIGILL", "SIGTRAP", "SIGABRT", "SIGSYS", ...(process.platform === "linux" ? ["SIGPWR"] : [])]);
+
+/** Validates a signal name: its number, or a TypeError/RangeError naming it. */
+export function signalNumber(name: unknown, what = "signal()"): number {
+  if (typeof name !== "string") throw new TypeError(`${what} needs a signal name such as "SIGINT", got ${name === null ? "null" : typeof name}`);
+  const n = SIGNALS[name];
+  if (n === undefined) throw new TypeError(`Unknown signal ${JSON.stringify(name)} for ${what}: expected a name such as "SIGINT" or "SIGTERM"`);
+  return n;
+}
+
+function catchable(name: unknown): number {
+  const n = signalNumber(name);
+  if (UNCATCHABLE.has(name as string)) throw new RangeError(`Cannot listen for ${String(name)}: it cannot be caught or ignored`);
+  if (RUNTIME_OWNED.has(name as string)) throw new RangeError(`Cannot listen for ${String(name)}: Bun's runtime handles it itself`);
+  return n;
+}
+
+/**
+ * A stream of one signal's occurrences (see the module header for the contract).
+ *
+ * @example
+ * ```ts
+ * import { blockOn, signal } from "reel";
+ * blockOn(function* () {
+ *   using hup = signal("SIGHUP");
+ *   for (let s; (s = yield* hup.recv()) !== null; ) console.log(`${s}: reloading`);
+ * });
+ * ```
+ */
+export class SignalStream {
+  private listener: Listener | null;
+
+  /** @internal Use {@link signal}. */
+  constructor(
+    /** The signal's name. */
+    readonly name: SignalName,
+    signo: number,
+  ) {
+    this.listener = subscribe(name, signo);
+  }
+
+  /** True once close() ran. */
+  get isClosed(): boolean {
+    return this.listener === null;
+  }
+
+  /** The next occurrence: the signal's name, {@link PENDING} (waker stored) or {@link SIGNAL_END}. */
+  pollNext(cx: Context): Poll<SignalName | typeof SIGNAL_END> {
+    const l = this.listener;
+    if (l === null) return SIGNAL_END;
+    return take(l, cx) ? this.name : PENDING;
+  }
+
+  /** A future for the next occurrence: the name, or null once the stream is closed. Cancel-safe. */
+  recv(): BaseFuture<SignalName | null> {
+    return new Recv(this);
+  }
+
+  /** Same as {@link recv} (the iterator-style name). */
+  next(): BaseFuture<SignalName | null> {
+    return new Recv(this);
+  }
+
+  /** @internal A recv() polled with `waker` was abandoned. */
+  dropWaker(waker: Waker): void {
+    const l = this.listener;
+    if (l !== null && l.waker === waker) l.waker = null;
+  }
+
+  /** Stops listening: the signal gets its previous action back once no stream listens. Idempotent. */
+  close(): void {
+    const l = this.listener;
+    this.listener = null;
+    if (l !== null) unsubscribe(l);
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}
+
+class Recv extends BaseFuture<SignalName | null> {
+  private done = false;
+  private waker: Waker | null = null;
+  constructor(private readonly s: SignalStream) {
+    super();
+  }
+  poll(cx: Context): Poll<SignalName | null> {
+    if (this.done) throw new FutureStateError("signal recv() future polled after completion");
+    const v = this.s.pollNext(cx);
+    if (v === PENDING) {
+      this.waker = cx.waker;
+      return PENDING;
+    }
+    this.done = true;
+    this.waker = null;
+    return v === SIGNAL_END ? null : v;
+  }
+  override cancel(): void {
+    if (this.done) return;
+    this.done = true;
+    if (this.waker !== null) this.s.dropWaker(this.waker);
+    this.waker = null;
+  }
+}
+
+/**
+ * A stream of `name`'s occurrences. Throws RangeError for SIGKILL, SIGSTOP and the signals
+ * Bun handles itself, TypeError for an unknown name.
+ *
+ * @example
+ * ```ts
+ * import { blockOn, signal } from "reel";
+ * blockOn(function* () {
+ *   using term = signal("SIGTERM");
+ *   yield* term.recv();
+ *   console.log("terminating");
+ * });
+ * ```
+ */
+export function signal(name: SignalName): SignalStream {
+  return new SignalStream(name, catchable(name));
+}
+
+/** The future behind {@link ctrlC}: listens from its first poll, stops listening when done. */
+class CtrlC extends BaseFuture<void> {
+  private stream: SignalStream | null = null;
+  private done = false;
+  poll(cx: Context): Poll<void> {
+    if (this.done) throw new FutureStateError("ctrlC() future polled after completion");
+    const s = (this.stream ??= signal("SIGINT"));
+    let v: Poll<SignalName | typeof SIGNAL_END>;
+    try {
+      v = s.pollNext(cx);
+    } catch (err) {
+      this.finish();
+      throw err;
+    }
+    if (v === PENDING) return PENDING;
+    this.finish();
+    return undefined;
+  }
+  private finish(): void {
+    this.done = true;
+    this.stream?.close();
+    this.stream = null;
+  }
+  override cancel(): void {
+    if (!this.done) this.finish();
+  }
+}
+
+/**
+ * Resolves at the next SIGINT (Ctrl-C in a terminal) received after its first poll; while
+ * it waits, SIGINT does not kill the process. Cancelling it restores that.
+ *
+ * @example
+ * ```ts
+ * import { blockOn, ctrlC, race, serve } from "reel";
+ * blockOn(function* () {
+ *   yield* race(serve(listener, handler), ctrlC()); // serve until Ctrl-C
+ *   console.log("bye");
+ * });
+ * ```
+ */
+export function ctrlC(): BaseFuture<void> {
+  return new CtrlC();
+}
