@@ -7,7 +7,7 @@
  */
 import { beforeAll, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
-import { PENDING, SIGNAL_END, ctrlC, run, signal, spawn, yieldNow, type Context, type SignalName } from "../lib/index.ts";
+import { PENDING, Runtime, SIGNAL_END, ctrlC, run, signal, spawn, yieldNow, type Context, type SignalName } from "../lib/index.ts";
 import { hubState, startSignals } from "../lib/signal/hub.ts";
 import { SIGNALS } from "../ffi/signal.ts";
 import * as proc from "../ffi/process.ts";
@@ -128,8 +128,7 @@ forEachBackend("signals", ({ run: blockOn }) => {
 });
 
 test("a signal sent while Bun's other threads run does not kill the process (why reel does not use signalfd; no fd check: the Workers' own fds go when they do)", async () => {
-const { Runtime } = await import("../lib/index.ts");
-const rt = new Runtime();
+  const rt = new Runtime();
   const src = "self.onmessage = () => {}; postMessage(1); setInterval(() => { let x = 0; for (let i = 0; i < 1e6; i++) x += i; }, 1);";
   const url = URL.createObjectURL(new Blob([src]));
   const workers = [0, 1, 2].map(() => new Worker(url));
@@ -153,7 +152,6 @@ const rt = new Runtime();
 });
 
 test("when reel stops owning the thread, its handler is given back; a stream still open re-installs it in the next blockOn", async () => {
-  const { Runtime } = await import("../lib/index.ts");
   const rt = new Runtime({ backend: "epoll" });
   try {
     const s = signal("SIGUSR1");
