@@ -131,3 +131,8 @@ export { LinesCodec, LengthDelimitedCodec, type Decoder, type Encoder, type Leng
 export { Framed, FramedRead, FramedWrite, type FramedOptions } from "./io/framed.ts";
 export * as fs from "./fs/index.ts";
 export { signal, ctrlC, SignalStream, SIGNAL_END, type SignalName } from "./signal/signal.ts";
+export { Command, type CommandOutput } from "./process/command.ts";
+export { Child, ChildOutput, ExitStatus } from "./process/child.ts";
+export type { Stdio } from "./process/spawn.ts";
+export { pipe, PipeReader, PipeWriter } from "./io/pipe.ts";
+export { stdin, stdout, stderr, Stdin, StdWriter } from "./io/stdio.ts";
