@@ -18,7 +18,8 @@
  * (a worker claimed it) → 1 done → 4 released (the worker has written the eventfd and
  * touches nothing more). A job no worker has claimed can be abandoned here, 0 → 2: it
  * never runs. A running job can be *detached*, 3 → 5: the worker then neither writes the
- * eventfd nor reports, and closes the fds named in the job's ctl when its call returns —
+ * eventfd nor reports, and closes the fds named in the job's ctl when its call returns
+ * (then 5 → 6) —
  * how a shared fd whose read blocks forever (a terminal) is closed at once (shared.ts).
  * Otherwise a running call cannot be stopped: its result is dropped when it ends (an
  * opened fd is closed), and its file's number stays pinned until then (files.ts,
@@ -55,6 +56,7 @@ const ABANDONED = 2;
 const RUNNING = 3;
 const RELEASED = 4;
 const DETACHED = 5;
+const DETACHED_ENDED = 6;
 
 const workers: Worker[] = [];
 let nextWorker = 0;
@@ -169,6 +171,11 @@ export class Job {
   /** True while a worker is inside the blocking call. */
   get running(): boolean {
     return Atomics.load(this.state, 0) === RUNNING;
+  }
+
+  /** A detached job whose worker has returned from its call (and closed what it was handed). */
+  get detachedEnded(): boolean {
+    return Atomics.load(this.state, 0) === DETACHED_ENDED;
   }
 
   /** True once the worker stored the result (done or released). */

@@ -13,8 +13,8 @@
  * byte length is the result. State: 0 queued → 3 running (this worker claims it with a
  * compare-and-swap) → 1 done → 4 released; the runtime thread may instead move a queued
  * job 0 → 2 (abandoned), and then this worker skips it entirely, or a running one 3 → 5
- * (detached), and then this worker closes the fds named at 8 and 12 when the call returns
- * and touches nothing else. The result is stored before the state, and the state before
+ * (detached), and then this worker closes the fds named at 8 and 12 when the call returns,
+ * stores 6, and touches nothing else. The result is stored before the state, and the state before
  * the eventfd write, so the runtime thread that sees the wake-up sees the result.
  * "Released" (4) is stored after the eventfd write: from then on this worker touches
  * nothing of the job, so the runtime thread may close the eventfd.
@@ -53,6 +53,7 @@ const QUEUED = 0;
 const DONE = 1;
 const RUNNING = 3;
 const RELEASED = 4;
+const DETACHED_ENDED = 6;
 
 const one = new Uint8Array(new ArrayBuffer(8));
 one[0] = 1;
@@ -211,6 +212,7 @@ self.onmessage = (ev: MessageEvent<Job>) => {
       const fd = Atomics.load(ctl, k);
       if (fd >= 0) libc.close(fd);
     }
+    Atomics.store(ctl, 0, DETACHED_ENDED);
     return;
   }
   libc.write(j.efd, one);

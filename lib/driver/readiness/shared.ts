@@ -5,7 +5,8 @@
  * it breaks the shell). Its reads and writes run as blocking calls on a Worker of its own
  * (a lane of the pool, pool.ts), one call per op; the runtime thread is woken through the
  * driver's pool eventfd like any pool job. A lane is used by one WorkerFd at a time, so a
- * terminal read that waits for a line never holds up file jobs or another fd.
+ * terminal read that waits for a line never holds up file jobs or another fd; a closed
+ * WorkerFd's lane is reused once any call it detached has returned.
  *
  * Per direction, at most one call is in flight. Cancel safety:
  * - read: a read whose future is cancelled stays in flight; the next read takes its bytes
@@ -36,8 +37,41 @@ import { dedicatedWorker, type Job, type PoolClient } from "./pool.ts";
 /** Largest read or write one call makes. */
 const IO_MAX = 64 * 1024;
 
-/** Lanes no WorkerFd uses now (a lane whose call was detached is not reused). */
-const idleLanes: Worker[] = [];
+/**
+ * Lanes no WorkerFd uses now, each with the detached call it may still be running (a
+ * lane is handed out again only once that call has returned: its jobs run in order).
+ */
+const idleLanes: { worker: Worker; detached: Job | null }[] = [];
+
+/** An idle lane whose Worker is free (no detached call still running), or null. */
+function freeLane(): Worker | null {
+  for (let i = 0; i < idleLanes.length; i++) {
+    const l = idleLanes[i]!;
+    if (l.detached === null || l.detached.detachedEnded) {
+      idleLanes.splice(i, 1);
+      return l.worker;
+    }
+  }
+  return null;
+}
+
+/**
+ * Starts `n` lanes now (tests: so a Worker's start-up is not counted against an fd check).
+ *
+ * @example
+ * ```ts
+ * await startLanes(2);
+ * ```
+ */
+export async function startLanes(n: number): Promise<void> {
+  const ready: Promise<void>[] = [];
+  for (let i = idleLanes.length; i < n; i++) {
+    const lane = dedicatedWorker();
+    idleLanes.push({ worker: lane.worker, detached: null });
+    ready.push(lane.ready);
+  }
+  await Promise.all(ready);
+}
 
 /**
  * A shared fd whose ops run on a Worker of its own.
@@ -55,8 +89,8 @@ export class WorkerFd implements IoFd {
   private writeJob: Job | null = null;
   /** Bytes a read returned that its caller's buffer could not take. */
   private stash: Uint8Array | null = null;
-  /** The lane's Worker ran a call that was detached: it must not be reused. */
-  private laneTainted = false;
+  /** A call of this fd that was detached and may still run on the lane. */
+  private detachedJob: Job | null = null;
 
   constructor(
     readonly driver: Driver,
@@ -66,7 +100,7 @@ export class WorkerFd implements IoFd {
   ) {}
 
   private worker(): Worker {
-    return (this.lane ??= idleLanes.pop() ?? dedicatedWorker().worker);
+    return (this.lane ??= freeLane() ?? dedicatedWorker().worker);
   }
 
   pollOp(cx: Context, op: IoOp, buf: Uint8Array | null, bufs: readonly Uint8Array[]): Poll<number> {
@@ -180,13 +214,13 @@ export class WorkerFd implements IoFd {
       job.waker = null;
       if (this.client.detach(job, owner ? [] : [fd])) {
         owner = true;
-        this.laneTainted = true;
+        this.detachedJob = job;
       }
       w?.wake();
     }
     for (const job of [this.readJob, this.writeJob]) if (job !== null && job.done && !job.detached) this.client.giveBack(job);
     this.readJob = this.writeJob = null;
-    if (this.lane !== null && !this.laneTainted) idleLanes.push(this.lane);
+    if (this.lane !== null) idleLanes.push({ worker: this.lane, detached: this.detachedJob });
     this.lane = null;
     if (owner) return;
     const r = libc.close(fd);
