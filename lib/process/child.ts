@@ -92,17 +92,30 @@ const sigchld = {
 
 function sigchldFired(): void {
   for (const c of [...sigchld.children]) c.reapNow();
+  if (sigchld.children.size === 0 && sigchld.listener !== null) {
+    // Unsubscribing here could run inside the driver's dispatch: leave it to a microtask.
+    queueMicrotask(() => {
+      if (sigchld.children.size === 0 && sigchld.listener !== null) {
+        unsubscribe(sigchld.listener);
+        sigchld.listener = null;
+      }
+    });
+  }
 }
 
-/** Subscribes (while children need it) and re-arms the SIGCHLD listener; call from a task's poll. */
+/**
+ * Subscribes while children need it (a sticky listener: every SIGCHLD runs the reaper)
+ * and keeps delivery set up for whoever owns the thread; call from a task's poll or spawn.
+ */
 function armSigchld(): void {
   if (sigchld.children.size === 0) {
     if (sigchld.listener !== null) unsubscribe(sigchld.listener);
     sigchld.listener = null;
     return;
   }
-  const l = (sigchld.listener ??= subscribe("SIGCHLD", SIGNALS.SIGCHLD!));
-  while (take(l, sigchld.cx)) sigchldFired();
+  const l = (sigchld.listener ??= subscribe("SIGCHLD", SIGNALS.SIGCHLD!, true));
+  take(l, sigchld.cx);
+  sigchldFired(); // one that exited before the handler was in place
 }
 
 /**

@@ -58,6 +58,8 @@ export class Listener {
   constructor(
     readonly name: string,
     readonly signo: number,
+    /** Internal listeners (the SIGCHLD reaper): woken on every occurrence, waker kept, nothing counted. */
+    readonly sticky = false,
   ) {}
 }
 
@@ -87,11 +89,14 @@ const drainBuf = new Uint8Array(new ArrayBuffer(256));
 let returnScheduled = false;
 let keepAlive: ReturnType<typeof setInterval> | null = null;
 
-/** Adds a listener for `signo`. */
-export function subscribe(name: string, signo: number): Listener {
+/**
+ * Adds a listener for `signo`. A `sticky` one (internal) keeps its waker and is woken on
+ * every occurrence without counting; {@link take} still (re)establishes delivery for it.
+ */
+export function subscribe(name: string, signo: number, sticky = false): Listener {
   let rec = records.get(signo);
   if (rec === undefined) records.set(signo, (rec = new Record(name, signo)));
-  const l = new Listener(name, signo);
+  const l = new Listener(name, signo, sticky);
   rec.listeners.add(l);
   return l;
 }
@@ -234,6 +239,10 @@ function collectOne(rec: Record): void {
 /** `n` occurrences of `rec`'s signal: counted on every listener, waiters woken. */
 function deliver(rec: Record, n: number): void {
   for (const l of rec.listeners) {
+    if (l.sticky) {
+      l.waker?.wake();
+      continue;
+    }
     l.pending = Math.min(l.pending + n, 0x7fff_ffff);
     const w = l.waker;
     l.waker = null;
