@@ -271,6 +271,26 @@ test("SIGCHLD fallback (no pidfd): exit codes and kills arrive through reel's si
   }
 });
 
+test("sigchld_reaper_keeps_listening: a second child's SIGCHLD after the first was reaped still wakes its parked waiter", () => {
+  const rt = new Runtime({ backend: "epoll" });
+  process.env.REEL_PIDFD = "0";
+  try {
+    const r = rt.blockOn(function* () {
+      const b = new Command("sleep").arg("30").spawn();
+      const waiter = spawn(b.wait()); // parked: nothing re-polls it until b's SIGCHLD is handled
+      yield* sleep(0);
+      const a = yield* new Command("true").status(); // the first SIGCHLD, handled by a's own wait
+      b.kill();
+      const sb = yield* timeout(waiter, 5000); // the second SIGCHLD must reach the reaper alone
+      return [a.code, sb.signal];
+    });
+    expect(r).toEqual([0, "SIGKILL"]);
+  } finally {
+    delete process.env.REEL_PIDFD;
+    rt.close();
+  }
+});
+
 test("hosted mode: output() through run()", async () => {
   const out = await run(new Command("echo").arg("hosted").output());
   expect(dec.decode(out.stdout)).toBe("hosted\n");
