@@ -136,3 +136,4 @@ export { Child, ChildOutput, ExitStatus } from "./process/child.ts";
 export type { Stdio } from "./process/spawn.ts";
 export { pipe, PipeReader, PipeWriter } from "./io/pipe.ts";
 export { stdin, stdout, stderr, Stdin, StdWriter } from "./io/stdio.ts";
+export { spawnBlocking, blockingCancelled, setBlockingPoolSize, blockingPoolSize, startBlockingPool } from "./blocking/blocking.ts";
