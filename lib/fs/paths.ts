@@ -130,7 +130,15 @@ export function readDir(path: string): BaseFuture<DirEntry[]> {
   return new PathFuture((ops) => ops.readDir(p), p, (list: DirEntryFields[]) => list.map((e) => new DirEntry(e.name, joinPath(p, e.name), e.type)));
 }
 
-/** Options for {@link mkdir}. */
+/**
+ * Options for {@link mkdir}.
+ *
+ * @example
+ * ```ts
+ * const opts: MkdirOptions = { recursive: true, mode: 0o750 };
+ * yield* fs.mkdir("/tmp/a/b", opts);
+ * ```
+ */
 export interface MkdirOptions {
   /** Create missing parents too, and succeed if the directory exists (mkdir -p). Default false. */
   recursive?: boolean;

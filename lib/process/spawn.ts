@@ -22,7 +22,16 @@ import * as proc from "../../ffi/process.ts";
 import { SYS } from "../../ffi/constants.ts";
 import { SysError } from "../errors.ts";
 
-/** What a child's stdin, stdout or stderr is connected to. */
+/**
+ * What a child's stdin, stdout or stderr is connected to: a new pipe (reel streams on the
+ * Child), the parent's own stream, or /dev/null.
+ *
+ * @example
+ * ```ts
+ * const mode: Stdio = "pipe";
+ * const child = new Command("cat").stdin(mode).stdout("pipe").stderr("inherit").spawn();
+ * ```
+ */
 export type Stdio = "pipe" | "inherit" | "null";
 
 /** Everything posix_spawn needs, validated. */

@@ -27,7 +27,16 @@ import { BaseFuture, FutureStateError, PENDING, type Context, type Poll, type Wa
 import { SIGNALS } from "../../ffi/signal.ts";
 import { subscribe, take, unsubscribe, type Listener } from "./hub.ts";
 
-/** The names {@link signal} accepts (the platform's catchable signals). */
+/**
+ * The names {@link signal} accepts (the platform's catchable signals; SIGINFO and SIGEMT
+ * exist on the BSDs and macOS only, SIGSTKFLT on Linux only).
+ *
+ * @example
+ * ```ts
+ * const which: SignalName = process.env.RELOAD_SIGNAL === "usr1" ? "SIGUSR1" : "SIGHUP";
+ * using s = signal(which);
+ * ```
+ */
 export type SignalName =
   | "SIGHUP" | "SIGINT" | "SIGQUIT" | "SIGUSR1" | "SIGUSR2" | "SIGPIPE" | "SIGALRM" | "SIGTERM" | "SIGCHLD"
   | "SIGCONT" | "SIGTSTP" | "SIGTTIN" | "SIGTTOU" | "SIGURG" | "SIGXCPU" | "SIGXFSZ" | "SIGVTALRM" | "SIGPROF"
