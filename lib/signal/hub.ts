@@ -300,6 +300,11 @@ export function startSignals(): void {
   sig.setWakeFd(pipeW);
 }
 
+/** For tests: the fd number the pump (the wake-up pipe's duplicate) has now, or -1. */
+export function pumpFd(): number {
+  return pump === null ? -1 : pump.io.fd;
+}
+
 /** What the hub holds now (for tests): native handlers, bun listeners, the pump's driver. */
 export function hubState(): { native: string[]; bun: string[]; pumpBound: boolean; listeners: number } {
   const native: string[] = [];

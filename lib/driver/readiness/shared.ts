@@ -227,3 +227,22 @@ export class WorkerFd implements IoFd {
     if (r < 0 && r !== -EBADF) throw new SysError(-r, "close");
   }
 }
+
+/**
+ * For tests: idle lanes ready to be handed out, and idle lanes still running a call
+ * that was detached from its closed fd.
+ *
+ * @example
+ * ```ts
+ * const { free, detachedRunning } = laneState();
+ * ```
+ */
+export function laneState(): { free: number; detachedRunning: number } {
+  let free = 0;
+  let detachedRunning = 0;
+  for (const l of idleLanes) {
+    if (l.detached === null || l.detached.detachedEnded) free++;
+    else detachedRunning++;
+  }
+  return { free, detachedRunning };
+}
