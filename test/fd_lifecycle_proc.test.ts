@@ -15,7 +15,7 @@ import { NO_BUFS, OP_READ } from "../lib/driver/fd.ts";
 import { startFsPool } from "../lib/driver/readiness/pool.ts";
 import { laneState, startLanes } from "../lib/driver/readiness/shared.ts";
 import { pumpFd, startSignals } from "../lib/signal/hub.ts";
-import { forEachBackend } from "./helpers.ts";
+import { fdTable, forEachBackend, opened } from "./helpers.ts";
 
 const noop: Context = { waker: { wake() {} } };
 const enc = new TextEncoder();
@@ -166,12 +166,14 @@ forEachBackend("fd lifecycle (processes, pipes, signals)", ({ run, backend }) =>
 
 test("stdio_binding_closed_with_its_runtime: a handle used in a runtime that closes rebinds in the next", () => {
   const err = stderr();
+  const before = fdTable();
   for (const backend of ["epoll", "poll"] as const) {
     const rt = new Runtime({ backend });
     rt.blockOn(err.write(enc.encode(`[stdio binding test: ${backend}]\n`)));
     rt.close(); // closes the handle's duplicate of fd 2
   }
   err.close();
+  expect(opened(before, fdTable())).toEqual([]);
   expect(libc.fcntl(2, SYS.F_GETFD, 0)).toBeGreaterThanOrEqual(0);
 });
 
