@@ -11,13 +11,28 @@ import { PENDING, Runtime, SIGNAL_END, ctrlC, run, signal, spawn, yieldNow, type
 import { hubState, startSignals } from "../lib/signal/hub.ts";
 import { SIGNALS } from "../ffi/signal.ts";
 import * as proc from "../ffi/process.ts";
-import { forEachBackend } from "./helpers.ts";
+import { fdCount, fdTable, forEachBackend, opened } from "./helpers.ts";
 
 const noop: Context = { waker: { wake() {} } };
 
 beforeAll(() => {
   startSignals(); // the process-wide wake-up pipe exists before any fd check counts
 });
+
+/**
+ * Waits (bounded) until no fd opened since `before` is left and the count has held still
+ * for 50 ms: fds that Bun opens and closes on its own threads (a Worker's, a signal
+ * listener's) must not change a later test's fd count under it.
+ */
+async function settleFds(before: Map<string, string>): Promise<void> {
+  let stable = 0;
+  for (let i = 0, last = -1; i < 300 && (opened(before, fdTable()).length > 0 || stable < 5); i++) {
+    await new Promise((r) => setTimeout(r, 10));
+    const n = fdCount();
+    stable = n === last ? stable + 1 : 0;
+    last = n;
+  }
+}
 
 /** Sends `name` to this process (process-directed, as kill(1) does). */
 function raise(name: string): void {
@@ -131,7 +146,9 @@ test("a signal sent while Bun's other threads run does not kill the process (why
   const rt = new Runtime();
   const src = "self.onmessage = () => {}; postMessage(1); setInterval(() => { let x = 0; for (let i = 0; i < 1e6; i++) x += i; }, 1);";
   const url = URL.createObjectURL(new Blob([src]));
+  const fdsBefore = fdTable();
   const workers = [0, 1, 2].map(() => new Worker(url));
+  const closed = workers.map((w) => new Promise((r) => w.addEventListener("close", r)));
   await Promise.all(workers.map((w) => new Promise((r) => (w.onmessage = r))));
   try {
     const n = rt.blockOn(function* () {
@@ -148,6 +165,10 @@ test("a signal sent while Bun's other threads run does not kill the process (why
   } finally {
     for (const w of workers) w.terminate();
     rt.close();
+    // The Workers' own fds go when they have really stopped: wait for that (bounded), so
+    // no later test sees its fd count change under it.
+    await Promise.all(closed);
+    await settleFds(fdsBefore);
   }
 });
 
@@ -175,6 +196,7 @@ test("when reel stops owning the thread, its handler is given back; a stream sti
 });
 
 test("hosted mode: delivery goes through Bun's process.on, and the stream keeps the process alive while it waits", async () => {
+  const before = fdTable();
   const got = await run(function* () {
     using s = signal("SIGUSR2");
     expect(s.pollNext(noop)).toBe(PENDING);
@@ -184,4 +206,5 @@ test("hosted mode: delivery goes through Bun's process.on, and the stream keeps 
   });
   expect(got).toBe("SIGUSR2");
   expect(hubState()).toEqual({ native: [], bun: [], pumpBound: false, listeners: 0 });
+  await settleFds(before);
 });
