@@ -123,8 +123,9 @@ let keepAlive: unknown = null;
 /** Compiles the handler on first use; null (see {@link handlerError}) if cc() is unavailable. */
 function lib(): Native | null {
   if (native !== null || nativeError !== null) return native;
-  const dir = mkdtempSync(join(tmpdir(), "reel-sig-"));
+  let dir: string | null = null;
   try {
+    dir = mkdtempSync(join(tmpdir(), "reel-sig-"));
     const file = join(dir, "handler.c");
     writeFileSync(file, SOURCE);
     const l = cc({
@@ -141,7 +142,11 @@ function lib(): Native | null {
   } catch (err) {
     nativeError = err instanceof Error ? err.message : String(err);
   } finally {
-    rmSync(dir, { recursive: true, force: true });
+    try {
+      if (dir !== null) rmSync(dir, { recursive: true, force: true });
+    } catch {
+      // A temp dir left behind is harmless; ffi/ never throws.
+    }
   }
   return native;
 }
