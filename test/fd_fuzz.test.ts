@@ -18,7 +18,12 @@
  * REEL_SEED replays; REEL_FUZZ_RUNS=N sets the number of runs (default 30 per backend;
  * the long variant is `REEL_FUZZ_RUNS=500 bun test test/fd_fuzz.test.ts`).
  *
- * Every new fd type joins this suite: add its ops as commands and its victim kind.
+ * Every new fd type joins this suite: add its ops as commands and its victim kind. So far,
+ * besides sockets and files: pipe() ends (read, write, close), child processes (`cat`
+ * with piped stdin/stdout: its pipes, kill, wait — its pidfd is the driver's), shared
+ * (inherited) fds over a blocking pipe (driver.inherited(): a Worker lane on the
+ * readiness backends, ring ops on io_uring), and signal streams (the signal pump's
+ * duplicate of the wake-up pipe, closed with the last stream).
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import fc from "fast-check";
@@ -28,7 +33,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as libc from "../ffi/libc.ts";
 import { SYS } from "../ffi/constants.ts";
-import { PENDING, SysError, TcpListener, TcpStream, currentRuntime, sleep, type BaseFuture, type Context, type Runtime } from "../lib/index.ts";
+import { POLLIN, PollFds, pollFds } from "../ffi/poll.ts";
+import { Command, PENDING, SysError, TcpListener, TcpStream, currentRuntime, pipe, pollFn, signal, sleep, type BaseFuture, type Child, type Context, type PipeReader, type PipeWriter, type Runtime, type SignalStream } from "../lib/index.ts";
+import { NO_BUFS, OP_READ, OP_WRITE, DIR_READ, DIR_WRITE, type IoFd } from "../lib/driver/fd.ts";
+import { laneState, startLanes } from "../lib/driver/readiness/shared.ts";
+import { hubState, pumpFd, startSignals } from "../lib/signal/hub.ts";
+import * as proc from "../ffi/process.ts";
+import { SIGNALS } from "../ffi/signal.ts";
 import * as fs from "../lib/fs/index.ts";
 import { forEachBackend } from "./helpers.ts";
 import { seedFromEnv } from "./fault_util.ts";
@@ -43,10 +54,15 @@ function mkfifo(path: string): void {
 }
 const SEED = seedFromEnv();
 const ALLOWED = new Set(["EBADF", "ECONNRESET", "EPIPE", "ECANCELED", "ECONNREFUSED", "ECONNABORTED"]);
+/** Lane Workers started before the runs (shared fds on the readiness backends). */
+const LANES = 6;
 
 let dir = "";
 beforeAll(async () => {
   await fs.startFsPool();
+  await startLanes(LANES); // the shared fds' Workers exist before the fd table is compared
+  startSignals(); // the process-wide signal wake-up pipe, likewise
+  Bun.spawnSync(["true"]); // Bun's own subprocess fds, likewise
   dir = mkdtempSync(join(tmpdir(), "reel-fuzz-"));
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -80,7 +96,47 @@ interface File {
   /** A FIFO opened read-write: the test's own fd on it (fills and drains it), else -1. */
   side: number;
 }
-type Obj = Stream | Listener | File;
+/** A pipe's read end (pipe(), or a child's stdout): reads must carry its writer's tag. */
+interface PReader {
+  kind: "preader";
+  r: PipeReader;
+  peerTag: number;
+  closed: boolean;
+}
+/** A pipe's write end (pipe(), or a child's stdin): writes only its own tag. */
+interface PWriter {
+  kind: "pwriter";
+  w: PipeWriter;
+  tag: number;
+  closed: boolean;
+}
+/** A shared fd (driver.inherited) on a blocking pipe: the read end. */
+interface SReader {
+  kind: "sreader";
+  io: IoFd;
+  peerTag: number;
+  closed: boolean;
+}
+/** A shared fd on a blocking pipe: the write end. */
+interface SWriter {
+  kind: "swriter";
+  io: IoFd;
+  tag: number;
+  closed: boolean;
+}
+/** A running `cat`: closing it kills it. */
+interface ChildObj {
+  kind: "child";
+  c: Child;
+  closed: boolean;
+}
+/** A SIGUSR2 stream. */
+interface Sig {
+  kind: "signal";
+  s: SignalStream;
+  closed: boolean;
+}
+type Obj = Stream | Listener | File | PReader | PWriter | SReader | SWriter | ChildObj | Sig;
 
 interface Pending {
   fut: BaseFuture<unknown>;
@@ -108,6 +164,11 @@ class World {
   victims: Victim[] = [];
   problems: string[] = [];
   received = new Map<Stream, number[]>();
+  /** What each pipe or shared read end read, and the tag its writer writes. */
+  pipeSeen = new Map<object, { tag: number; bytes: number[] }>();
+  /** The test's own copies of the shared pipes' ends: closed (writer) and drained (reader) at the end. */
+  sharedRaw: { r: number; w: number }[] = [];
+  children: Child[] = [];
   /** FIFOs whose open() (a pool or kernel worker) blocks until a writer comes. */
   blocked: string[] = [];
   /** Writer fds that unblocked them, and the sides of FIFO files: closed at the end. */
@@ -321,6 +382,17 @@ function commands(): fc.Arbitrary<fc.Command<object, World>>[] {
     turn,
     fc.constant(new Settle()),
     fc.constant(new Settle()),
+    fc.constant(new NewPipe()),
+    fc.constant(new NewCat()),
+    fc.constant(new NewShared()),
+    fc.constant(new NewSignal()),
+    fc.tuple(idx, fc.integer({ min: 1, max: 8192 })).map(([i, n]) => new PipeRead(i, n)),
+    fc.tuple(idx, fc.integer({ min: 1, max: 70_000 })).map(([i, n]) => new PipeWrite(i, n)),
+    fc.tuple(idx, fc.integer({ min: 1, max: 8192 })).map(([i, n]) => new SharedRead(i, n)),
+    fc.tuple(idx, fc.integer({ min: 1, max: 70_000 })).map(([i, n]) => new SharedWrite(i, n)),
+    idx.map((i) => new WaitChild(i)),
+    idx.map((i) => new SignalRecv(i)),
+    fc.constant(new Raise()),
   ];
 }
 
@@ -612,10 +684,7 @@ class Close extends Cmd {
       const o = w.pick(live, i);
       if (o === undefined) return;
       o.closed = true;
-      const number = o.kind === "stream" ? o.s.fd : o.kind === "listener" ? o.l.fd : o.f.fd;
-      if (o.kind === "stream") o.s.close();
-      else if (o.kind === "listener") o.l.close();
-      else o.f.close();
+      const number = closeObj(o);
       w.victim(victim, number); // in the same tick: the number is reused at once
     };
   }
@@ -668,6 +737,271 @@ class Settle extends Cmd {
   }
 }
 
+/** Closes any object; returns the fd number it released (for a victim), or -1. */
+function closeObj(o: Obj): number {
+  switch (o.kind) {
+    case "stream": {
+      const n = o.s.fd;
+      o.s.close();
+      return n;
+    }
+    case "listener": {
+      const n = o.l.fd;
+      o.l.close();
+      return n;
+    }
+    case "file": {
+      const n = o.f.fd;
+      o.f.close();
+      return n;
+    }
+    case "preader": {
+      const n = o.r.fd;
+      o.r.close();
+      return n;
+    }
+    case "pwriter": {
+      const n = o.w.fd;
+      o.w.close();
+      return n;
+    }
+    case "sreader":
+    case "swriter": {
+      const n = o.io.fd;
+      o.io.close();
+      return n;
+    }
+    case "child":
+      o.c.kill();
+      return -1;
+    case "signal": {
+      // The last stream of the signal unbinds the pump: its number is the one released.
+      const before = pumpFd();
+      o.s.close();
+      return before >= 0 && pumpFd() !== before ? before : -1;
+    }
+  }
+}
+
+/** Reads a blocking pipe end without blocking (one poll first). */
+function drainBlocking(fd: number): void {
+  const fds = new PollFds(1);
+  const buf = new Uint8Array(65536);
+  for (let i = 0; i < 100; i++) {
+    fds.length = 0;
+    fds.push(fd, POLLIN);
+    if (pollFds(fds, 0) <= 0 || (fds.revents(0) & POLLIN) === 0) return;
+    if (libc.read(fd, buf) <= 0) return;
+  }
+}
+
+/** An IoFd op as a cancellable future (cancel drops its waker, as a stream's future does). */
+function ioOp(io: IoFd, op: typeof OP_READ | typeof OP_WRITE, buf: Uint8Array): BaseFuture<number> {
+  let waker: { wake(): void } | null = null;
+  return pollFn(
+    (cx) => {
+      const r = io.pollOp(cx, op, buf, NO_BUFS);
+      waker = r === PENDING ? cx.waker : null;
+      return r;
+    },
+    () => {
+      if (waker !== null) io.dropWaker(op === OP_READ ? DIR_READ : DIR_WRITE, waker);
+      waker = null;
+    },
+  );
+}
+
+/** Records what a pipe or shared reader read into `buf`. */
+function seen(w: World, key: object, tag: number, buf: Uint8Array, n: number): void {
+  const s = w.pipeSeen.get(key) ?? { tag, bytes: [] };
+  for (let j = 0; j < n; j++) s.bytes.push(buf[j]!);
+  w.pipeSeen.set(key, s);
+}
+
+class NewPipe extends Cmd {
+  protected step(w: World) {
+    return function* () {
+      const [r, wr] = pipe();
+      const tag = w.tag();
+      w.objs.push({ kind: "preader", r, peerTag: tag, closed: false }, { kind: "pwriter", w: wr, tag, closed: false });
+    };
+  }
+  toString() {
+    return "NewPipe";
+  }
+}
+
+/** `cat` with piped stdin and stdout: what goes in with a tag comes back with it. */
+class NewCat extends Cmd {
+  protected step(w: World) {
+    return function* () {
+      const c = new Command("cat").stdin("pipe").stdout("pipe").stderr("null").spawn();
+      const tag = w.tag();
+      w.children.push(c);
+      w.objs.push(
+        { kind: "pwriter", w: c.stdin!, tag, closed: false },
+        { kind: "preader", r: c.stdout!, peerTag: tag, closed: false },
+        { kind: "child", c, closed: false },
+      );
+    };
+  }
+  toString() {
+    return "NewCat";
+  }
+}
+
+/** A blocking pipe bound as shared fds at both ends (a Worker lane each on readiness backends). */
+class NewShared extends Cmd {
+  protected step(w: World) {
+    return function* () {
+      const d = currentRuntime()!.driver;
+      // Only the lanes started before the run: wait (bounded) for one whose detached call ended.
+      if (d.name !== "uring") {
+        for (let i = 0; i < 500 && laneState().free < 2; i++) yield* sleep(1);
+        if (laneState().free < 2) return;
+      }
+      const fds = new Int32Array(new ArrayBuffer(8));
+      if (libc.pipe2(fds, SYS.O_CLOEXEC) < 0) throw new Error("pipe2 failed");
+      const raw = { r: libc.dup(fds[0]!), w: libc.dup(fds[1]!) };
+      w.sharedRaw.push(raw);
+      const tag = w.tag();
+      w.objs.push({ kind: "sreader", io: d.inherited(fds[0]!), peerTag: tag, closed: false }, { kind: "swriter", io: d.inherited(fds[1]!), tag, closed: false });
+    };
+  }
+  toString() {
+    return "NewShared";
+  }
+}
+
+class NewSignal extends Cmd {
+  protected step(w: World) {
+    return function* () {
+      w.objs.push({ kind: "signal", s: signal("SIGUSR2"), closed: false });
+    };
+  }
+  toString() {
+    return "NewSignal";
+  }
+}
+
+class PipeRead extends Cmd {
+  constructor(readonly i: number, readonly n: number) {
+    super();
+  }
+  protected step(w: World) {
+    const { i, n } = this;
+    return function* () {
+      const o = w.pick(w.live("preader"), i);
+      if (o === undefined) return;
+      const buf = new Uint8Array(n);
+      w.start(o.r.read(buf), `read of pipe ${o.peerTag}`, (k) => seen(w, o, o.peerTag, buf, k as number));
+    };
+  }
+  toString() {
+    return `PipeRead(${this.i}, ${this.n})`;
+  }
+}
+
+class PipeWrite extends Cmd {
+  constructor(readonly i: number, readonly n: number) {
+    super();
+  }
+  protected step(w: World) {
+    const { i, n } = this;
+    return function* () {
+      const o = w.pick(w.live("pwriter"), i);
+      if (o === undefined) return;
+      w.start(o.w.write(new Uint8Array(n).fill(o.tag)), `write of pipe ${o.tag}`, () => {});
+    };
+  }
+  toString() {
+    return `PipeWrite(${this.i}, ${this.n})`;
+  }
+}
+
+class SharedRead extends Cmd {
+  constructor(readonly i: number, readonly n: number) {
+    super();
+  }
+  protected step(w: World) {
+    const { i, n } = this;
+    return function* () {
+      const o = w.pick(w.live("sreader"), i);
+      if (o === undefined) return;
+      const buf = new Uint8Array(n);
+      w.start(ioOp(o.io, OP_READ, buf), `read of shared ${o.peerTag}`, (k) => seen(w, o, o.peerTag, buf, k as number));
+    };
+  }
+  toString() {
+    return `SharedRead(${this.i}, ${this.n})`;
+  }
+}
+
+class SharedWrite extends Cmd {
+  constructor(readonly i: number, readonly n: number) {
+    super();
+  }
+  protected step(w: World) {
+    const { i, n } = this;
+    return function* () {
+      const o = w.pick(w.live("swriter"), i);
+      if (o === undefined) return;
+      w.start(ioOp(o.io, OP_WRITE, new Uint8Array(n).fill(o.tag)), `write of shared ${o.tag}`, () => {});
+    };
+  }
+  toString() {
+    return `SharedWrite(${this.i}, ${this.n})`;
+  }
+}
+
+class WaitChild extends Cmd {
+  constructor(readonly i: number) {
+    super();
+  }
+  protected step(w: World) {
+    const { i } = this;
+    return function* () {
+      const o = w.pick(w.objs.filter((x): x is ChildObj => x.kind === "child"), i);
+      if (o === undefined) return;
+      // wait() closes the child's stdin: mark its writer closed (its number is released).
+      for (const x of w.objs) if (x.kind === "pwriter" && x.w === o.c.stdin) x.closed = true;
+      w.start(o.c.wait(), `wait of a child`, () => {});
+    };
+  }
+  toString() {
+    return `WaitChild(${this.i})`;
+  }
+}
+
+class SignalRecv extends Cmd {
+  constructor(readonly i: number) {
+    super();
+  }
+  protected step(w: World) {
+    const { i } = this;
+    return function* () {
+      const o = w.pick(w.live("signal"), i);
+      if (o === undefined) return;
+      w.start(o.s.recv(), `recv of a signal stream`, () => {});
+    };
+  }
+  toString() {
+    return `SignalRecv(${this.i})`;
+  }
+}
+
+/** Sends SIGUSR2 to this process — only while reel's handler is installed for it. */
+class Raise extends Cmd {
+  protected step(w: World) {
+    return function* () {
+      if (hubState().native.includes("SIGUSR2")) proc.kill(process.pid, SIGNALS.SIGUSR2!);
+    };
+  }
+  toString() {
+    return "Raise";
+  }
+}
+
 /** Cancels and closes everything, settles the driver, then checks every victim and stream. */
 function finish(w: World): void {
   w.rt.blockOn(function* () {
@@ -696,10 +1030,21 @@ function finish(w: World): void {
     for (const o of w.objs) {
       if (o.closed) continue;
       o.closed = true;
-      if (o.kind === "stream") o.s.close();
-      else if (o.kind === "listener") o.l.close();
-      else o.f.close();
+      closeObj(o);
     }
+    // Shared pipes: the test's writer copy closes (a read still blocked gets EOF), its reader
+    // copy drains (a write still blocked completes); children exit and are reaped.
+    for (const p of w.sharedRaw) libc.close(p.w);
+    for (let i = 0; i < 1000; i++) {
+      for (const p of w.sharedRaw) drainBlocking(p.r);
+      const lanes = laneState().detachedRunning;
+      const kids = w.children.filter((c) => c.exitStatus === null).length;
+      if (lanes === 0 && kids === 0 && currentRuntime()!.driver.pendingWork === 0) break;
+      yield* sleep(1);
+    }
+    for (const p of w.sharedRaw) libc.close(p.r);
+    if (w.children.some((c) => c.exitStatus === null)) w.problems.push("a child was not reaped after 1000 turns");
+    if (laneState().detachedRunning > 0) w.problems.push("a detached call on a shared fd did not end");
     // Let pool calls and kernel ops that outlived their close end; pinned numbers go.
     for (let i = 0; i < 500 && currentRuntime()!.driver.pendingWork > 0; i++) {
       w.drainFifos();
@@ -709,6 +1054,7 @@ function finish(w: World): void {
   });
   for (const fd of w.rawFds) closeSync(fd);
   for (const [st, got] of w.received) checkTagged(w, `stream ${st.tag}`, got, st.peerTag);
+  for (const [, seen] of w.pipeSeen) checkTagged(w, `pipe reader of tag ${seen.tag}`, seen.bytes, seen.tag);
   for (const o of w.objs) {
     if (o.kind !== "file" || o.side >= 0) continue;
     const bytes = readFileSync(o.path);

@@ -19,7 +19,7 @@
  */
 import { now } from "../time/clock.ts";
 import { TimerWheel } from "../time/wheel.ts";
-import type { FileFd, FileFuture, IoFd, StatFields } from "./fd.ts";
+import type { FileFd, FileFuture, IoFd, PathOps, StatFields } from "./fd.ts";
 import { realSockets, type SocketApi } from "./sockets.ts";
 
 /**
@@ -57,6 +57,7 @@ export abstract class Driver {
   readonly stats = new DriverStats();
   private work = 0;
   private closedFlag = false;
+  private closers: (() => void)[] | null = null;
 
   constructor() {
     // The wheel shares reel's clock (time/clock.ts), so deadlines made before the driver existed line up.
@@ -79,6 +80,16 @@ export abstract class Driver {
   abstract openFile(path: string, flags: number, mode: number): FileFuture<number>;
   /** stat of a path. */
   abstract statPath(path: string): FileFuture<StatFields>;
+  /** The path operations (mkdir, rename, unlink, readDir, …): see {@link PathOps}. */
+  abstract readonly paths: PathOps;
+  /**
+   * Binds an fd this process shares with others (an inherited stdin/stdout/stderr: a
+   * terminal, a pipe, a file) *without* making it non-blocking — flipping O_NONBLOCK on a
+   * shared open file would change it for the parent shell too. The backend reads and
+   * writes it with what works on a blocking fd (io_uring ops; a dedicated Worker on the
+   * readiness backends). The IoFd owns `fd` (pass a dup, not 0/1/2 themselves).
+   */
+  abstract inherited(fd: number): IoFd;
   /**
    * An fd that becomes readable when this driver has events to deliver, or -1 when the
    * backend has none. Hosted mode watches it while the runtime is idle.
@@ -135,6 +146,20 @@ export abstract class Driver {
     return this.work > 0 || this.wheel.size > 0;
   }
 
+  /**
+   * Runs `fn` when this driver closes, before the backend is released (for clients bound
+   * to the driver: a pool's eventfd, a signal pump, child watchers). Returns a function
+   * that unregisters it. Each runs once; one that throws is reported, not propagated.
+   */
+  atClose(fn: () => void): () => void {
+    const list = (this.closers ??= []);
+    list.push(fn);
+    return () => {
+      const i = list.indexOf(fn);
+      if (i >= 0) list.splice(i, 1);
+    };
+  }
+
   /** True once close() ran. */
   get isClosed(): boolean {
     return this.closedFlag;
@@ -146,6 +171,15 @@ export abstract class Driver {
    */
   close(): void {
     if (this.closedFlag) return;
+    const closers = this.closers ?? [];
+    this.closers = null;
+    for (const fn of closers.reverse()) {
+      try {
+        fn();
+      } catch (err) {
+        console.error("reel: a client of the driver failed to close:", err);
+      }
+    }
     this.closedFlag = true;
     this.shutdown();
   }

@@ -101,13 +101,77 @@ export interface IoFd {
   close(): void;
 }
 
-/** What a file's stat reports. */
+/** What a file's stat reports (times in ms since the epoch; birthtimeMs 0 where unknown). */
 export interface StatFields {
   size: number;
   mode: number;
   ino: number;
   blocks: number;
   mtimeMs: number;
+  nlink: number;
+  uid: number;
+  gid: number;
+  dev: number;
+  rdev: number;
+  atimeMs: number;
+  ctimeMs: number;
+  birthtimeMs: number;
+}
+
+/** The number of fields of {@link StatFields}, in the order {@link statFieldsFrom} reads them. */
+export const STAT_FIELD_COUNT = 13;
+
+/**
+ * StatFields from a flat array in the order of the interface (how the pool's shared
+ * memory carries them).
+ *
+ * @example
+ * ```ts
+ * const st = statFieldsFrom(new Float64Array(sharedStat)); // size, mode, ino, …
+ * ```
+ */
+export function statFieldsFrom(f: ArrayLike<number>): StatFields {
+  return {
+    size: f[0]!, mode: f[1]!, ino: f[2]!, blocks: f[3]!, mtimeMs: f[4]!, nlink: f[5]!, uid: f[6]!,
+    gid: f[7]!, dev: f[8]!, rdev: f[9]!, atimeMs: f[10]!, ctimeMs: f[11]!, birthtimeMs: f[12]!,
+  };
+}
+
+/** One directory entry: its name and its type bits (S_IFMT of st_mode; 0 when unknown). */
+export interface DirEntryFields {
+  name: string;
+  type: number;
+}
+
+/**
+ * The path operations of a driver (`driver.paths`): io_uring ops where the kernel has
+ * them (mkdirat, renameat, unlinkat, symlinkat, statx), the blocking pool otherwise.
+ * Every future fails with SysError naming the syscall; the fs layer adds the path.
+ *
+ * @example
+ * ```ts
+ * const fut = driver.paths.mkdir("/tmp/x", 0o777); // poll it until it is ready
+ * ```
+ */
+export interface PathOps {
+  /** mkdir(path, mode): one level (EEXIST if it exists). */
+  mkdir(path: string, mode: number): FileFuture<void>;
+  /** rename(from, to): replaces `to` atomically. */
+  rename(from: string, to: string): FileFuture<void>;
+  /** unlink(path), or rmdir(path) when `dir` (an empty directory). */
+  unlink(path: string, dir: boolean): FileFuture<void>;
+  /** symlink(target, path): `path` names `target`. */
+  symlink(target: string, path: string): FileFuture<void>;
+  /** readlink(path): the target. */
+  readLink(path: string): FileFuture<string>;
+  /** The entries of a directory (not "." or ".."), in the order the kernel lists them. */
+  readDir(path: string): FileFuture<DirEntryFields[]>;
+  /** realpath(path): absolute, no symlinks, no "." or "..". */
+  realPath(path: string): FileFuture<string>;
+  /** truncate(path, len). */
+  truncate(path: string, len: number): FileFuture<void>;
+  /** stat (follow = true) or lstat (false) of a path. */
+  stat(path: string, follow: boolean): FileFuture<StatFields>;
 }
 
 /** A future the driver hands out for a file op: polled by the fs layer, cancellable. */
@@ -122,6 +186,11 @@ export const FILE_CHUNK = 1024 * 1024;
 /**
  * A regular file bound to a driver. Offsets are explicit (`pos` ≥ 0), or -1 for the
  * file's own position.
+ *
+ * Ordering: the file's mutations — write, writeLinked, truncate, sync — take effect in
+ * the order they were first polled (submitted): each starts only after the previous one
+ * completed (a per-file queue on io_uring; one worker per file on the pool). Reads and
+ * stats are not ordered.
  *
  * @example
  * ```ts
@@ -143,6 +212,8 @@ export interface FileFd {
   writeLinked(parts: readonly { data: Uint8Array; position: number }[]): FileFuture<number[]>;
   stat(): FileFuture<StatFields>;
   sync(datasync: boolean): FileFuture<void>;
+  /** ftruncate(len): the file's size becomes `len` (ordered with the file's writes). */
+  truncate(len: number): FileFuture<void>;
   /** Closes (see the module header): at once, whatever is pending. Idempotent. */
   close(): void;
 }
