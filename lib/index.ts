@@ -130,7 +130,7 @@ export {
   type JoinNext,
   type Shutdown,
 } from "./combinators/index.ts";
-export { CancellationToken, CancelledError, DropGuard, withSignal, withToken, type WaitCancelled } from "./cancel.ts";
+export { CancellationToken, CancelledError, DropGuard, withSignal, withToken, type SignalOption, type WaitCancelled } from "./cancel.ts";
 export { run, isHosted, TICKS_PER_SLICE, type RunOptions } from "./interop/hosted.ts";
 export { fromPromise, toPromise } from "./interop/promise.ts";
 export { toReadableStream, toWritableStream, frames, streamIterator, type WebStreamOptions, type FrameSource } from "./interop/web.ts";
