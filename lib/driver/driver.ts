@@ -71,8 +71,8 @@ export abstract class Driver {
     return realSockets;
   }
 
-  /** Binds a pollable fd (a socket, a pipe) to this driver: the per-fd interface. */
-  abstract socket(fd: number): IoFd;
+  /** Binds a pollable fd (a socket, a pipe) to this driver: the per-fd interface. `flags`: FD_DATAGRAM (fd.ts). */
+  abstract socket(fd: number, flags?: number): IoFd;
   /** Binds a regular file's fd to this driver. */
   abstract file(fd: number): FileFd;
   /** Opens `path` (flags are O_* bits, O_CLOEXEC included): resolves to the fd. */

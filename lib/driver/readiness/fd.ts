@@ -16,9 +16,15 @@
  * reported as success or as a plain EOF, even where the emulation (libkqueue) consumed
  * the socket's own error. Where the syscall reports the error itself, that is the one.
  *
+ * Messages (pollMsg): one sendmsg/recvmsg, or one sendmmsg/recvmmsg for a batch (a loop
+ * of single calls where those do not exist). A batch that stops early on an error after
+ * at least one message keeps that error for the next call, as the kernel's recvmmsg
+ * does, so a one-shot socket error (an ICMP-reported ECONNREFUSED) is never dropped.
+ *
  * Closing: nothing of a readiness op outlives its poll (each is one synchronous syscall),
  * so close() deregisters (unless the driver already closed: its poller is gone, and its
- * fd's number may belong to someone else now) and closes the fd at once.
+ * fd's number may belong to someone else now) and closes the fd at once. detach() does
+ * the same without the close.
  *
  * Must never: block, retry anything but EAGAIN and EINTR, or hide an error.
  */
@@ -31,8 +37,8 @@ import { SysError } from "../../errors.ts";
 import { READ_READY, WRITE_READY, type ScheduledIo } from "../registry.ts";
 import { READABLE, READ_WRITE, WRITABLE } from "./poller.ts";
 import {
-  DIR_READ, OP_ACCEPT, OP_READ, OP_READV, OP_WRITE, SYSCALL, acceptAddr, acceptAddrLen, closedError,
-  type Direction, type IoFd, type IoOp,
+  DIR_READ, FD_DATAGRAM, OP_ACCEPT, OP_READ, OP_READV, OP_RECVMSG, OP_WRITE, SYSCALL, acceptAddr, acceptAddrLen, closedError,
+  type Direction, type IoFd, type IoOp, type Msg, type MsgOp,
 } from "../fd.ts";
 import type { ReadinessDriver } from "./driver.ts";
 
@@ -55,6 +61,49 @@ function attempt(op: IoOp, fd: number, buf: Uint8Array | null, bufs: readonly Ui
     default:
       return libc.writev(fd, bufs);
   }
+}
+
+/**
+ * Runs one sendmsg/recvmsg batch over msgs[0..count): messages moved (≥ 1), or −errno
+ * when the first failed. `err` receives an error that stopped a batch after ≥ 1 message.
+ */
+function attemptMsgs(fd: number, recv: boolean, msgs: readonly Msg[], count: number, flags: number, err: Int32Array): number {
+  if (count > 1 && libc.HAVE_MMSG) {
+    for (let i = 0; i < count; i++) fill(i, msgs[i]!, recv);
+    const r = recv ? libc.recvmmsgN(fd, count, flags) : libc.sendmmsgN(fd, count, flags);
+    for (let i = 0; i < r; i++) collect(i, msgs[i]!, recv, libc.mmsgLen(i));
+    return r;
+  }
+  for (let i = 0; i < count; i++) {
+    const m = msgs[i]!;
+    fill(0, m, recv);
+    const r = recv ? libc.recvmsgAt(fd, 0, flags) : libc.sendmsgAt(fd, 0, flags);
+    if (r < 0) {
+      if (i === 0) return r;
+      if (r !== -EAGAIN && r !== -EINTR) err[0] = r;
+      return i;
+    }
+    collect(0, m, recv, r);
+  }
+  return count;
+}
+
+/** Fills scratch slot `i` from `m` (see libc.setMsg's SAFETY note: the call follows at once). */
+function fill(i: number, m: Msg, recv: boolean): void {
+  const control = m.control;
+  const clen = control === null ? 0 : recv ? control.byteLength : m.controlLen;
+  libc.setMsg(i, m.buf, m.buf.byteLength, m.addr, recv ? m.addr.byteLength : m.addrLen, control, clen);
+}
+
+/** Reads slot `i`'s results into `m`; `r` is the call's (or msg_len's) byte count. */
+function collect(i: number, m: Msg, recv: boolean, r: number): void {
+  const cap = m.buf.byteLength;
+  m.len = r < cap ? r : cap;
+  m.size = r;
+  if (!recv) return;
+  m.addrLen = libc.msgNameLen(i);
+  m.controlLen = m.control === null ? 0 : libc.msgControlLen(i);
+  m.flags = libc.msgFlags(i);
 }
 
 /** The bytes an op asked for, for the short-transfer check (accept: none). */
@@ -86,11 +135,15 @@ export class ReadinessFd implements IoFd {
   private writeTick = 0;
   /** The socket's error was reported to a caller already (by a syscall or from io.error). */
   private errorTaken = false;
+  /** An error that ended a message batch early (−errno), thrown by the next pollMsg. */
+  private readonly msgErr = new Int32Array(1);
 
   constructor(
     readonly driver: ReadinessDriver,
     /** A valid non-blocking fd owned by this object, or -1 once closed. */
     public fd: number,
+    /** FD_DATAGRAM or 0 (lib/driver/fd.ts): a datagram has no EOF (an empty one is data). */
+    private readonly flags = 0,
   ) {
     this.io = driver.registry.register(fd, READ_WRITE);
   }
@@ -149,6 +202,45 @@ export class ReadinessFd implements IoFd {
     return undefined;
   }
 
+  pollMsg(cx: Context, op: MsgOp, msgs: readonly Msg[], count: number, flags: number): Poll<number> {
+    const recv = op === OP_RECVMSG;
+    const syscall = recv ? "recvmsg" : "sendmsg";
+    if (this.fd < 0) throw closedError(syscall);
+    const held = this.msgErr[0]!;
+    if (held !== 0) {
+      this.msgErr[0] = 0;
+      throw new SysError(-held, syscall);
+    }
+    const io = this.io;
+    const reg = this.driver.registry;
+    const mask = recv ? READ_READY : WRITE_READY;
+    const bit = recv ? READABLE : WRITABLE;
+    const f = recv ? flags : flags | SEND_FLAGS;
+    for (;;) {
+      if (reg.pollReady(io, mask, cx) === PENDING) return PENDING;
+      if (io.closed || this.fd < 0) throw closedError(syscall);
+      const tick = io.tick;
+      const r = attemptMsgs(this.fd, recv, msgs, count, f, this.msgErr);
+      if (r >= 0) {
+        // A stream's EOF where the event said the socket failed: that error, once.
+        if (recv && (this.flags & FD_DATAGRAM) === 0 && msgs[0]!.size === 0 && io.error !== 0 && !this.errorTaken) {
+          this.errorTaken = true;
+          throw new SysError(io.error, syscall);
+        }
+        // A batch cut short drained (or filled) the socket: skip the next EAGAIN round trip.
+        if (count > 1 && r < count) reg.clearReadiness(io, bit, tick);
+        return r;
+      }
+      if (r === -EAGAIN) {
+        reg.clearReadiness(io, bit, tick);
+        continue;
+      }
+      if (r === -EINTR) continue;
+      this.errorTaken = true;
+      throw new SysError(-r, syscall);
+    }
+  }
+
   pollReady(cx: Context, dir: Direction): Poll<number> {
     if (this.fd < 0) throw closedError("poll");
     const r = this.driver.registry.pollReady(this.io, dir === DIR_READ ? READ_READY : WRITE_READY, cx);
@@ -164,6 +256,14 @@ export class ReadinessFd implements IoFd {
 
   dropWaker(dir: Direction, waker: Waker | null): void {
     if (waker !== null) this.driver.registry.dropWaker(this.io, dir === DIR_READ ? READ_READY : WRITE_READY, waker);
+  }
+
+  detach(): number {
+    const fd = this.fd;
+    if (fd < 0) return -1;
+    this.fd = -1;
+    this.driver.registry.deregister(this.io); // a no-op once the driver closed
+    return fd;
   }
 
   close(): void {
