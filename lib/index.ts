@@ -130,3 +130,4 @@ export { split, reunite, ReadHalf, WriteHalf } from "./io/split.ts";
 export { LinesCodec, LengthDelimitedCodec, type Decoder, type Encoder, type LengthDelimitedOptions } from "./io/codec.ts";
 export { Framed, FramedRead, FramedWrite, type FramedOptions } from "./io/framed.ts";
 export * as fs from "./fs/index.ts";
+export { lookup, LookupError, type LookupAddress, type LookupOptions } from "./net/dns/lookup.ts";

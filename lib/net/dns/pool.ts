@@ -1,0 +1,339 @@
+/**
+ * The resolver pool: a few Bun Workers of its own (worker.ts) run getaddrinfo; a runtime
+ * learns of finished lookups through an eventfd registered with its own driver (through
+ * the per-fd interface, `driver.socket(efd).pollReady`), so a finished lookup wakes its
+ * task like any I/O event. The file pool (lib/driver/readiness/pool.ts) is separate on
+ * purpose: a resolver stuck on a dead DNS server must not starve file I/O.
+ *
+ * Sharing: per runtime ({@link ResolverClient}), concurrent lookups of one name and family
+ * share one job; its result goes to every waiter. Jobs are posted to every Worker and the
+ * first idle one claims it (worker.ts), so a Worker blocked on a slow name never holds
+ * another lookup behind it while a Worker is free.
+ *
+ * A job's life, shared with worker.ts through its `ctl` word: 0 queued → 3 running → 1
+ * done → 4 released; the runtime may abandon a queued job (0 → 2: never runs) or detach a
+ * running one (3 → 5: the Worker finishes getaddrinfo and writes nothing). That is how a
+ * cancelled lookup leaks nothing: when its last waiter is gone the job is abandoned or
+ * detached at once, and the eventfd needs to outlive it only if the Worker already said
+ * "done" (then it waits the microseconds until "released").
+ *
+ * The eventfd exists while jobs are in flight: made by the first submit, closed when the
+ * last job is settled — from a future's poll or cancel, never from inside the driver's
+ * dispatch (where io_uring could only pin the number). Its registration is driver work
+ * meanwhile, which keeps blockOn's deadlock check quiet while a lookup runs.
+ *
+ * Must never: block the runtime thread (except the microseconds between a Worker's "done"
+ * and "released"), close the eventfd while a Worker may write it, wake a task before its
+ * job's result is stored, or leave a job in flight with no waiter.
+ */
+import * as libc from "../../../ffi/libc.ts";
+import * as ep from "../../../ffi/epoll.ts";
+import { SYS } from "../../../ffi/constants.ts";
+import { ADDR_SLOT, GAI_BASE, gaiErrorName } from "../../../ffi/netdb.ts";
+import { decodeSockaddr } from "../../../ffi/sockaddr.ts";
+import { errnoName } from "../../../ffi/errno.ts";
+import { PENDING, type Context, type Waker } from "../../future.ts";
+import { currentDriver } from "../../current.ts";
+import { DIR_READ, type IoFd } from "../../driver/fd.ts";
+import type { Driver } from "../../driver/driver.ts";
+import { check } from "../../errors.ts";
+
+/** Resolver Workers (getaddrinfo may block for seconds on a dead DNS server). */
+const WORKERS = 4;
+/** The most addresses one lookup reports. */
+export const MAX_ADDRS = 32;
+
+// A job's `ctl` state word (worker.ts uses the same values).
+const QUEUED = 0;
+const DONE = 1;
+const ABANDONED = 2;
+const RUNNING = 3;
+const RELEASED = 4;
+const DETACHED = 5;
+
+/**
+ * One address a lookup found.
+ *
+ * @example
+ * ```ts
+ * const [first] = yield* lookup("localhost"); // { address: "127.0.0.1", family: "IPv4" }
+ * ```
+ */
+export interface LookupAddress {
+  /** The IP address as text: "127.0.0.1", "::1". */
+  readonly address: string;
+  /** "IPv4" or "IPv6" (as SocketAddr.family). */
+  readonly family: "IPv4" | "IPv6";
+}
+
+/**
+ * A name lookup failed. `.code` is "ENOTFOUND" (no such name, or none of that family),
+ * "EAI_AGAIN" (a temporary failure: the DNS server did not answer), "EAI_FAIL", … or an
+ * errno name for a system error; `.hostname` the name; `.syscall` "getaddrinfo".
+ *
+ * @example
+ * ```ts
+ * import { LookupError, lookup } from "reel";
+ * try { yield* lookup("no-such-host.invalid"); }
+ * catch (e) { if (e instanceof LookupError && e.code === "ENOTFOUND") console.log(`${e.hostname}: no such host`); }
+ * ```
+ */
+export class LookupError extends Error {
+  override name = "LookupError";
+  readonly syscall = "getaddrinfo";
+  constructor(
+    readonly code: string,
+    readonly hostname: string,
+  ) {
+    super(`getaddrinfo failed: ${code} (${hostname})`);
+  }
+}
+
+/** The public code for a getaddrinfo failure (Node's names: ENOTFOUND for "no such name"). */
+function codeOf(r: number): string {
+  if (r > -GAI_BASE) return errnoName(-r);
+  const name = gaiErrorName(r);
+  return name === "EAI_NONAME" || name === "EAI_NODATA" || name === "EAI_ADDRFAMILY" ? "ENOTFOUND" : name;
+}
+
+const workers: Worker[] = [];
+let holds = 0;
+let started: Promise<void> | null = null;
+
+/**
+ * Starts the resolver's Workers (idempotent); the Promise settles once each has loaded.
+ * The first lookup starts them without waiting; tests await it so a Worker's start-up is
+ * not counted against a test's fd check.
+ *
+ * @example
+ * ```ts
+ * await startResolver();
+ * ```
+ */
+export function startResolver(): Promise<void> {
+  if (started !== null) return started;
+  const ready: Promise<void>[] = [];
+  for (let i = 0; i < WORKERS; i++) {
+    const w = new Worker(new URL("./worker.ts", import.meta.url).href);
+    ready.push(
+      new Promise<void>((resolve) => {
+        w.onmessage = () => {
+          w.onmessage = null;
+          resolve();
+        };
+      }),
+    );
+    (w as unknown as { unref(): void }).unref(); // a resolver Worker must not keep the process alive
+    workers.push(w);
+  }
+  started = Promise.all(ready).then(() => undefined);
+  return started;
+}
+
+/** Posts `msg` to every Worker: the first idle one claims it (worker.ts). */
+function post(msg: object): void {
+  void startResolver();
+  for (const w of workers) w.postMessage(msg);
+}
+
+/** One getaddrinfo job, shared by the lookups of one name and family. */
+export class Job {
+  readonly ctl = new SharedArrayBuffer(12);
+  readonly state = new Int32Array(this.ctl, 0, 3);
+  readonly out = new SharedArrayBuffer(MAX_ADDRS * ADDR_SLOT);
+  /** Its result is final (or it was given up); `result` holds it. */
+  settled = false;
+  result: LookupAddress[] | LookupError | null = null;
+  /** Lookups waiting on it, and their wakers. */
+  waiters = 0;
+  readonly wakers = new Set<Waker>();
+  constructor(
+    readonly key: string,
+    readonly hostname: string,
+  ) {}
+}
+
+/** Decodes a finished job's addresses (deduplicated, in getaddrinfo's order) or its error. */
+function decode(job: Job): LookupAddress[] | LookupError {
+  const r = Atomics.load(job.state, 1);
+  if (r < 0) return new LookupError(codeOf(r), job.hostname);
+  const bytes = new Uint8Array(job.out);
+  const seen = new Set<string>();
+  const out: LookupAddress[] = [];
+  for (let i = 0; i < r; i++) {
+    const at = i * ADDR_SLOT;
+    const a = decodeSockaddr(bytes.subarray(at, at + ADDR_SLOT), bytes[at + ADDR_SLOT - 1]!);
+    if (a === null || a.family === "unix" || seen.has(a.address)) continue;
+    seen.add(a.address);
+    out.push({ address: a.address, family: a.family });
+  }
+  return out.length > 0 ? out : new LookupError("ENOTFOUND", job.hostname);
+}
+
+/**
+ * A runtime's side of the pool: its eventfd, registration and jobs in flight.
+ *
+ * @example
+ * ```ts
+ * const client = resolverFor(currentDriver());
+ * const job = client.submit("localhost", 0);
+ * // … job.wakers fire when job.settled …
+ * client.leave(job, waker);
+ * ```
+ */
+export class ResolverClient {
+  private efd = -1;
+  private io: IoFd | null = null;
+  private readonly jobs = new Map<string, Job>();
+  /** Settled jobs whose Worker may still be writing the eventfd (state DONE, not RELEASED). */
+  private readonly unreleased: Job[] = [];
+  private readonly drainBuf = new Uint8Array(new ArrayBuffer(8));
+  private readonly cx: Context = { waker: { wake: () => this.onReady() } };
+
+  constructor(private readonly driver: Driver) {}
+
+  /** Jobs in flight (for tests). */
+  get inFlight(): number {
+    return this.jobs.size;
+  }
+
+  /** The job for `hostname` / `family` (an AF_* or 0), shared with lookups already waiting on it. */
+  submit(hostname: string, family: number): Job {
+    const key = `${family}:${hostname.toLowerCase()}`;
+    const existing = this.jobs.get(key);
+    if (existing !== undefined) {
+      existing.waiters++;
+      return existing;
+    }
+    this.open();
+    const job = new Job(key, hostname);
+    job.waiters = 1;
+    this.jobs.set(key, job);
+    post({ kind: "lookup", name: hostname, family, max: MAX_ADDRS, ctl: job.ctl, out: job.out, efd: this.efd });
+    return job;
+  }
+
+  /** @internal Tests: a job that blocks one Worker until `release()`. */
+  hold(): { job: Job; release(): void } {
+    this.open();
+    const job = new Job(`hold:${holds++}`, "(hold)");
+    job.waiters = 1;
+    this.jobs.set(job.key, job);
+    post({ kind: "hold", name: "", family: 0, max: 0, ctl: job.ctl, out: job.out, efd: this.efd });
+    return {
+      job,
+      release: () => {
+        Atomics.store(job.state, 2, 1);
+        Atomics.notify(job.state, 2);
+      },
+    };
+  }
+
+  private open(): void {
+    if (this.io !== null) return;
+    this.efd = check(ep.eventfd(0, ep.EFD_NONBLOCK | ep.EFD_CLOEXEC), "eventfd", "resolver wake-up");
+    try {
+      this.io = this.driver.socket(this.efd);
+      if (this.io.pollReady(this.cx, DIR_READ) !== PENDING) this.onReady();
+    } catch (err) {
+      if (this.io !== null) this.io.close();
+      else libc.close(this.efd);
+      this.io = null;
+      this.efd = -1;
+      throw err;
+    }
+  }
+
+  /**
+   * The eventfd fired (called from the driver's dispatch: it only drains, settles and
+   * wakes). Readiness is observed, then cleared, then the jobs are scanned: a job that
+   * finishes during the scan raises a new edge, so no wake-up is lost.
+   */
+  private onReady(): void {
+    for (let round = 0; round < 1000; round++) {
+      const io = this.io;
+      if (io === null || io.fd < 0) return;
+      let r: number | typeof PENDING;
+      try {
+        r = io.pollReady(this.cx, DIR_READ);
+      } catch {
+        return; // its runtime is closing: the lookups' own polls see that
+      }
+      if (r === PENDING) return;
+      libc.read(this.efd, this.drainBuf);
+      io.clearReady(DIR_READ);
+      for (const job of this.jobs.values()) {
+        const s = Atomics.load(job.state, 0);
+        if (s === DONE || s === RELEASED) this.settle(job, s);
+      }
+    }
+  }
+
+  /** A finished job: its result stored, its waiters woken; it leaves the in-flight table. */
+  private settle(job: Job, s: number): void {
+    this.jobs.delete(job.key);
+    job.settled = true;
+    job.result = decode(job);
+    if (s === DONE) this.unreleased.push(job);
+    for (const w of job.wakers) w.wake();
+    job.wakers.clear();
+  }
+
+  /**
+   * A lookup is done with `job` (it took the result, or it was cancelled). The last
+   * waiter of an unfinished job gives it up: abandoned if queued, detached if running.
+   */
+  leave(job: Job, waker: Waker | null): void {
+    if (waker !== null) job.wakers.delete(waker);
+    if (--job.waiters > 0) return;
+    if (!job.settled) this.giveUp(job);
+    this.idleCheck();
+  }
+
+  private giveUp(job: Job): void {
+    job.settled = true;
+    this.jobs.delete(job.key);
+    if (Atomics.compareExchange(job.state, 0, QUEUED, ABANDONED) === QUEUED) return;
+    if (Atomics.compareExchange(job.state, 0, RUNNING, DETACHED) === RUNNING) return;
+    // Done already: its Worker may still be writing the eventfd.
+    if (Atomics.load(job.state, 0) === DONE) this.unreleased.push(job);
+  }
+
+  /** No job in flight: release the eventfd once no Worker can still write it. */
+  private idleCheck(): void {
+    if (this.jobs.size > 0 || this.io === null) return;
+    for (const job of this.unreleased) {
+      // The Worker is between its eventfd write and "released": microseconds (see the header).
+      while (Atomics.load(job.state, 0) === DONE) Atomics.wait(job.state, 0, DONE, 100);
+    }
+    this.unreleased.length = 0;
+    const io = this.io;
+    this.io = null;
+    this.efd = -1;
+    io.close();
+  }
+}
+
+const clients = new WeakMap<Driver, ResolverClient>();
+
+/**
+ * The current runtime's resolver client (made on first use).
+ *
+ * @example
+ * ```ts
+ * const job = resolverFor(currentDriver()).submit("localhost", 0);
+ * ```
+ */
+export function resolverFor(driver: Driver = currentDriver()): ResolverClient {
+  let c = clients.get(driver);
+  if (c === undefined) {
+    c = new ResolverClient(driver);
+    clients.set(driver, c);
+  }
+  return c;
+}
+
+/** AF_* for a lookup's family option (0: both). */
+export function familyCode(f: 0 | 4 | 6): number {
+  return f === 4 ? SYS.AF_INET : f === 6 ? SYS.AF_INET6 : 0;
+}
