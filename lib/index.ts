@@ -130,4 +130,7 @@ export { split, reunite, ReadHalf, WriteHalf } from "./io/split.ts";
 export { LinesCodec, LengthDelimitedCodec, type Decoder, type Encoder, type LengthDelimitedOptions } from "./io/codec.ts";
 export { Framed, FramedRead, FramedWrite, type FramedOptions } from "./io/framed.ts";
 export * as fs from "./fs/index.ts";
+export { UdpSocket, type UdpBindOptions, type UdpTarget } from "./net/udp.ts";
+export { UnixListener, UnixStream, UnixDatagram, type PeerCred } from "./net/unix.ts";
+export { TruncatedError, type Datagram, type OutDatagram } from "./net/dgram.ts";
 export { lookup, LookupError, type LookupAddress, type LookupOptions } from "./net/dns/lookup.ts";

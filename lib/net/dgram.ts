@@ -1,0 +1,429 @@
+/**
+ * What UDP and Unix datagram sockets share: the datagram futures (send to an address, to
+ * the connected peer, batches; receive with the source address, batches) over the
+ * per-fd message interface (IoSource.pollMsg → the driver's IoFd.pollMsg), an address
+ * cache, and {@link TruncatedError}.
+ *
+ * A datagram larger than the receive buffer is never cut silently: a single receive
+ * fails with TruncatedError (its first bytes are in the buffer, the datagram is consumed);
+ * a batch receive marks that message `truncated`.
+ *
+ * Hot path: a send takes a {@link Msg} from the socket's free list (returned when it
+ * completes or is cancelled), a receive uses the socket's own Msg (its result is copied
+ * out in the poll that completes it). The last source address is decoded once and reused
+ * while the bytes match; the last destination is encoded once and reused while it is the
+ * same object — an echo server that answers `recvFrom`'s address allocates no address.
+ *
+ * Cancel safety: receives are cancel-safe on every backend (a datagram that arrives for a
+ * cancelled receive is kept for the next one); sends are on the readiness backends; on
+ * io_uring a send cancelled too late has gone out (the count is lost).
+ *
+ * Must never: block, hold a caller's buffer past the poll that used it, or report a cut
+ * datagram as a whole one.
+ */
+import { NET, SYS } from "../../ffi/constants.ts";
+import { EMSGSIZE } from "../../ffi/errno.ts";
+import { SOCKADDR_MAX, SocketAddr, decodeSockaddr } from "../../ffi/sockaddr.ts";
+import { BaseFuture, FutureStateError, PENDING, type Context, type Poll, type Waker } from "../future.ts";
+import { DIR_READ, DIR_WRITE, MSG_MAX_BATCH, Msg, OP_RECVMSG, OP_SENDMSG } from "../driver/fd.ts";
+import { SysError, checkBuffer } from "../errors.ts";
+import type { IoSource } from "../io/source.ts";
+
+/** recv flags for datagrams: the full length of a cut datagram (Linux reports it with MSG_TRUNC). */
+const DGRAM_RECV_FLAGS = SYS.platform === "linux" ? NET.MSG_TRUNC : 0;
+
+/**
+ * A datagram (or the fds that came with a message) did not fit what the receive offered.
+ * `.code` is "EMSGSIZE"; `.received` bytes are in the buffer; `.size` is the datagram's
+ * full length where the platform reports it (Linux), else -1; `.peer` its source.
+ *
+ * @example
+ * ```ts
+ * import { TruncatedError } from "reel";
+ * try { yield* sock.recvFrom(new Uint8Array(512)); }
+ * catch (e) { if (e instanceof TruncatedError) console.log(`dropped a ${e.size}-byte datagram from ${e.peer}`); }
+ * ```
+ */
+export class TruncatedError extends SysError {
+  override name = "TruncatedError";
+  constructor(
+    /** Bytes placed in the buffer. */
+    readonly received: number,
+    /** The datagram's full length, or -1 where the platform does not say. */
+    readonly size: number,
+    /** The datagram's source, when known. */
+    readonly peer: SocketAddr | null,
+    what = "datagram",
+    syscall = "recvmsg",
+  ) {
+    super(EMSGSIZE, syscall, "EMSGSIZE", `${what} truncated: ${size >= 0 ? `${size} bytes` : "it was larger than the buffer"}, ${received} kept${peer !== null ? ` (from ${peer.toString() || "an unnamed socket"})` : ""}`);
+  }
+}
+
+/**
+ * One received datagram of a batch (`recvMany`).
+ *
+ * @example
+ * ```ts
+ * const bufs = Array.from({ length: 16 }, () => new Uint8Array(2048));
+ * for (const [i, d] of (yield* sock.recvMany(bufs)).entries()) {
+ *   if (!d.truncated) handle(bufs[i]!.subarray(0, d.length), d.addr);
+ * }
+ * ```
+ */
+export interface Datagram {
+  /** Bytes placed in its buffer (bufs[i]). */
+  readonly length: number;
+  /** Its source address. */
+  readonly addr: SocketAddr;
+  /** True when it did not fit its buffer: only `length` bytes were kept. */
+  readonly truncated: boolean;
+}
+
+/**
+ * A message for `sendMany`: the bytes and, on an unconnected socket, where to.
+ *
+ * @example
+ * ```ts
+ * const sent = yield* sock.sendMany([{ data: a, addr: peer }, { data: b, addr: peer }]); // 1 or 2
+ * ```
+ */
+export interface OutDatagram<A> {
+  data: Uint8Array;
+  addr?: A;
+}
+
+/** A Msg with its own one-element array (the key of its send on io_uring). */
+class SendMsg extends Msg {
+  readonly one: readonly Msg[] = [this];
+}
+
+/**
+ * The datagram machinery of one socket: its fd's source, Msg pools and address caches.
+ * UdpSocket and UnixDatagram each hold one and add their address type.
+ *
+ * @example
+ * ```ts
+ * const core = new DgramCore(new IoSource(fd, FD_DATAGRAM));
+ * const [n, from] = yield* core.recvFrom(buf);
+ * ```
+ */
+export class DgramCore {
+  private readonly free: SendMsg[] = [];
+  /** The receive message (results copied out in the poll that completes). */
+  private readonly rx = new Msg();
+  private readonly rxOne: readonly Msg[] = [this.rx];
+  private readonly rxBatch: Msg[] = [];
+  // The last source decoded (its raw bytes and object) and the last destination encoded.
+  private readonly fromRaw = new Uint8Array(new ArrayBuffer(SOCKADDR_MAX));
+  private fromLen = 0;
+  private from: SocketAddr | null = null;
+  private to: unknown = null;
+  private readonly toRaw = new Uint8Array(new ArrayBuffer(SOCKADDR_MAX));
+  private toLen = 0;
+
+  constructor(
+    readonly src: IoSource,
+    /** Encodes a destination into `out`; returns its length. Throws TypeError/RangeError for a bad one. */
+    private readonly encode: (addr: unknown, out: Uint8Array) => number,
+  ) {}
+
+  /** A send Msg from the free list, filled with `buf` and (unless null) the encoded `addr`. */
+  takeMsg(buf: Uint8Array, addr: unknown): SendMsg {
+    const m = this.free.pop() ?? new SendMsg();
+    m.buf = buf;
+    m.control = null;
+    m.controlLen = 0;
+    m.addrLen = addr === null ? 0 : this.encodeTo(addr, m.addr);
+    return m;
+  }
+
+  giveMsg(m: SendMsg): void {
+    m.buf = EMPTY;
+    m.control = null;
+    if (this.free.length < 16) this.free.push(m);
+  }
+
+  private encodeTo(addr: unknown, out: Uint8Array): number {
+    if (addr !== this.to || typeof addr !== "object") {
+      this.toLen = this.encode(addr, this.toRaw);
+      this.to = typeof addr === "object" ? addr : null;
+    }
+    out.set(this.toRaw.subarray(0, this.toLen));
+    return this.toLen;
+  }
+
+  /** The source of `m`, decoded (the cached object while the bytes are the same). */
+  decodeFrom(m: Msg): SocketAddr {
+    const len = m.addrLen;
+    const from = this.from;
+    if (from !== null && len === this.fromLen) {
+      let same = true;
+      for (let i = 0; i < len; i++) {
+        if (m.addr[i] !== this.fromRaw[i]) {
+          same = false;
+          break;
+        }
+      }
+      if (same) return from;
+    }
+    const a = decodeSockaddr(m.addr, len) ?? new SocketAddr("unix", "", 0);
+    this.fromRaw.set(m.addr.subarray(0, len));
+    this.fromLen = len;
+    this.from = a;
+    return a;
+  }
+
+  /** The socket's receive Msg, pointed at `buf`. */
+  rxFor(buf: Uint8Array): Msg {
+    this.rx.buf = buf;
+    return this.rx;
+  }
+
+  get rxArray(): readonly Msg[] {
+    return this.rxOne;
+  }
+
+  /** `n` receive Msgs pointed at bufs[0..n). */
+  rxMany(bufs: readonly Uint8Array[], n: number): readonly Msg[] {
+    while (this.rxBatch.length < n) this.rxBatch.push(new Msg());
+    for (let i = 0; i < n; i++) this.rxBatch[i]!.buf = bufs[i]!;
+    return this.rxBatch;
+  }
+
+  /** Drops the caller's buffers from the receive Msgs (they are not kept past a poll). */
+  rxDone(n: number): void {
+    this.rx.buf = EMPTY;
+    for (let i = 0; i < n && i < this.rxBatch.length; i++) this.rxBatch[i]!.buf = EMPTY;
+  }
+
+  sendTo(buf: Uint8Array, addr: unknown): BaseFuture<number> {
+    return new SendFut(this, buf, addr, "sendTo()");
+  }
+
+  recvFrom(buf: Uint8Array): BaseFuture<[number, SocketAddr]> {
+    return new RecvFut(this, buf, true) as BaseFuture<[number, SocketAddr]>;
+  }
+
+  recv(buf: Uint8Array): BaseFuture<number> {
+    return new RecvFut(this, buf, false) as BaseFuture<number>;
+  }
+
+  sendMany(msgs: readonly OutDatagram<unknown>[], connected: boolean): BaseFuture<number> {
+    return new SendManyFut(this, msgs, connected);
+  }
+
+  recvMany(bufs: readonly Uint8Array[]): BaseFuture<Datagram[]> {
+    return new RecvManyFut(this, bufs);
+  }
+}
+
+const EMPTY = new Uint8Array(0);
+
+/** A send of one datagram: to `addr`, or to the connected peer when addr is null. */
+class SendFut extends BaseFuture<number> {
+  private m: SendMsg | null = null;
+  private waker: Waker | null = null;
+  private done = false;
+  constructor(
+    private readonly core: DgramCore,
+    private readonly buf: Uint8Array,
+    private readonly addr: unknown,
+    private readonly what: string,
+  ) {
+    super();
+  }
+
+  poll(cx: Context): Poll<number> {
+    if (this.done) throw new FutureStateError(`${this.what} future polled after completion`);
+    try {
+      if (this.m === null) {
+        checkBuffer(this.buf, `The buffer for ${this.what}`);
+        this.m = this.core.takeMsg(this.buf, this.addr);
+      }
+      const r = this.core.src.pollMsg(cx, OP_SENDMSG, this.m.one, 1, 0);
+      if (r === PENDING) {
+        this.waker = cx.waker;
+        return PENDING;
+      }
+      const n = this.m.len;
+      this.finish();
+      return n;
+    } catch (e) {
+      this.finish();
+      throw e;
+    }
+  }
+
+  private finish(): void {
+    this.done = true;
+    this.waker = null;
+    if (this.m !== null) this.core.giveMsg(this.m);
+    this.m = null;
+  }
+
+  override cancel(): void {
+    if (this.done) return;
+    if (this.m !== null) this.core.src.dropWaker(DIR_WRITE, this.waker, this.m.one);
+    this.finish();
+  }
+}
+
+/** A receive of one datagram: `[n, from]` (recvFrom) or n (recv). */
+class RecvFut extends BaseFuture<[number, SocketAddr] | number> {
+  private waker: Waker | null = null;
+  private done = false;
+  constructor(
+    private readonly core: DgramCore,
+    private readonly buf: Uint8Array,
+    private readonly withAddr: boolean,
+  ) {
+    super();
+  }
+
+  poll(cx: Context): Poll<[number, SocketAddr] | number> {
+    if (this.done) throw new FutureStateError(`${this.withAddr ? "recvFrom" : "recv"}() future polled after completion`);
+    checkBuffer(this.buf, `The buffer for ${this.withAddr ? "recvFrom" : "recv"}()`);
+    const core = this.core;
+    const m = core.rxFor(this.buf);
+    let r: Poll<number>;
+    try {
+      r = core.src.pollMsg(cx, OP_RECVMSG, core.rxArray, 1, DGRAM_RECV_FLAGS);
+    } catch (e) {
+      this.done = true;
+      core.rxDone(1);
+      throw e;
+    }
+    core.rxDone(1);
+    if (r === PENDING) {
+      this.waker = cx.waker;
+      return PENDING;
+    }
+    this.done = true;
+    this.waker = null;
+    const cut = (m.flags & NET.MSG_TRUNC) !== 0 || m.size > m.len;
+    if (cut) throw new TruncatedError(m.len, m.size > m.len ? m.size : -1, core.decodeFrom(m));
+    return this.withAddr ? [m.len, core.decodeFrom(m)] : m.len;
+  }
+
+  override cancel(): void {
+    if (this.done) return;
+    this.done = true;
+    this.core.src.dropWaker(DIR_READ, this.waker, this.core.rxArray);
+    this.waker = null;
+  }
+}
+
+/** A batch send: the number of datagrams sent (a prefix of `msgs`, ≥ 1). */
+class SendManyFut extends BaseFuture<number> {
+  private ms: SendMsg[] | null = null;
+  private arr: Msg[] | null = null;
+  private waker: Waker | null = null;
+  private done = false;
+  constructor(
+    private readonly core: DgramCore,
+    private readonly msgs: readonly OutDatagram<unknown>[],
+    private readonly connected: boolean,
+  ) {
+    super();
+  }
+
+  poll(cx: Context): Poll<number> {
+    if (this.done) throw new FutureStateError("sendMany() future polled after completion");
+    try {
+      if (this.arr === null) this.prepare();
+      const n = this.arr!.length;
+      if (n === 0) {
+        this.finish();
+        return 0;
+      }
+      const r = this.core.src.pollMsg(cx, OP_SENDMSG, this.arr!, n, 0);
+      if (r === PENDING) {
+        this.waker = cx.waker;
+        return PENDING;
+      }
+      this.finish();
+      return r;
+    } catch (e) {
+      this.finish();
+      throw e;
+    }
+  }
+
+  private prepare(): void {
+    if (!Array.isArray(this.msgs)) throw new TypeError("sendMany() takes an array of { data, addr } messages");
+    const n = Math.min(this.msgs.length, MSG_MAX_BATCH);
+    this.ms = [];
+    this.arr = this.ms;
+    for (let i = 0; i < n; i++) {
+      const d = this.msgs[i]!;
+      checkBuffer(d?.data, `sendMany() message ${i}'s data`);
+      const addr = d.addr ?? null;
+      if (addr === null && !this.connected) throw new TypeError(`sendMany() message ${i} has no addr and the socket is not connected`);
+      this.ms.push(this.core.takeMsg(d.data, addr));
+    }
+  }
+
+  private finish(): void {
+    this.done = true;
+    this.waker = null;
+    if (this.ms !== null) for (const m of this.ms) this.core.giveMsg(m);
+    this.ms = null;
+  }
+
+  override cancel(): void {
+    if (this.done) return;
+    if (this.arr !== null) this.core.src.dropWaker(DIR_WRITE, this.waker, this.arr);
+    this.finish();
+  }
+}
+
+/** A batch receive into bufs: the datagrams received (≥ 1). */
+class RecvManyFut extends BaseFuture<Datagram[]> {
+  private waker: Waker | null = null;
+  private done = false;
+  constructor(
+    private readonly core: DgramCore,
+    private readonly bufs: readonly Uint8Array[],
+  ) {
+    super();
+  }
+
+  poll(cx: Context): Poll<Datagram[]> {
+    if (this.done) throw new FutureStateError("recvMany() future polled after completion");
+    if (!Array.isArray(this.bufs) || this.bufs.length === 0) throw new TypeError("recvMany() takes a non-empty array of Uint8Array buffers");
+    const n = Math.min(this.bufs.length, MSG_MAX_BATCH);
+    for (let i = 0; i < n; i++) checkBuffer(this.bufs[i], `recvMany() buffer ${i}`);
+    const core = this.core;
+    const msgs = core.rxMany(this.bufs, n);
+    let r: Poll<number>;
+    try {
+      r = core.src.pollMsg(cx, OP_RECVMSG, msgs, n, DGRAM_RECV_FLAGS);
+    } catch (e) {
+      this.done = true;
+      core.rxDone(n);
+      throw e;
+    }
+    if (r === PENDING) {
+      core.rxDone(n);
+      this.waker = cx.waker;
+      return PENDING;
+    }
+    this.done = true;
+    this.waker = null;
+    const out: Datagram[] = [];
+    for (let i = 0; i < r; i++) {
+      const m = msgs[i]!;
+      out.push({ length: m.len, addr: core.decodeFrom(m), truncated: (m.flags & NET.MSG_TRUNC) !== 0 || m.size > m.len });
+    }
+    core.rxDone(n);
+    return out;
+  }
+
+  override cancel(): void {
+    if (this.done) return;
+    this.done = true;
+    this.core.src.dropWaker(DIR_READ, this.waker);
+    this.waker = null;
+  }
+}
