@@ -20,6 +20,11 @@
  * of single calls where those do not exist). A batch that stops early on an error after
  * at least one message keeps that error for the next call, as the kernel's recvmmsg
  * does, so a one-shot socket error (an ICMP-reported ECONNREFUSED) is never dropped.
+ * On a datagram socket (FD_DATAGRAM) an error is not final: the kernel reports it once
+ * and the socket goes on. So there EAGAIN clears the error and closed bits with the
+ * ready bit (a stream keeps them, as the registry does), else a poll would see
+ * "ready" forever and spin on EAGAIN; and an error an event carried that the syscall no
+ * longer sees (libkqueue consumes SO_ERROR) is reported once, in place of that EAGAIN.
  *
  * Closing: nothing of a readiness op outlives its poll (each is one synchronous syscall),
  * so close() deregisters (unless the driver already closed: its poller is gone, and its
@@ -35,7 +40,7 @@ import { SOCKADDR_MAX } from "../../../ffi/sockaddr.ts";
 import { PENDING, type Context, type Poll, type Waker } from "../../future.ts";
 import { SysError } from "../../errors.ts";
 import { READ_READY, WRITE_READY, type ScheduledIo } from "../registry.ts";
-import { READABLE, READ_WRITE, WRITABLE } from "./poller.ts";
+import { ERROR, READABLE, READ_CLOSED, READ_WRITE, WRITABLE, WRITE_CLOSED } from "./poller.ts";
 import {
   DIR_READ, FD_DATAGRAM, OP_ACCEPT, OP_READ, OP_READV, OP_RECVMSG, OP_WRITE, SYSCALL, acceptAddr, acceptAddrLen, closedError,
   type Direction, type IoFd, type IoOp, type Msg, type MsgOp,
@@ -232,7 +237,15 @@ export class ReadinessFd implements IoFd {
         return r;
       }
       if (r === -EAGAIN) {
-        reg.clearReadiness(io, bit, tick);
+        if ((this.flags & FD_DATAGRAM) === 0) {
+          reg.clearReadiness(io, bit, tick);
+          continue;
+        }
+        reg.clearReadiness(io, bit | ERROR | (recv ? READ_CLOSED : WRITE_CLOSED), tick);
+        if (io.error !== 0 && !this.errorTaken) {
+          this.errorTaken = true;
+          throw new SysError(io.error, syscall);
+        }
         continue;
       }
       if (r === -EINTR) continue;

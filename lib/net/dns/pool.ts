@@ -39,7 +39,7 @@ import type { Driver } from "../../driver/driver.ts";
 import { check } from "../../errors.ts";
 
 /** Resolver Workers (getaddrinfo may block for seconds on a dead DNS server). */
-const WORKERS = 4;
+export const RESOLVER_WORKERS = 4;
 /** The most addresses one lookup reports. */
 export const MAX_ADDRS = 32;
 
@@ -50,6 +50,8 @@ const ABANDONED = 2;
 const RUNNING = 3;
 const RELEASED = 4;
 const DETACHED = 5;
+/** The job states by name (for tests and debugging). */
+export const JOB_STATES = { QUEUED, DONE, ABANDONED, RUNNING, RELEASED, DETACHED } as const;
 
 /**
  * One address a lookup found.
@@ -113,7 +115,7 @@ let started: Promise<void> | null = null;
 export function startResolver(): Promise<void> {
   if (started !== null) return started;
   const ready: Promise<void>[] = [];
-  for (let i = 0; i < WORKERS; i++) {
+  for (let i = 0; i < RESOLVER_WORKERS; i++) {
     const w = new Worker(new URL("./worker.ts", import.meta.url).href);
     ready.push(
       new Promise<void>((resolve) => {

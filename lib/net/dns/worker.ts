@@ -48,6 +48,7 @@ const enc = new TextEncoder();
 
 function run(j: Job, ctl: Int32Array): number {
   if (j.kind === "hold") {
+    Atomics.notify(ctl, 0); // the test waiting for this Worker to be busy may go on
     while (Atomics.load(ctl, 2) === 0) Atomics.wait(ctl, 2, 0, 1000);
     return 0;
   }
