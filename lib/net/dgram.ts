@@ -10,9 +10,10 @@
  *
  * Hot path: a send takes a {@link Msg} from the socket's free list (returned when it
  * completes or is cancelled), a receive uses the socket's own Msg (its result is copied
- * out in the poll that completes it). The last source address is decoded once and reused
- * while the bytes match; the last destination is encoded once and reused while it is the
- * same object — an echo server that answers `recvFrom`'s address allocates no address.
+ * out in the poll that completes it). Recent sources are decoded once (a 64-slot table
+ * keyed by their bytes) and the same SocketAddr is returned while they keep sending; a
+ * send to a SocketAddr this socket decoded copies its bytes as they came — an echo server
+ * that answers `recvFrom`'s address neither formats nor parses an address per datagram.
  *
  * Cancel safety: receives are cancel-safe on every backend (a datagram that arrives for a
  * cancelled receive is kept for the next one); sends are on the readiness backends; on
@@ -93,6 +94,16 @@ export interface OutDatagram<A> {
   addr?: A;
 }
 
+/** Slots of a socket's recent-source table (a power of two). */
+const FROM_SLOTS = 64;
+
+/** A decoded source: its raw sockaddr and the SocketAddr made for it. */
+interface FromEntry {
+  readonly raw: Uint8Array;
+  readonly len: number;
+  readonly addr: SocketAddr;
+}
+
 /** A Msg with its own one-element array (the key of its send on io_uring). */
 class SendMsg extends Msg {
   readonly one: readonly Msg[] = [this];
@@ -115,9 +126,10 @@ export class DgramCore {
   private readonly rxOne: readonly Msg[] = [this.rx];
   private readonly rxBatch: Msg[] = [];
   // The last source decoded (its raw bytes and object) and the last destination encoded.
-  private readonly fromRaw = new Uint8Array(new ArrayBuffer(SOCKADDR_MAX));
-  private fromLen = 0;
-  private from: SocketAddr | null = null;
+  /** Recent sources: raw sockaddr → the SocketAddr made for it (a small hashed table). */
+  private readonly fromCache: (FromEntry | undefined)[] = new Array(FROM_SLOTS);
+  /** The raw sockaddr of each SocketAddr this socket decoded: a send back to it copies the bytes. */
+  private readonly rawOf = new WeakMap<SocketAddr, FromEntry>();
   private to: unknown = null;
   private readonly toRaw = new Uint8Array(new ArrayBuffer(SOCKADDR_MAX));
   private toLen = 0;
@@ -145,6 +157,13 @@ export class DgramCore {
   }
 
   private encodeTo(addr: unknown, out: Uint8Array): number {
+    if (addr instanceof SocketAddr) {
+      const e = this.rawOf.get(addr); // a source this socket decoded: its bytes as they came
+      if (e !== undefined) {
+        out.set(e.len === e.raw.byteLength ? e.raw : e.raw.subarray(0, e.len));
+        return e.len;
+      }
+    }
     if (addr !== this.to || typeof addr !== "object") {
       this.toLen = this.encode(addr, this.toRaw);
       this.to = typeof addr === "object" ? addr : null;
@@ -153,25 +172,27 @@ export class DgramCore {
     return this.toLen;
   }
 
-  /** The source of `m`, decoded (the cached object while the bytes are the same). */
+  /** The source of `m`, decoded (the same object again while a recent source's bytes match). */
   decodeFrom(m: Msg): SocketAddr {
     const len = m.addrLen;
-    const from = this.from;
-    if (from !== null && len === this.fromLen) {
+    const a = m.addr;
+    const slot = len < 4 ? 0 : (a[3]! ^ (a[2]! << 1) ^ (a[len > 8 ? 7 : 3]! << 2) ^ (a[len - 1]! << 3) ^ (a[len >> 1]! << 4)) & (FROM_SLOTS - 1);
+    const e = this.fromCache[slot];
+    if (e !== undefined && e.len === len) {
       let same = true;
       for (let i = 0; i < len; i++) {
-        if (m.addr[i] !== this.fromRaw[i]) {
+        if (a[i] !== e.raw[i]) {
           same = false;
           break;
         }
       }
-      if (same) return from;
+      if (same) return e.addr;
     }
-    const a = decodeSockaddr(m.addr, len) ?? new SocketAddr("unix", "", 0);
-    this.fromRaw.set(m.addr.subarray(0, len));
-    this.fromLen = len;
-    this.from = a;
-    return a;
+    const addr = decodeSockaddr(a, len) ?? new SocketAddr("unix", "", 0);
+    const entry: FromEntry = { raw: a.slice(0, len), len, addr };
+    this.fromCache[slot] = entry;
+    this.rawOf.set(addr, entry);
+    return addr;
   }
 
   /** The socket's receive Msg, pointed at `buf`. */

@@ -46,6 +46,7 @@ import {
   type Direction, type IoFd, type IoOp, type Msg, type MsgOp,
 } from "../fd.ts";
 import type { ReadinessDriver } from "./driver.ts";
+import { attemptMsgs } from "../msgcall.ts";
 
 /** Flags for send(): no SIGPIPE where the platform has MSG_NOSIGNAL (Darwin uses SO_NOSIGPIPE). */
 const SEND_FLAGS = SYS.MSG_NOSIGNAL > 0 ? SYS.MSG_NOSIGNAL : 0;
@@ -66,49 +67,6 @@ function attempt(op: IoOp, fd: number, buf: Uint8Array | null, bufs: readonly Ui
     default:
       return libc.writev(fd, bufs);
   }
-}
-
-/**
- * Runs one sendmsg/recvmsg batch over msgs[0..count): messages moved (≥ 1), or −errno
- * when the first failed. `err` receives an error that stopped a batch after ≥ 1 message.
- */
-function attemptMsgs(fd: number, recv: boolean, msgs: readonly Msg[], count: number, flags: number, err: Int32Array): number {
-  if (count > 1 && libc.HAVE_MMSG) {
-    for (let i = 0; i < count; i++) fill(i, msgs[i]!, recv);
-    const r = recv ? libc.recvmmsgN(fd, count, flags) : libc.sendmmsgN(fd, count, flags);
-    for (let i = 0; i < r; i++) collect(i, msgs[i]!, recv, libc.mmsgLen(i));
-    return r;
-  }
-  for (let i = 0; i < count; i++) {
-    const m = msgs[i]!;
-    fill(0, m, recv);
-    const r = recv ? libc.recvmsgAt(fd, 0, flags) : libc.sendmsgAt(fd, 0, flags);
-    if (r < 0) {
-      if (i === 0) return r;
-      if (r !== -EAGAIN && r !== -EINTR) err[0] = r;
-      return i;
-    }
-    collect(0, m, recv, r);
-  }
-  return count;
-}
-
-/** Fills scratch slot `i` from `m` (see libc.setMsg's SAFETY note: the call follows at once). */
-function fill(i: number, m: Msg, recv: boolean): void {
-  const control = m.control;
-  const clen = control === null ? 0 : recv ? control.byteLength : m.controlLen;
-  libc.setMsg(i, m.buf, m.buf.byteLength, m.addr, recv ? m.addr.byteLength : m.addrLen, control, clen);
-}
-
-/** Reads slot `i`'s results into `m`; `r` is the call's (or msg_len's) byte count. */
-function collect(i: number, m: Msg, recv: boolean, r: number): void {
-  const cap = m.buf.byteLength;
-  m.len = r < cap ? r : cap;
-  m.size = r;
-  if (!recv) return;
-  m.addrLen = libc.msgNameLen(i);
-  m.controlLen = m.control === null ? 0 : libc.msgControlLen(i);
-  m.flags = libc.msgFlags(i);
 }
 
 /** The bytes an op asked for, for the short-transfer check (accept: none). */

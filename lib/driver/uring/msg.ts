@@ -3,62 +3,72 @@
  * IORING_OP_RECVMSG, one SQE per message, a batch's SQEs written back to back and so
  * submitted together in the driver's next enter.
  *
- * Memory: every op owns one {@link OwnedBuf} laid out as
+ * Memory: every op holds a {@link Header} (msghdr 56, iovec 16 at 64, sockaddr 128 at 80,
+ * control from 208; this socket's, reused) and an {@link OwnedBuf} for the data. The
+ * kernel reads the msghdr, iovec, address and (send) control and data, and writes (recv)
+ * the address, control, data and the msghdr's out-fields (msg_namelen, msg_controllen,
+ * msg_flags). The caller's `Msg` is copied in when a send is built and out when a
+ * receive is taken: the kernel never sees the caller's memory.
  *
- *     [0 msghdr 56][64 iovec 16][80 sockaddr 128][208 control …][data …]
+ * Datagram sockets first try the syscall (msgcall.ts, MSG_DONTWAIT) when nothing of
+ * theirs is in the ring — no receive armed, no send in flight, so order holds: a datagram
+ * socket's send completes at once unless its buffer is full, and a receive with data
+ * waiting needs no trip through the ring. Only EAGAIN goes to the ring.
  *
- * The kernel reads the msghdr, iovec, address and (send) control and data, and writes
- * (recv) the address, control, data and the msghdr's out-fields (msg_namelen,
- * msg_controllen, msg_flags). The caller's `Msg` is copied in when a send is built and
- * out when a receive is taken: the kernel never sees the caller's memory.
+ * Send (ring path): a batch is one IOSQE_IO_LINK chain, so its results are a clean
+ * prefix (a failed message cancels the ones after it). An error after ≥ 1 sent message is
+ * kept for the next send. A batch belongs to the `msgs` array it was polled with. A
+ * cancelled send is cancelled in the kernel; if it went out anyway its count is lost
+ * (ring sends are not cancel-safe, as TCP writes on this backend).
  *
- * Send: a batch is one IOSQE_IO_LINK chain, so its results are a clean prefix (a failed
- * message cancels the ones after it: no message is sent out of order or behind a failure
- * the caller was told about). An error after ≥ 1 sent message is kept for the next send.
- * A cancelled send is cancelled in the kernel; if it went out anyway its count is lost
- * (sends are not cancel-safe here, as for TCP writes on this backend).
- *
- * Receive: the armed ops belong to the socket, not to a future. A receive takes
- * completed messages from `ready` (in CQE order); if none is there it arms ops — up to the
- * batch size for a datagram socket (each with room for a whole UDP datagram, 64 KiB, or
- * the caller's buffer if larger), one for a stream socket — and waits. A cancelled
- * receive only forgets its waker: a message that arrives later waits in `ready` for the
- * next receive, so a receive is cancel-safe and keeps arrival order. Armed ops are
+ * Receive (ring path): the armed ops belong to the socket, not to a future. A receive
+ * takes completed messages from `ready` (in CQE order); if none is there it arms ops — up
+ * to the batch size for a datagram socket (each with room for the larger of a whole UDP
+ * datagram, 64 KiB, and the caller's buffer), one for a stream socket — and waits. A
+ * cancelled receive only forgets its waker: a message that arrives later waits in
+ * `ready` for the next receive (cancel-safe, arrival order kept). Armed ops are
  * background ops (a quiet socket may hold them forever); a waiting reader counts as
- * driver work (startWaiting) while it waits. On a stream socket a message larger than the
- * caller's buffer is taken in parts; its fds come with the first part.
+ * driver work while it waits. An armed op that ends with EAGAIN (ops armed together race
+ * for each datagram) carries no message: it is dropped and the reader re-arms. On a stream socket a message larger than the caller's
+ * buffer is taken in parts; its fds come with the first part. A datagram larger than an
+ * armed op's room (only a Unix datagram over 64 KiB, armed for a smaller buffer) is
+ * reported truncated, with its real size.
  *
  * Closing (called by the socket before its fd is released, uring/owner.ts): armed and
  * send ops are cancelled; fds in queued or late messages are closed; buffers go back.
  *
  * Must never: hand the kernel the caller's memory, deliver a message twice or out of CQE
- * order, leak a received fd, or free an op before its final CQE.
+ * order, leak a received fd, or free an op's memory before its final CQE.
  */
+import { ptr } from "bun:ffi";
 import * as U from "../../../ffi/uring.ts";
 import * as libc from "../../../ffi/libc.ts";
 import { NET, SYS } from "../../../ffi/constants.ts";
-import { ECANCELED } from "../../../ffi/errno.ts";
+import { EAGAIN, ECANCELED, EINTR } from "../../../ffi/errno.ts";
 import { SOCKADDR_MAX } from "../../../ffi/sockaddr.ts";
 import { decodeRights } from "../../../ffi/cmsg.ts";
 import { PENDING, type Context, type Poll, type Waker } from "../../future.ts";
 import { SysError } from "../../errors.ts";
 import { closedError, type Msg } from "../fd.ts";
+import { attemptMsgs } from "../msgcall.ts";
 import { K_PLAIN, ST_DONE, type FdOwnerCount, type OpSink, type UringOp } from "./op.ts";
 import type { UringDriver } from "./driver.ts";
-import type { OwnedBuf } from "./buf.ts";
 
 /** IORING_OP_SENDMSG / IORING_OP_RECVMSG (5.3). */
 export const OP_SENDMSG = 9;
 export const OP_RECVMSG = 10;
 
-// The owned buffer's layout (byte offsets; see the module header).
+// A header's layout (byte offsets; see the module header).
 const IOV = 64;
 const NAME = 80;
 const CTRL = NAME + SOCKADDR_MAX;
-/** Room a datagram receive gets at least: the largest UDP payload. */
+const HEADER_SIZE = 2048;
+/** The most ancillary data one message carries here (253 fds fit with room to spare). */
+const MAX_CONTROL = HEADER_SIZE - CTRL;
+/** Room a datagram receive gets at least: a whole UDP datagram (one 64 KiB pool buffer). */
 const DGRAM_ROOM = 65536;
-/** Largest single message one op carries (larger sends are cut: a stream send returns a short count). */
-const MAX_DATA = 256 * 1024;
+/** Largest single message one op carries (a larger stream send returns a short count). */
+const MAX_DATA = 4 * 1024 * 1024;
 
 /** op.tag: what kind of message op this is. */
 const T_RECV = 1;
@@ -66,50 +76,58 @@ const T_SEND = 2;
 
 const TWO32 = 0x1_0000_0000;
 
+/**
+ * The memory of one message op that is not data: msghdr, iovec, address, control.
+ * ArrayBuffer-backed, its address taken once; reused by its socket once the op is over.
+ */
+class Header {
+  readonly bytes = new Uint8Array(new ArrayBuffer(HEADER_SIZE));
+  readonly u32 = new Uint32Array(this.bytes.buffer);
+  // SAFETY: the bytes view their own ArrayBuffer (never inline storage), kept alive by
+  // this object, which an op references (op.aux) from its SQE to its final CQE.
+  readonly addr = ptr(this.bytes) as number;
+
+  private putPtr(word: number, p: number): void {
+    this.u32[word] = p >>> 0;
+    this.u32[word + 1] = Math.floor(p / TWO32);
+  }
+
+  /** Writes msghdr + iovec for `nameLen` address bytes, `ctrl` control bytes and `len` bytes at `data`. */
+  layout(nameLen: number, ctrl: number, data: number, len: number): void {
+    const u = this.u32;
+    u.fill(0, 0, CTRL >> 2);
+    this.putPtr(0, nameLen === 0 ? 0 : this.addr + NAME);
+    u[NET.MSG_NAMELEN_OFF >> 2] = nameLen;
+    this.putPtr(NET.MSG_IOV_OFF >> 2, this.addr + IOV);
+    u[NET.MSG_IOVLEN_OFF >> 2] = 1;
+    this.putPtr(NET.MSG_CONTROL_OFF >> 2, ctrl === 0 ? 0 : this.addr + CTRL);
+    u[NET.MSG_CONTROLLEN_OFF >> 2] = ctrl;
+    this.putPtr(IOV >> 2, data);
+    u[(IOV >> 2) + 2] = len;
+  }
+
+  /** The iovec's length: the data room this op had. */
+  get room(): number {
+    return this.u32[(IOV >> 2) + 2]!;
+  }
+
+  /** Closes every fd an SCM_RIGHTS message left here (one nobody will take); forgets them. */
+  closeFds(): void {
+    const word = NET.MSG_CONTROLLEN_OFF >> 2;
+    const clen = this.u32[word]!;
+    if (clen === 0) return;
+    const fds: number[] = [];
+    decodeRights(this.bytes.subarray(CTRL), clen, fds);
+    for (const fd of fds) libc.close(fd);
+    this.u32[word] = 0;
+  }
+}
+
 /** One send batch: its ops (a linked chain, in order) and the waker of the future that owns it. */
 interface SendBatch {
   readonly msgs: readonly Msg[];
   readonly ops: UringOp[];
   waker: Waker | null;
-}
-
-function putPtr(u32: Uint32Array, word: number, p: number): void {
-  u32[word] = p >>> 0;
-  u32[word + 1] = Math.floor(p / TWO32);
-}
-
-/** Where an op's data starts in its buffer (read back from the iovec's base pointer). */
-function dataOff(ob: OwnedBuf): number {
-  const u = ob.u32;
-  return u[IOV >> 2]! + u[(IOV >> 2) + 1]! * TWO32 - ob.addr;
-}
-
-/**
- * Writes the msghdr + iovec of `ob` for a message of `nameLen` address bytes, `ctrl`
- * control bytes and `dataLen` data bytes; returns the data offset.
- */
-function layout(ob: OwnedBuf, nameLen: number, ctrl: number, dataLen: number): number {
-  const u = ob.u32;
-  const off = (CTRL + ctrl + 7) & ~7;
-  u.fill(0, 0, CTRL >> 2);
-  putPtr(u, 0, nameLen === 0 ? 0 : ob.addr + NAME);
-  u[NET.MSG_NAMELEN_OFF >> 2] = nameLen;
-  putPtr(u, NET.MSG_IOV_OFF >> 2, ob.addr + IOV);
-  u[NET.MSG_IOVLEN_OFF >> 2] = 1;
-  putPtr(u, NET.MSG_CONTROL_OFF >> 2, ctrl === 0 ? 0 : ob.addr + CTRL);
-  u[NET.MSG_CONTROLLEN_OFF >> 2] = ctrl;
-  putPtr(u, IOV >> 2, ob.addr + off);
-  u[(IOV >> 2) + 2] = dataLen;
-  return off;
-}
-
-/** Closes every fd an SCM_RIGHTS message left in `ob` (a message nobody will take). */
-function closeFdsIn(ob: OwnedBuf): void {
-  const clen = ob.u32[NET.MSG_CONTROLLEN_OFF >> 2]!;
-  if (clen === 0) return;
-  const fds: number[] = [];
-  decodeRights(ob.bytes.subarray(CTRL), clen, fds);
-  for (const fd of fds) libc.close(fd);
 }
 
 /**
@@ -132,10 +150,13 @@ export class UringMsg implements OpSink {
   private recvWaker: Waker | null = null;
   /** startWaiting() is in effect for recvWaker. */
   private waiting = false;
-  /** Send batches in flight, each one linked chain, keyed by the `msgs` array it was polled with. */
+  /** Send batches in flight, each one linked chain. */
   private readonly sends: SendBatch[] = [];
-  /** A send error that ended a batch after ≥ 1 message (−errno), thrown by the next send. */
+  /** An error that ended a batch after ≥ 1 message (−errno), thrown by the next call of that direction. */
   private sendErr = 0;
+  private readonly recvErr = new Int32Array(1);
+  private readonly held = new Int32Array(1);
+  private readonly headers: Header[] = [];
   private closed = false;
 
   constructor(
@@ -146,12 +167,33 @@ export class UringMsg implements OpSink {
     private readonly datagram: boolean,
   ) {}
 
+  private header(): Header {
+    return this.headers.pop() ?? new Header();
+  }
+
+  /** Frees an op this socket is done with; its header goes back to the socket. */
+  private free(op: UringOp): void {
+    const h = op.aux as Header | null;
+    if (h !== null && this.headers.length < 64) this.headers.push(h);
+    this.driver.release(op);
+  }
+
   /** Receives up to `count` messages into `msgs` (see the module header). */
   pollRecv(cx: Context, fd: number, msgs: readonly Msg[], count: number, flags: number): Poll<number> {
     if (this.closed || fd < 0) throw closedError("recvmsg");
     if (this.ready.length > 0) {
       this.unwait();
       return this.take(msgs, count);
+    }
+    if (this.recvErr[0] !== 0) {
+      const e = this.recvErr[0]!;
+      this.recvErr[0] = 0;
+      throw new SysError(-e, "recvmsg");
+    }
+    if (this.datagram && this.armed.length === 0) {
+      const r = attemptMsgs(fd, true, msgs, count, flags | SYS.MSG_DONTWAIT, this.recvErr);
+      if (r > 0) return r;
+      if (r !== -EAGAIN && r !== -EINTR) throw new SysError(-r, "recvmsg");
     }
     const want = this.datagram ? count : 1;
     for (let i = this.armed.length; i < want; i++) this.arm(fd, msgs[i] ?? msgs[0]!, flags);
@@ -168,19 +210,21 @@ export class UringMsg implements OpSink {
   private arm(fd: number, m: Msg, flags: number): void {
     const d = this.driver;
     const want = m.buf.byteLength;
-    const data = this.datagram ? (want > DGRAM_ROOM ? Math.min(want, MAX_DATA) : DGRAM_ROOM) : Math.max(1, Math.min(want, DGRAM_ROOM));
-    const ctrl = m.control === null ? 0 : m.control.byteLength;
-    const ob = d.pool.get(CTRL + ctrl + 8 + data);
-    layout(ob, SOCKADDR_MAX, ctrl, data);
+    const room = this.datagram ? Math.min(Math.max(want, DGRAM_ROOM), MAX_DATA) : Math.max(1, Math.min(want, DGRAM_ROOM));
+    const ctrl = m.control === null ? 0 : Math.min(m.control.byteLength, MAX_CONTROL);
+    const h = this.header();
+    const ob = d.pool.get(room);
+    h.layout(SOCKADDR_MAX, ctrl, ob.addr, room);
     const op = d.op(K_PLAIN, this, this.owner);
     op.tag = T_RECV;
     // Delivered through onCqe (in CQE order), not through a future's waker.
     op.multishot = true;
     op.background = true;
-    // SAFETY: `ob` (msghdr, iovec, address, control and data) is owned by the op until its
-    // final CQE, even once cancelled: the driver's op table references it.
+    // SAFETY: the header (msghdr, iovec, address, control) and `ob` (the data) are held by
+    // the op until its final CQE, even once cancelled: the driver's op table references it.
     op.buf = ob;
-    const w = d.sqe(op, OP_RECVMSG, fd, ob.addr, 1, 0);
+    op.aux = h;
+    const w = d.sqe(op, OP_RECVMSG, fd, h.addr, 1, 0);
     d.ring.setOpFlags(w, flags);
     this.armed.push(op);
   }
@@ -194,25 +238,24 @@ export class UringMsg implements OpSink {
       if (res < 0) {
         if (k > 0) break; // delivered after the messages before it
         this.ready.shift();
-        this.driver.release(op);
+        this.free(op);
         throw new SysError(-res, "recvmsg");
       }
       const m = msgs[k]!;
-      const ob = op.buf!;
-      const u = ob.u32;
-      const off = dataOff(ob);
-      const inBuf = Math.min(res, u[(IOV >> 2) + 2]!);
+      const h = op.aux as Header;
+      const data = op.buf!.bytes;
+      const inBuf = Math.min(res, h.room);
       const first = this.readyOff === 0;
-      const nameLen = first ? u[NET.MSG_NAMELEN_OFF >> 2]! : 0;
+      const nameLen = first ? h.u32[NET.MSG_NAMELEN_OFF >> 2]! : 0;
       m.addrLen = nameLen;
-      if (nameLen > 0) m.addr.set(ob.bytes.subarray(NAME, NAME + Math.min(nameLen, SOCKADDR_MAX)));
-      m.flags = first ? u[NET.MSG_FLAGS_OFF >> 2]! | 0 : 0;
-      this.takeControl(m, ob, first);
+      if (nameLen > 0) m.addr.set(h.bytes.subarray(NAME, NAME + Math.min(nameLen, SOCKADDR_MAX)));
+      m.flags = first ? h.u32[NET.MSG_FLAGS_OFF >> 2]! | 0 : 0;
+      this.takeControl(m, h, first);
       const cap = m.buf.byteLength;
       k++;
       if (this.datagram) {
         const n = inBuf < cap ? inBuf : cap;
-        m.buf.set(ob.bytes.subarray(off, off + n));
+        m.buf.set(n === data.byteLength ? data : data.subarray(0, n));
         m.len = n;
         m.size = res;
         if (res > cap) m.flags |= NET.MSG_TRUNC;
@@ -221,7 +264,7 @@ export class UringMsg implements OpSink {
       }
       const left = inBuf - this.readyOff;
       const n = left < cap ? left : cap;
-      m.buf.set(ob.bytes.subarray(off + this.readyOff, off + this.readyOff + n));
+      m.buf.set(data.subarray(this.readyOff, this.readyOff + n));
       m.len = m.size = n;
       this.readyOff += n;
       if (this.readyOff >= inBuf) this.consume();
@@ -230,29 +273,29 @@ export class UringMsg implements OpSink {
     return k;
   }
 
-  /** Hands a message's ancillary data to `m` (only with its first part); what `m` has no room for is closed. */
-  private takeControl(m: Msg, ob: OwnedBuf, first: boolean): void {
+  /** Hands a message's ancillary data to `m` (with its first part); what `m` has no room for is closed. */
+  private takeControl(m: Msg, h: Header, first: boolean): void {
     const word = NET.MSG_CONTROLLEN_OFF >> 2;
-    const clen = first ? ob.u32[word]! : 0;
+    const clen = first ? h.u32[word]! : 0;
     m.controlLen = 0;
     if (clen === 0) return;
     if (m.control === null || clen > m.control.byteLength) {
-      closeFdsIn(ob);
+      h.closeFds();
       m.flags |= NET.MSG_CTRUNC;
-    } else {
-      m.control.set(ob.bytes.subarray(CTRL, CTRL + clen));
-      m.controlLen = clen;
+      return;
     }
-    ob.u32[word] = 0; // handed out (or closed): a later close must not close them again
+    m.control.set(h.bytes.subarray(CTRL, CTRL + clen));
+    m.controlLen = clen;
+    h.u32[word] = 0; // handed out: a later close must not close them again
   }
 
   private consume(): void {
     const op = this.ready.shift()!;
     this.readyOff = 0;
-    this.driver.release(op);
+    this.free(op);
   }
 
-  /** Sends `count` messages as one linked chain; then the prefix that went out. */
+  /** Sends `count` messages: directly when it can (datagrams), else as one linked chain; the prefix that went out. */
   pollSend(cx: Context, fd: number, msgs: readonly Msg[], count: number, flags: number): Poll<number> {
     if (this.closed || fd < 0) throw closedError("sendmsg");
     let b: SendBatch | undefined;
@@ -262,6 +305,13 @@ export class UringMsg implements OpSink {
         const e = this.sendErr;
         this.sendErr = 0;
         throw new SysError(-e, "sendmsg");
+      }
+      if (this.datagram && this.sends.length === 0) {
+        this.held[0] = 0;
+        const r = attemptMsgs(fd, false, msgs, count, flags | SYS.MSG_DONTWAIT | SYS.MSG_NOSIGNAL, this.held);
+        if (this.held[0] !== 0) this.sendErr = this.held[0]!;
+        if (r > 0) return r;
+        if (r !== -EAGAIN && r !== -EINTR) throw new SysError(-r, "sendmsg");
       }
       b = { msgs, ops: this.startSends(fd, msgs, count, flags | SYS.MSG_NOSIGNAL), waker: null };
       this.sends.push(b);
@@ -281,7 +331,7 @@ export class UringMsg implements OpSink {
       k++;
     }
     const err = k < ops.length ? ops[k]!.res : 0;
-    for (const op of ops) this.driver.release(op);
+    for (const op of ops) this.free(op);
     if (k === 0) throw new SysError(-err, "sendmsg");
     if (err !== 0 && err !== -ECANCELED) this.sendErr = err;
     return k;
@@ -295,16 +345,19 @@ export class UringMsg implements OpSink {
       const m = msgs[i]!;
       const len = Math.min(m.buf.byteLength, MAX_DATA);
       const ctrl = m.control === null ? 0 : m.controlLen;
-      const ob = d.pool.get(CTRL + ctrl + 8 + len);
-      const off = layout(ob, m.addrLen, ctrl, len);
-      if (m.addrLen > 0) ob.bytes.set(m.addr.subarray(0, m.addrLen), NAME);
-      if (ctrl > 0) ob.bytes.set(m.control!.subarray(0, ctrl), CTRL);
-      ob.bytes.set(len === m.buf.byteLength ? m.buf : m.buf.subarray(0, len), off);
+      if (ctrl > MAX_CONTROL) throw new RangeError(`Ancillary data of ${ctrl} bytes: one message carries at most ${MAX_CONTROL} here`);
+      const h = this.header();
+      const ob = d.pool.get(len);
+      h.layout(m.addrLen, ctrl, ob.addr, len);
+      if (m.addrLen > 0) h.bytes.set(m.addr.subarray(0, m.addrLen), NAME);
+      if (ctrl > 0) h.bytes.set(m.control!.subarray(0, ctrl), CTRL);
+      if (len > 0) ob.bytes.set(len === m.buf.byteLength ? m.buf : m.buf.subarray(0, len));
       const op = d.op(K_PLAIN, this, this.owner);
       op.tag = T_SEND;
-      // SAFETY: the copy in `ob` is owned by the op until its final CQE (see arm()).
+      // SAFETY: the copies in the header and `ob` are held by the op until its final CQE (see arm()).
       op.buf = ob;
-      const w = d.sqe(op, OP_SENDMSG, fd, ob.addr, 1, 0);
+      op.aux = h;
+      const w = d.sqe(op, OP_SENDMSG, fd, h.addr, 1, 0);
       d.ring.setOpFlags(w, flags);
       if (i < count - 1) d.ring.setSqeFlags(w, U.IOSQE_IO_LINK);
       ops.push(op);
@@ -312,26 +365,31 @@ export class UringMsg implements OpSink {
     return ops;
   }
 
-  /** A receive op completed (it is DONE): queue it in CQE order and wake the reader. */
+  /**
+   * A receive op completed (it is DONE): queue it in CQE order and wake the reader. EAGAIN
+   * and EINTR are no message (several ops armed on one socket race for each datagram, and
+   * the kernel may give a loser EAGAIN): the op is freed and the reader re-polls.
+   */
   onCqe(op: UringOp, res: number, _flags: number, _final: boolean): void {
     op.res = res;
     const i = this.armed.indexOf(op);
     if (i >= 0) this.armed.splice(i, 1);
     if (this.closed) {
-      if (res >= 0) closeFdsIn(op.buf!);
+      if (res >= 0) (op.aux as Header).closeFds();
       this.driver.release(op);
       return;
     }
-    this.ready.push(op);
+    if (res === -EAGAIN || res === -EINTR) this.free(op);
+    else this.ready.push(op);
     const w = this.recvWaker;
     this.recvWaker = null;
     this.unwait();
     w?.wake();
   }
 
-  /** A receive that completed after close() cancelled it: its fds are closed (the buffer goes with the op). */
+  /** A receive that completed after close() cancelled it: its fds are closed (its memory goes with the op). */
   orphan(op: UringOp, res: number, _flags: number): void {
-    if (op.tag === T_RECV && res >= 0 && op.buf !== null) closeFdsIn(op.buf);
+    if (op.tag === T_RECV && res >= 0 && op.aux !== null) (op.aux as Header).closeFds();
   }
 
   private unwait(): void {
@@ -360,7 +418,7 @@ export class UringMsg implements OpSink {
   private dropSends(ops: readonly UringOp[]): void {
     const d = this.driver;
     for (const op of ops) {
-      if (op.state === ST_DONE) d.release(op);
+      if (op.state === ST_DONE) this.free(op);
       else if (!d.isClosed) d.cancel(op);
     }
   }
@@ -373,7 +431,7 @@ export class UringMsg implements OpSink {
     for (const op of this.armed) if (!d.isClosed) d.cancel(op);
     this.armed.length = 0;
     for (const op of this.ready) {
-      if (op.res >= 0) closeFdsIn(op.buf!);
+      if (op.res >= 0) (op.aux as Header).closeFds();
       d.release(op);
     }
     this.ready.length = 0;
