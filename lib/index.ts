@@ -133,5 +133,5 @@ export * as fs from "./fs/index.ts";
 export { UdpSocket, type UdpBindOptions, type UdpTarget } from "./net/udp.ts";
 export { UnixListener, UnixStream, UnixDatagram, type PeerCred } from "./net/unix.ts";
 export { TruncatedError, type Datagram, type OutDatagram } from "./net/dgram.ts";
-export { lookup, LookupError, type LookupAddress, type LookupOptions } from "./net/dns/lookup.ts";
+export { lookup, LookupError, type LookupAddress, type LookupOptions } from "./net/lookup.ts";
 export { AsyncFd, AsyncFdReadyGuard } from "./io/asyncfd.ts";

@@ -11,9 +11,12 @@ import { readFileSync } from "node:fs";
 import { lookup as nodeLookup } from "node:dns/promises";
 import * as libc from "../ffi/libc.ts";
 import { SYS } from "../ffi/constants.ts";
-import { LookupError, PENDING, SysError, TcpListener, TcpStream, select, sleep, spawn, type Context } from "../lib/index.ts";
-import { JOB_STATES, RESOLVER_WORKERS, resolverFor, startResolver, type Job, type ResolverClient } from "../lib/net/dns/pool.ts";
-import { lookup } from "../lib/net/dns/lookup.ts";
+import { LookupError, PENDING, Runtime, SysError, TcpListener, TcpStream, select, sleep, spawn, type Context } from "../lib/index.ts";
+import { JOB_STATES, RESOLVER_WORKERS, startResolver, type Job, type ResolverClient } from "../lib/driver/resolver.ts";
+import type { Driver } from "../lib/driver/driver.ts";
+import { lookup } from "../lib/net/lookup.ts";
+
+const resolverFor = (d: Driver): ResolverClient => d.resolver;
 import { HappyConnect, interleave } from "../lib/net/happy.ts";
 import { forEachBackend } from "./helpers.ts";
 
@@ -60,7 +63,7 @@ function* releaseAll(client: ResolverClient, held: { jobs: Job[]; release(): voi
   for (const j of held.jobs) client.leave(j, null);
 }
 
-forEachBackend("dns: lookup", ({ run, runtime }) => {
+forEachBackend("dns: lookup", ({ run, runtime, backend }) => {
   test("lookup('localhost') returns what the system's getaddrinfo does, for each family", async () => {
     const oracle = async (family: 0 | 4 | 6) => {
       try {
@@ -218,6 +221,28 @@ forEachBackend("dns: lookup", ({ run, runtime }) => {
       expect(client.inFlight).toBe(RESOLVER_WORKERS);
       yield* releaseAll(client, held);
     });
+  });
+
+  test("a runtime closed with a lookup in flight gives it up: its eventfd is released, the lookup fails ECANCELED", () => {
+    const rt = new Runtime({ backend });
+    const client = rt.driver.resolver;
+    let held: { jobs: Job[]; release(): void } | null = null;
+    const f = rt.blockOn(function* () {
+      held = holdAll(client);
+      const f = lookup("localhost");
+      expect(f.poll(noop)).toBe(PENDING); // queued behind the holds, never cancelled
+      return f;
+    });
+    rt.close(); // the driver gives every job up and closes the eventfd (the fd check sees a leak)
+    expect(client.inFlight).toBe(0);
+    held!.release(); // the Workers finish their holds and write nothing
+    let err: unknown;
+    try {
+      f.poll(noop);
+    } catch (e) {
+      err = e;
+    }
+    expect((err as LookupError).code).toBe("ECANCELED");
   });
 
   test("many concurrent lookups (300: shared and distinct names, found and not) all settle correctly", () => {

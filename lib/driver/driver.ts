@@ -21,6 +21,7 @@ import { now } from "../time/clock.ts";
 import { TimerWheel } from "../time/wheel.ts";
 import type { FileFd, FileFuture, IoFd, StatFields } from "./fd.ts";
 import { realSockets, type SocketApi } from "./sockets.ts";
+import { ResolverClient } from "./resolver.ts";
 
 /**
  * What a driver counts, for `runtime.metrics()`: plain counters, bumped on the paths that
@@ -57,6 +58,7 @@ export abstract class Driver {
   readonly stats = new DriverStats();
   private work = 0;
   private closedFlag = false;
+  private resolverClient: ResolverClient | null = null;
 
   constructor() {
     // The wheel shares reel's clock (time/clock.ts), so deadlines made before the driver existed line up.
@@ -69,6 +71,14 @@ export abstract class Driver {
    */
   get sockets(): SocketApi {
     return realSockets;
+  }
+
+  /**
+   * Name lookups (getaddrinfo on the resolver pool, woken through this driver): the
+   * system's, unless the backend stands in for it (the simulator). Made on first use.
+   */
+  get resolver(): ResolverClient {
+    return this.resolverClient ?? (this.resolverClient = new ResolverClient(this));
   }
 
   /** Binds a pollable fd (a socket, a pipe) to this driver: the per-fd interface. `flags`: FD_DATAGRAM (fd.ts). */
@@ -146,6 +156,7 @@ export abstract class Driver {
    */
   close(): void {
     if (this.closedFlag) return;
+    this.resolverClient?.close(); // lookups still in flight are given up while the driver can deregister
     this.closedFlag = true;
     this.shutdown();
   }

@@ -22,7 +22,7 @@ import { SysError } from "../errors.ts";
 import { IoSource } from "../io/source.ts";
 import { sleep, type Sleep } from "../time/sleep.ts";
 import { resolve, type Resolved } from "./addr.ts";
-import { lookup, type LookupAddress } from "./dns/lookup.ts";
+import { lookup, type LookupAddress } from "./lookup.ts";
 import { newSocket } from "./socket.ts";
 
 /** RFC 8305's recommended Connection Attempt Delay. */

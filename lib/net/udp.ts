@@ -26,7 +26,7 @@ import { check, checkBuffer, checkPort } from "../errors.ts";
 import { IoSource } from "../io/source.ts";
 import { isHostName, resolve, type HostPort } from "./addr.ts";
 import { DgramCore, type Datagram, type OutDatagram } from "./dgram.ts";
-import { lookup, type LookupAddress } from "./dns/lookup.ts";
+import { lookup, type LookupAddress } from "./lookup.ts";
 import { closeAndThrow, getIntOption, newSocket, setIntOption, sockName, sockets } from "./socket.ts";
 
 /**

@@ -1,21 +1,54 @@
 /**
  * Name lookup: `lookup(hostname, { family, signal })` → the addresses, resolved by
- * getaddrinfo on the resolver pool (pool.ts) — /etc/hosts, DNS, whatever the system's
+ * getaddrinfo on the current driver's resolver (lib/driver/resolver.ts, a Worker pool of
+ * its own) — /etc/hosts, DNS, whatever the system's
  * resolver is configured to ask. IP literals are answered at once, without the pool, and
  * so are names under ".invalid" (ENOTFOUND: RFC 6761 reserves them as never existing).
  *
  * The future: its first poll submits (or joins) the job for its name and family; it waits
  * with its waker in the job; the poll after the job settled takes the result and leaves
  * the job. Cancelling it leaves the job too: the last lookup to leave an unfinished job
- * abandons or detaches it (pool.ts), so a cancelled lookup leaks nothing.
+ * abandons or detaches it (resolver.ts), so a cancelled lookup leaks nothing. The
+ * resolver hands back data (addresses, or an error code); the errors are made here.
  *
  * Must never: block, resolve on the runtime thread, or report an empty list (no address is
  * ENOTFOUND).
  */
-import { parseIPv4, parseIPv6 } from "../../../ffi/sockaddr.ts";
-import { BaseFuture, FutureStateError, PENDING, ready, type Context, type Poll, type Waker } from "../../future.ts";
-import { withSignal } from "../../cancel.ts";
-import { resolverFor, familyCode, LookupError, type Job, type LookupAddress, type ResolverClient } from "./pool.ts";
+import { SYS } from "../../ffi/constants.ts";
+import { parseIPv4, parseIPv6 } from "../../ffi/sockaddr.ts";
+import { BaseFuture, FutureStateError, PENDING, ready, type Context, type Poll, type Waker } from "../future.ts";
+import { currentDriver } from "../current.ts";
+import { withSignal } from "../cancel.ts";
+import type { Job, LookupAddress, ResolverClient } from "../driver/resolver.ts";
+
+/**
+ * A name lookup failed. `.code` is "ENOTFOUND" (no such name, or none of that family),
+ * "EAI_AGAIN" (a temporary failure: the DNS server did not answer), "EAI_FAIL", … or an
+ * errno name for a system error ("ECANCELED": the runtime closed); `.hostname` the name;
+ * `.syscall` "getaddrinfo".
+ *
+ * @example
+ * ```ts
+ * import { LookupError, lookup } from "reel";
+ * try { yield* lookup("no-such-host.invalid"); }
+ * catch (e) { if (e instanceof LookupError && e.code === "ENOTFOUND") console.log(`${e.hostname}: no such host`); }
+ * ```
+ */
+export class LookupError extends Error {
+  override name = "LookupError";
+  readonly syscall = "getaddrinfo";
+  constructor(
+    readonly code: string,
+    readonly hostname: string,
+  ) {
+    super(`getaddrinfo failed: ${code} (${hostname})`);
+  }
+}
+
+/** AF_* for a lookup's family option (0: both). */
+function familyCode(f: 0 | 4 | 6): number {
+  return f === 4 ? SYS.AF_INET : f === 6 ? SYS.AF_INET6 : 0;
+}
 
 /**
  * Options for {@link lookup}.
@@ -129,7 +162,7 @@ class Lookup extends BaseFuture<LookupAddress[]> {
     if (this.done) throw new FutureStateError("lookup() future polled after completion");
     let job = this.job;
     if (job === null) {
-      this.client = resolverFor();
+      this.client = currentDriver().resolver;
       job = this.job = this.client.submit(this.name, familyCode(this.family));
     }
     if (!job.settled) {
@@ -142,7 +175,7 @@ class Lookup extends BaseFuture<LookupAddress[]> {
     }
     this.finish();
     const r = job.result!;
-    if (r instanceof LookupError) throw new LookupError(r.code, this.name);
+    if (typeof r === "string") throw new LookupError(r, this.name);
     return r.slice();
   }
 
@@ -159,4 +192,4 @@ class Lookup extends BaseFuture<LookupAddress[]> {
   }
 }
 
-export { LookupError, type LookupAddress };
+export type { LookupAddress };

@@ -1,10 +1,10 @@
 /**
  * A resolver Worker: runs getaddrinfo (ffi/netdb.ts), which blocks on /etc/hosts, DNS and
  * whatever else nsswitch names, off the runtime thread. One of the resolver pool's few
- * Workers (pool.ts) — never the file pool's, so a resolver stuck on a dead DNS server
+ * Workers (resolver.ts) — never the file pool's, so a resolver stuck on a dead DNS server
  * cannot starve file I/O, nor the other way round.
  *
- * Protocol (pool.ts posts every job to every Worker; the first idle one claims it): a job
+ * Protocol (resolver.ts posts every job to every Worker; the first idle one claims it): a job
  * carries a `ctl` SharedArrayBuffer (i32 state at 0, i32 result at 4, i32 hold flag at 8)
  * and an `out` one for the addresses. State: 0 queued → 3 running (claimed here with a
  * compare-and-swap; a Worker that loses the race skips the job) → 1 done → 4 released.
@@ -20,12 +20,12 @@
  * Must never: run an abandoned job, write the eventfd of a detached one, touch a job after
  * "released", or throw out of onmessage (failures are results).
  */
-import * as libc from "../../../ffi/libc.ts";
-import { resolveInto } from "../../../ffi/netdb.ts";
+import * as libc from "../../ffi/libc.ts";
+import { resolveInto } from "../../ffi/netdb.ts";
 
 declare const self: Worker;
 
-/** One job, as pool.ts posts it. */
+/** One job, as resolver.ts posts it. */
 interface Job {
   kind: "lookup" | "hold";
   name: string;

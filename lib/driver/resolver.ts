@@ -1,16 +1,18 @@
 /**
- * The resolver pool: a few Bun Workers of its own (worker.ts) run getaddrinfo; a runtime
- * learns of finished lookups through an eventfd registered with its own driver (through
- * the per-fd interface, `driver.socket(efd).pollReady`), so a finished lookup wakes its
- * task like any I/O event. The file pool (lib/driver/readiness/pool.ts) is separate on
- * purpose: a resolver stuck on a dead DNS server must not starve file I/O.
+ * The resolver pool: a few Bun Workers of its own (resolver_worker.ts) run getaddrinfo; a
+ * runtime learns of finished lookups through an eventfd registered with its own driver
+ * (through the per-fd interface, `driver.socket(efd).pollReady`), so a finished lookup
+ * wakes its task like any I/O event. The file pool (readiness/pool.ts) is separate on
+ * purpose: a resolver stuck on a dead DNS server must not starve file I/O. net/lookup.ts
+ * reaches it as `driver.resolver`, so a backend that stands in for the system (the
+ * simulator) can answer lookups itself.
  *
- * Sharing: per runtime ({@link ResolverClient}), concurrent lookups of one name and family
+ * Sharing: per driver ({@link ResolverClient}), concurrent lookups of one name and family
  * share one job; its result goes to every waiter. Jobs are posted to every Worker and the
- * first idle one claims it (worker.ts), so a Worker blocked on a slow name never holds
- * another lookup behind it while a Worker is free.
+ * first idle one claims it (resolver_worker.ts), so a Worker blocked on a slow name never
+ * holds another lookup behind it while a Worker is free.
  *
- * A job's life, shared with worker.ts through its `ctl` word: 0 queued → 3 running → 1
+ * A job's life, shared with resolver_worker.ts through its `ctl` word: 0 queued → 3 running → 1
  * done → 4 released; the runtime may abandon a queued job (0 → 2: never runs) or detach a
  * running one (3 → 5: the Worker finishes getaddrinfo and writes nothing). That is how a
  * cancelled lookup leaks nothing: when its last waiter is gone the job is abandoned or
@@ -19,31 +21,31 @@
  *
  * The eventfd exists while jobs are in flight: made by the first submit, closed when the
  * last job is settled — from a future's poll or cancel, never from inside the driver's
- * dispatch (where io_uring could only pin the number). Its registration is driver work
- * meanwhile, which keeps blockOn's deadlock check quiet while a lookup runs.
+ * dispatch (where io_uring could only pin the number) — or when the driver closes. Its
+ * registration is driver work meanwhile, which keeps blockOn's deadlock check quiet
+ * while a lookup runs. Results are data (addresses, or an error code): net/lookup.ts
+ * turns them into LookupAddress lists and LookupError.
  *
  * Must never: block the runtime thread (except the microseconds between a Worker's "done"
  * and "released"), close the eventfd while a Worker may write it, wake a task before its
  * job's result is stored, or leave a job in flight with no waiter.
  */
-import * as libc from "../../../ffi/libc.ts";
-import * as ep from "../../../ffi/epoll.ts";
-import { SYS } from "../../../ffi/constants.ts";
-import { ADDR_SLOT, GAI_BASE, gaiErrorName } from "../../../ffi/netdb.ts";
-import { decodeSockaddr } from "../../../ffi/sockaddr.ts";
-import { errnoName } from "../../../ffi/errno.ts";
-import { PENDING, type Context, type Waker } from "../../future.ts";
-import { currentDriver } from "../../current.ts";
-import { DIR_READ, type IoFd } from "../../driver/fd.ts";
-import type { Driver } from "../../driver/driver.ts";
-import { check } from "../../errors.ts";
+import * as libc from "../../ffi/libc.ts";
+import * as ep from "../../ffi/epoll.ts";
+import { ADDR_SLOT, GAI_BASE, gaiErrorName } from "../../ffi/netdb.ts";
+import { decodeSockaddr } from "../../ffi/sockaddr.ts";
+import { errnoName } from "../../ffi/errno.ts";
+import { PENDING, type Context, type Waker } from "../future.ts";
+import { DIR_READ, type IoFd } from "./fd.ts";
+import type { Driver } from "./driver.ts";
+import { check } from "../errors.ts";
 
 /** Resolver Workers (getaddrinfo may block for seconds on a dead DNS server). */
 export const RESOLVER_WORKERS = 4;
 /** The most addresses one lookup reports. */
 export const MAX_ADDRS = 32;
 
-// A job's `ctl` state word (worker.ts uses the same values).
+// A job's `ctl` state word (resolver_worker.ts uses the same values).
 const QUEUED = 0;
 const DONE = 1;
 const ABANDONED = 2;
@@ -68,31 +70,8 @@ export interface LookupAddress {
   readonly family: "IPv4" | "IPv6";
 }
 
-/**
- * A name lookup failed. `.code` is "ENOTFOUND" (no such name, or none of that family),
- * "EAI_AGAIN" (a temporary failure: the DNS server did not answer), "EAI_FAIL", … or an
- * errno name for a system error; `.hostname` the name; `.syscall` "getaddrinfo".
- *
- * @example
- * ```ts
- * import { LookupError, lookup } from "reel";
- * try { yield* lookup("no-such-host.invalid"); }
- * catch (e) { if (e instanceof LookupError && e.code === "ENOTFOUND") console.log(`${e.hostname}: no such host`); }
- * ```
- */
-export class LookupError extends Error {
-  override name = "LookupError";
-  readonly syscall = "getaddrinfo";
-  constructor(
-    readonly code: string,
-    readonly hostname: string,
-  ) {
-    super(`getaddrinfo failed: ${code} (${hostname})`);
-  }
-}
-
 /** The public code for a getaddrinfo failure (Node's names: ENOTFOUND for "no such name"). */
-function codeOf(r: number): string {
+export function codeOf(r: number): string {
   if (r > -GAI_BASE) return errnoName(-r);
   const name = gaiErrorName(r);
   return name === "EAI_NONAME" || name === "EAI_NODATA" || name === "EAI_ADDRFAMILY" ? "ENOTFOUND" : name;
@@ -116,7 +95,7 @@ export function startResolver(): Promise<void> {
   if (started !== null) return started;
   const ready: Promise<void>[] = [];
   for (let i = 0; i < RESOLVER_WORKERS; i++) {
-    const w = new Worker(new URL("./worker.ts", import.meta.url).href);
+    const w = new Worker(new URL("./resolver_worker.ts", import.meta.url).href);
     ready.push(
       new Promise<void>((resolve) => {
         w.onmessage = () => {
@@ -143,9 +122,9 @@ export class Job {
   readonly ctl = new SharedArrayBuffer(12);
   readonly state = new Int32Array(this.ctl, 0, 3);
   readonly out = new SharedArrayBuffer(MAX_ADDRS * ADDR_SLOT);
-  /** Its result is final (or it was given up); `result` holds it. */
+  /** Its result is final (or it was given up); `result` holds it: the addresses, or an error code. */
   settled = false;
-  result: LookupAddress[] | LookupError | null = null;
+  result: LookupAddress[] | string | null = null;
   /** Lookups waiting on it, and their wakers. */
   waiters = 0;
   readonly wakers = new Set<Waker>();
@@ -155,10 +134,10 @@ export class Job {
   ) {}
 }
 
-/** Decodes a finished job's addresses (deduplicated, in getaddrinfo's order) or its error. */
-function decode(job: Job): LookupAddress[] | LookupError {
+/** Decodes a finished job's addresses (deduplicated, in getaddrinfo's order) or its error code. */
+function decode(job: Job): LookupAddress[] | string {
   const r = Atomics.load(job.state, 1);
-  if (r < 0) return new LookupError(codeOf(r), job.hostname);
+  if (r < 0) return codeOf(r);
   const bytes = new Uint8Array(job.out);
   const seen = new Set<string>();
   const out: LookupAddress[] = [];
@@ -169,7 +148,7 @@ function decode(job: Job): LookupAddress[] | LookupError {
     seen.add(a.address);
     out.push({ address: a.address, family: a.family });
   }
-  return out.length > 0 ? out : new LookupError("ENOTFOUND", job.hostname);
+  return out.length > 0 ? out : "ENOTFOUND";
 }
 
 /**
@@ -177,7 +156,7 @@ function decode(job: Job): LookupAddress[] | LookupError {
  *
  * @example
  * ```ts
- * const client = resolverFor(currentDriver());
+ * const client = currentDriver().resolver;
  * const job = client.submit("localhost", 0);
  * // … job.wakers fire when job.settled …
  * client.leave(job, waker);
@@ -301,6 +280,21 @@ export class ResolverClient {
     if (Atomics.load(job.state, 0) === DONE) this.unreleased.push(job);
   }
 
+  /**
+   * The driver is closing: every job still in flight is given up (abandoned or detached)
+   * and its waiters woken (their lookups then fail: the runtime is gone), then the eventfd
+   * is released once no Worker can still write it.
+   */
+  close(): void {
+    for (const job of [...this.jobs.values()]) {
+      this.giveUp(job);
+      job.result = "ECANCELED";
+      for (const w of job.wakers) w.wake();
+      job.wakers.clear();
+    }
+    this.idleCheck();
+  }
+
   /** No job in flight: release the eventfd once no Worker can still write it. */
   private idleCheck(): void {
     if (this.jobs.size > 0 || this.io === null) return;
@@ -316,26 +310,3 @@ export class ResolverClient {
   }
 }
 
-const clients = new WeakMap<Driver, ResolverClient>();
-
-/**
- * The current runtime's resolver client (made on first use).
- *
- * @example
- * ```ts
- * const job = resolverFor(currentDriver()).submit("localhost", 0);
- * ```
- */
-export function resolverFor(driver: Driver = currentDriver()): ResolverClient {
-  let c = clients.get(driver);
-  if (c === undefined) {
-    c = new ResolverClient(driver);
-    clients.set(driver, c);
-  }
-  return c;
-}
-
-/** AF_* for a lookup's family option (0: both). */
-export function familyCode(f: 0 | 4 | 6): number {
-  return f === 4 ? SYS.AF_INET : f === 6 ? SYS.AF_INET6 : 0;
-}
