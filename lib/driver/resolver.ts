@@ -19,7 +19,8 @@
  * detached at once, and the eventfd needs to outlive it only if the Worker already said
  * "done" (then it waits the microseconds until "released").
  *
- * The eventfd exists while jobs are in flight: made by the first submit, closed when the
+ * The wake-up fd is an eventfd (Linux; a pipe elsewhere, whose write end the Workers
+ * write). The eventfd exists while jobs are in flight: made by the first submit, closed when the
  * last job is settled — from a future's poll or cancel, never from inside the driver's
  * dispatch (where io_uring could only pin the number) — or when the driver closes. Its
  * registration is driver work meanwhile, which keeps blockOn's deadlock check quiet
@@ -32,6 +33,7 @@
  */
 import * as libc from "../../ffi/libc.ts";
 import * as ep from "../../ffi/epoll.ts";
+import { SYS } from "../../ffi/constants.ts";
 import { ADDR_SLOT, GAI_BASE, gaiErrorName } from "../../ffi/netdb.ts";
 import { decodeSockaddr } from "../../ffi/sockaddr.ts";
 import { errnoName } from "../../ffi/errno.ts";
@@ -163,7 +165,11 @@ function decode(job: Job): LookupAddress[] | string {
  * ```
  */
 export class ResolverClient {
+  /** The fd the runtime waits on (an eventfd; a pipe's read end where there is no eventfd). */
   private efd = -1;
+  /** The fd Workers write: the eventfd itself, or the pipe's write end. */
+  private wfd = -1;
+  private readonly pair = new Int32Array(new ArrayBuffer(8));
   private io: IoFd | null = null;
   private readonly jobs = new Map<string, Job>();
   /** Settled jobs whose Worker may still be writing the eventfd (state DONE, not RELEASED). */
@@ -190,7 +196,7 @@ export class ResolverClient {
     const job = new Job(key, hostname);
     job.waiters = 1;
     this.jobs.set(key, job);
-    post({ kind: "lookup", name: hostname, family, max: MAX_ADDRS, ctl: job.ctl, out: job.out, efd: this.efd });
+    post({ kind: "lookup", name: hostname, family, max: MAX_ADDRS, ctl: job.ctl, out: job.out, efd: this.wfd });
     return job;
   }
 
@@ -200,7 +206,7 @@ export class ResolverClient {
     const job = new Job(`hold:${holds++}`, "(hold)");
     job.waiters = 1;
     this.jobs.set(job.key, job);
-    post({ kind: "hold", name: "", family: 0, max: 0, ctl: job.ctl, out: job.out, efd: this.efd });
+    post({ kind: "hold", name: "", family: 0, max: 0, ctl: job.ctl, out: job.out, efd: this.wfd });
     return {
       job,
       release: () => {
@@ -212,17 +218,29 @@ export class ResolverClient {
 
   private open(): void {
     if (this.io !== null) return;
-    this.efd = check(ep.eventfd(0, ep.EFD_NONBLOCK | ep.EFD_CLOEXEC), "eventfd", "resolver wake-up");
+    if (ep.HAVE_EPOLL) {
+      this.efd = this.wfd = check(ep.eventfd(0, ep.EFD_NONBLOCK | ep.EFD_CLOEXEC), "eventfd", "resolver wake-up");
+    } else {
+      check(libc.pipe2(this.pair, SYS.O_NONBLOCK | SYS.O_CLOEXEC), "pipe2", "resolver wake-up");
+      this.efd = this.pair[0]!;
+      this.wfd = this.pair[1]!;
+    }
     try {
       this.io = this.driver.socket(this.efd);
       if (this.io.pollReady(this.cx, DIR_READ) !== PENDING) this.onReady();
     } catch (err) {
       if (this.io !== null) this.io.close();
       else libc.close(this.efd);
+      this.closeWriteEnd();
       this.io = null;
       this.efd = -1;
       throw err;
     }
+  }
+
+  private closeWriteEnd(): void {
+    if (this.wfd >= 0 && this.wfd !== this.efd) libc.close(this.wfd);
+    this.wfd = -1;
   }
 
   /**
@@ -305,6 +323,7 @@ export class ResolverClient {
     this.unreleased.length = 0;
     const io = this.io;
     this.io = null;
+    this.closeWriteEnd();
     this.efd = -1;
     io.close();
   }
