@@ -66,7 +66,7 @@ export const JOB_STATES = { QUEUED, DONE, ABANDONED, RUNNING, RELEASED, DETACHED
  * ```
  */
 export interface LookupAddress {
-  /** The IP address as text: "127.0.0.1", "::1". */
+  /** The IP address as text: "127.0.0.1", "::1" (a link-local IPv6 one with its interface index: "fe80::1%2"). */
   readonly address: string;
   /** "IPv4" or "IPv6" (as SocketAddr.family). */
   readonly family: "IPv4" | "IPv6";
@@ -146,9 +146,12 @@ function decode(job: Job): LookupAddress[] | string {
   for (let i = 0; i < r; i++) {
     const at = i * ADDR_SLOT;
     const a = decodeSockaddr(bytes.subarray(at, at + ADDR_SLOT), bytes[at + ADDR_SLOT - 1]!);
-    if (a === null || a.family === "unix" || seen.has(a.address)) continue;
-    seen.add(a.address);
-    out.push({ address: a.address, family: a.family });
+    if (a === null || a.family === "unix") continue;
+    // A link-local IPv6 address is only usable with its interface: keep it as "%index".
+    const text = a.scopeId !== 0 ? `${a.address}%${a.scopeId}` : a.address;
+    if (seen.has(text)) continue;
+    seen.add(text);
+    out.push({ address: text, family: a.family });
   }
   return out.length > 0 ? out : "ENOTFOUND";
 }

@@ -438,7 +438,9 @@ class Resolving<T> extends BaseFuture<T> {
         if (addrs === PENDING) return PENDING;
         this.lk = null;
         const a = addrs[0]!;
-        this.inner = this.then(new SocketAddr(a.family, a.address, this.t.port));
+        const pct = a.address.indexOf("%");
+        const scope = pct < 0 ? 0 : Number(a.address.slice(pct + 1));
+        this.inner = this.then(new SocketAddr(a.family, pct < 0 ? a.address : a.address.slice(0, pct), this.t.port, scope));
       }
       const r = this.inner.poll(cx);
       if (r !== PENDING) this.done = true;
