@@ -332,6 +332,7 @@ const msgMem = new ArrayBuffer(MSG_BATCH * (MSG_STRIDE + 16));
 const msg32 = new Uint32Array(msgMem);
 const msgBase = ptr(new Uint8Array(msgMem)) as number;
 const IOV_AT = MSG_BATCH * MSG_STRIDE;
+const MSG_WORDS = MSG_STRIDE >> 2;
 
 /** Writes a pointer (as lo, hi u32 words) at byte offset `off` of the table. */
 function putPtr(off: number, p: number): void {
@@ -340,28 +341,30 @@ function putPtr(off: number, p: number): void {
 }
 
 /**
- * Fills message slot `i` (0 ≤ i < MSG_BATCH): `len` bytes of `data`; the peer address
- * `name` (to send to: `nameLen` bytes; to receive into: its capacity; null/0 for none);
- * ancillary data `control` (`controlLen` bytes to send, or capacity to receive).
- * `name` and `control` must be ArrayBuffer-backed (their addresses are taken here).
+ * Fills message slot `i` (0 ≤ i < MSG_BATCH): `len` bytes of `data`; the peer address at
+ * `namePtr` (to send to: `nameLen` bytes; to receive into: its capacity; 0 for none: the
+ * caller's ArrayBuffer-backed memory, its address taken once); ancillary data `control`
+ * (`controlLen` bytes to send, or capacity to receive; ArrayBuffer-backed).
  *
  * SAFETY: `data`'s address is taken here: call this right before the send/recv call with
  * no allocation and no `.buffer` access in between (either could move a small array's
  * inline storage); the kernel drops every pointer when the call returns.
  */
-export function setMsg(i: number, data: Uint8Array, len: number, name: Uint8Array | null, nameLen: number, control: Uint8Array | null, controlLen: number): void {
-  const at = i * MSG_STRIDE;
-  const iovAt = IOV_AT + i * 16;
-  msg32.fill(0, at >> 2, (at + MSG_STRIDE) >> 2);
-  putPtr(at, name === null || nameLen === 0 ? 0 : (ptr(name) as number));
-  msg32[(at + NET.MSG_NAMELEN_OFF) >> 2] = name === null ? 0 : nameLen;
-  putPtr(at + NET.MSG_IOV_OFF, msgBase + iovAt);
-  msg32[(at + NET.MSG_IOVLEN_OFF) >> 2] = 1;
-  putPtr(at + NET.MSG_CONTROL_OFF, control === null || controlLen === 0 ? 0 : (ptr(control) as number));
-  msg32[(at + NET.MSG_CONTROLLEN_OFF) >> 2] = control === null ? 0 : controlLen;
-  putPtr(iovAt, len === 0 ? 0 : (ptr(data) as number));
-  msg32[(iovAt + 8) >> 2] = clampLen(len);
-  msg32[(iovAt + 12) >> 2] = 0;
+export function setMsg(i: number, data: Uint8Array, len: number, namePtr: number, nameLen: number, control: Uint8Array | null, controlLen: number): void {
+  const w = (i * MSG_STRIDE) >> 2;
+  const iov = (IOV_AT >> 2) + i * 4;
+  // Every word of the slot is written: fields, and 0 in the padding and the high halves,
+  // so nothing of a previous message remains.
+  for (let k = 0; k < MSG_WORDS; k++) msg32[w + k] = 0;
+  putPtr(w << 2, nameLen === 0 ? 0 : namePtr);
+  msg32[w + (NET.MSG_NAMELEN_OFF >> 2)] = nameLen;
+  putPtr((w << 2) + NET.MSG_IOV_OFF, msgBase + (iov << 2));
+  msg32[w + (NET.MSG_IOVLEN_OFF >> 2)] = 1;
+  putPtr((w << 2) + NET.MSG_CONTROL_OFF, control === null || controlLen === 0 ? 0 : (ptr(control) as number));
+  msg32[w + (NET.MSG_CONTROLLEN_OFF >> 2)] = control === null ? 0 : controlLen;
+  putPtr(iov << 2, len === 0 ? 0 : (ptr(data) as number));
+  msg32[iov + 2] = clampLen(len);
+  msg32[iov + 3] = 0;
 }
 
 /** sendmsg of slot `i`: bytes sent or −errno. */

@@ -23,6 +23,7 @@
  *
  * Must never: import a backend (backends import this), or name a backend in a signature.
  */
+import { ptr } from "bun:ffi";
 import type { Context, Poll, Waker } from "../future.ts";
 import type { Driver } from "./driver.ts";
 import { SOCKADDR_MAX } from "../../ffi/sockaddr.ts";
@@ -102,6 +103,9 @@ export class Msg {
   buf: Uint8Array = EMPTY;
   /** In (send): the destination sockaddr (`addrLen` bytes; 0 = the connected peer). Out (recv): the source. */
   readonly addr = new Uint8Array(new ArrayBuffer(SOCKADDR_MAX));
+  // SAFETY: `addr` views its own ArrayBuffer, kept alive by this Msg: its address is stable.
+  /** `addr`'s address, taken once (the readiness backends hand it to sendmsg/recvmsg). */
+  readonly addrPtr = ptr(this.addr) as number;
   addrLen = 0;
   /** In (send): ancillary data (`controlLen` bytes). In (recv): room for it; out: `controlLen` received. ArrayBuffer-backed, or null. */
   control: Uint8Array | null = null;

@@ -50,7 +50,7 @@ export function attemptMsgs(fd: number, recv: boolean, msgs: readonly Msg[], cou
 function fill(i: number, m: Msg, recv: boolean): void {
   const control = m.control;
   const clen = control === null ? 0 : recv ? control.byteLength : m.controlLen;
-  libc.setMsg(i, m.buf, m.buf.byteLength, m.addr, recv ? m.addr.byteLength : m.addrLen, control, clen);
+  libc.setMsg(i, m.buf, m.buf.byteLength, m.addrPtr, recv ? m.addr.byteLength : m.addrLen, control, clen);
 }
 
 /** Reads slot `i`'s results into `m`; `r` is the call's (or msg_len's) byte count. */

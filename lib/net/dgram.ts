@@ -131,8 +131,9 @@ export class DgramCore {
   /** The raw sockaddr of each SocketAddr this socket decoded: a send back to it copies the bytes. */
   private readonly rawOf = new WeakMap<SocketAddr, FromEntry>();
   private to: unknown = null;
-  private readonly toRaw = new Uint8Array(new ArrayBuffer(SOCKADDR_MAX));
-  private toLen = 0;
+  private readonly scratch = new Uint8Array(new ArrayBuffer(SOCKADDR_MAX));
+  /** The last destination encoded, exactly its length (copied out whole, no view per send). */
+  private toRaw = EMPTY;
 
   constructor(
     readonly src: IoSource,
@@ -160,16 +161,17 @@ export class DgramCore {
     if (addr instanceof SocketAddr) {
       const e = this.rawOf.get(addr); // a source this socket decoded: its bytes as they came
       if (e !== undefined) {
-        out.set(e.len === e.raw.byteLength ? e.raw : e.raw.subarray(0, e.len));
+        out.set(e.raw); // exactly e.len bytes
         return e.len;
       }
     }
     if (addr !== this.to || typeof addr !== "object") {
-      this.toLen = this.encode(addr, this.toRaw);
+      const len = this.encode(addr, this.scratch);
+      this.toRaw = this.scratch.slice(0, len);
       this.to = typeof addr === "object" ? addr : null;
     }
-    out.set(this.toRaw.subarray(0, this.toLen));
-    return this.toLen;
+    out.set(this.toRaw);
+    return this.toRaw.byteLength;
   }
 
   /** The source of `m`, decoded (the same object again while a recent source's bytes match). */
@@ -241,6 +243,12 @@ export class DgramCore {
 
 const EMPTY = new Uint8Array(0);
 
+/** The fast check of a buffer argument (checkBuffer builds the error message when it fails). */
+function usable(b: unknown): b is Uint8Array {
+  // A detached array has length 0: only then is `.buffer` (a slow getter) worth asking.
+  return b instanceof Uint8Array && (b.byteLength > 0 || !(b.buffer as ArrayBuffer).detached);
+}
+
 /** A send of one datagram: to `addr`, or to the connected peer when addr is null. */
 class SendFut extends BaseFuture<number> {
   private m: SendMsg | null = null;
@@ -259,7 +267,7 @@ class SendFut extends BaseFuture<number> {
     if (this.done) throw new FutureStateError(`${this.what} future polled after completion`);
     try {
       if (this.m === null) {
-        checkBuffer(this.buf, `The buffer for ${this.what}`);
+        if (!usable(this.buf)) checkBuffer(this.buf, `The buffer for ${this.what}`);
         this.m = this.core.takeMsg(this.buf, this.addr);
       }
       const r = this.core.src.pollMsg(cx, OP_SENDMSG, this.m.one, 1, 0);
@@ -304,7 +312,7 @@ class RecvFut extends BaseFuture<[number, SocketAddr] | number> {
 
   poll(cx: Context): Poll<[number, SocketAddr] | number> {
     if (this.done) throw new FutureStateError(`${this.withAddr ? "recvFrom" : "recv"}() future polled after completion`);
-    checkBuffer(this.buf, `The buffer for ${this.withAddr ? "recvFrom" : "recv"}()`);
+    if (!usable(this.buf)) checkBuffer(this.buf, `The buffer for ${this.withAddr ? "recvFrom" : "recv"}()`);
     const core = this.core;
     const m = core.rxFor(this.buf);
     let r: Poll<number>;
@@ -414,7 +422,7 @@ class RecvManyFut extends BaseFuture<Datagram[]> {
     if (this.done) throw new FutureStateError("recvMany() future polled after completion");
     if (!Array.isArray(this.bufs) || this.bufs.length === 0) throw new TypeError("recvMany() takes a non-empty array of Uint8Array buffers");
     const n = Math.min(this.bufs.length, MSG_MAX_BATCH);
-    for (let i = 0; i < n; i++) checkBuffer(this.bufs[i], `recvMany() buffer ${i}`);
+    for (let i = 0; i < n; i++) if (!usable(this.bufs[i])) checkBuffer(this.bufs[i], `recvMany() buffer ${i}`);
     const core = this.core;
     const msgs = core.rxMany(this.bufs, n);
     let r: Poll<number>;
