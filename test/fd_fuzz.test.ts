@@ -14,9 +14,11 @@
  * - a file holds only its own tag (or zeros where it was never written);
  * - a victim still holds exactly what the test put in it, and its other end received
  *   nothing; a victim file is unchanged;
+ * - a Unix listener's socket file is gone once it closed;
  * - ops fail only with the errors a close or a peer's close explains (EBADF, ECONNRESET,
  *   EPIPE, ECANCELED, ECONNREFUSED, ECONNABORTED; ENOTCONN for a datagram whose peer is
- *   gone; EMSGSIZE for a datagram larger than its buffer); the fd table returns to where
+ *   gone; EMSGSIZE for a datagram larger than its buffer; ENOENT for a Unix connect whose
+ *   listener closed, and so removed its file, before the connect was issued); the fd table returns to where
  *   it started (helpers.ts).
  *
  * fast-check generates the command lists (model-based: shrinking to the smallest failing
@@ -29,12 +31,12 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import fc from "fast-check";
 import { dlopen } from "bun:ffi";
-import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as libc from "../ffi/libc.ts";
 import { SYS } from "../ffi/constants.ts";
-import { AsyncFd, PENDING, SysError, TcpListener, TcpStream, UdpSocket, UnixDatagram, UnixStream, currentRuntime, sleep, type BaseFuture, type Context, type Runtime } from "../lib/index.ts";
+import { AsyncFd, PENDING, SysError, TcpListener, TcpStream, UdpSocket, UnixDatagram, UnixListener, UnixStream, currentRuntime, sleep, type BaseFuture, type Context, type Runtime } from "../lib/index.ts";
 import * as fs from "../lib/fs/index.ts";
 import { forEachBackend } from "./helpers.ts";
 import { seedFromEnv } from "./fault_util.ts";
@@ -48,7 +50,7 @@ function mkfifo(path: string): void {
   if (cfifo.mkfifo(new TextEncoder().encode(`${path}\0`), 0o600) !== 0) throw new Error(`mkfifo ${path} failed`);
 }
 const SEED = seedFromEnv();
-const ALLOWED = new Set(["EBADF", "ECONNRESET", "EPIPE", "ECANCELED", "ECONNREFUSED", "ECONNABORTED", "ENOTCONN", "EMSGSIZE"]);
+const ALLOWED = new Set(["EBADF", "ECONNRESET", "EPIPE", "ECANCELED", "ECONNREFUSED", "ECONNABORTED", "ENOTCONN", "EMSGSIZE", "ENOENT"]);
 
 let dir = "";
 beforeAll(async () => {
@@ -73,8 +75,10 @@ interface Stream {
 }
 interface Listener {
   kind: "listener";
-  l: TcpListener;
+  l: TcpListener | UnixListener;
+  /** TCP: its port; Unix: -1 (connect to `path`). */
   port: number;
+  path: string;
   closed: boolean;
 }
 interface File {
@@ -364,6 +368,7 @@ function commands(): fc.Arbitrary<fc.Command<object, World>>[] {
     fc.constant(new NewDgramPair("unix")),
     fc.constant(new NewAfd()),
     fc.constant(new NewListener()),
+    fc.constant(new NewUnixListener()),
     newFile,
     newFile,
     fc.constant(new NewFifoFile()),
@@ -435,11 +440,25 @@ class NewListener extends Cmd {
   protected step(w: World) {
     return function* () {
       const l = TcpListener.bind({ hostname: "127.0.0.1", port: 0 });
-      w.objs.push({ kind: "listener", l, port: l.localAddr.port, closed: false });
+      w.objs.push({ kind: "listener", l, port: l.localAddr.port, path: "", closed: false });
     };
   }
   toString() {
     return "NewListener";
+  }
+}
+
+/** A Unix listener on a socket file (removed when it closes). */
+class NewUnixListener extends Cmd {
+  protected step(w: World) {
+    return function* () {
+      const path = `${w.filePath()}.sock`;
+      const l = UnixListener.bind(path);
+      w.objs.push({ kind: "listener", l, port: -1, path, closed: false });
+    };
+  }
+  toString() {
+    return "NewUnixListener";
   }
 }
 
@@ -553,7 +572,7 @@ class Accept extends Cmd {
     return function* () {
       const l = w.pick(w.live("listener"), i);
       if (l === undefined) return;
-      w.start(l.l.accept(), `accept on ${l.port}`, (v) => (v as [TcpStream, unknown])[0].close());
+      w.start(l.l.accept(), `accept on ${l.port >= 0 ? l.port : l.path}`, (v) => (v as [TcpStream | UnixStream, unknown])[0].close());
     };
   }
   toString() {
@@ -570,7 +589,8 @@ class Connect extends Cmd {
     return function* () {
       const l = w.pick(w.live("listener"), i);
       if (l === undefined) return;
-      w.start(TcpStream.connect({ hostname: "127.0.0.1", port: l.port }), `connect to ${l.port}`, (v) => (v as TcpStream).close());
+      const conn = l.port >= 0 ? TcpStream.connect({ hostname: "127.0.0.1", port: l.port }) : UnixStream.connect(l.path);
+      w.start(conn, `connect to ${l.port >= 0 ? l.port : l.path}`, (v) => (v as TcpStream | UnixStream).close());
     };
   }
   toString() {
@@ -1014,6 +1034,7 @@ function finish(w: World): void {
     }
     if (currentRuntime()!.driver.pendingWork > 0) w.problems.push("the driver still has pending work after 500 turns");
   });
+  for (const o of w.objs) if (o.kind === "listener" && o.path !== "" && existsSync(o.path)) w.problems.push(`Unix listener ${o.path}: its socket file is still there after close`);
   for (const fd of w.rawFds) closeSync(fd);
   for (const [r, { w: wr }] of w.sentPipes) {
     libc.close(r);

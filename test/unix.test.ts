@@ -156,6 +156,24 @@ forEachBackend("unix sockets", ({ run, backend }) => {
     rmSync(dead);
   });
 
+  test("unix_connect_full_backlog_waits: a connect to a listener whose backlog is full waits (never EAGAIN) and completes once there is room", () => {
+    const path = p("backlog");
+    run(function* () {
+      const l = UnixListener.bind(path, { backlog: 0 });
+      const early: UnixStream[] = [];
+      const pending: ReturnType<typeof spawn<UnixStream>>[] = [];
+      for (let i = 0; i < 4; i++) pending.push(spawn(UnixStream.connect(path)));
+      yield* sleep(20); // some are queued by the kernel, the rest retry on EAGAIN
+      for (let i = 0; i < 4; i++) {
+        const [s] = yield* l.accept();
+        early.push(s);
+      }
+      for (const h of pending) (yield* h).close();
+      for (const s of early) s.close();
+      l.close();
+    });
+  });
+
   test("UnixStream.pair() and peer credentials report this process", () => {
     run(function* () {
       const [a, b] = UnixStream.pair();

@@ -25,7 +25,7 @@
  * half-set-up socket open.
  */
 import { NET, SYS } from "../../ffi/constants.ts";
-import { EADDRINUSE } from "../../ffi/errno.ts";
+import { EADDRINUSE, EAGAIN } from "../../ffi/errno.ts";
 import { SOCKADDR_MAX, SocketAddr, decodeSockaddr, encodeUnix } from "../../ffi/sockaddr.ts";
 import { MAX_FDS_PER_MSG, decodeRights, encodeRights, rightsSpace } from "../../ffi/cmsg.ts";
 import { BaseFuture, FutureStateError, PENDING, type Context, type Poll, type Waker } from "../future.ts";
@@ -33,6 +33,7 @@ import { DIR_READ, DIR_WRITE, FD_DATAGRAM, Msg, OP_ACCEPT, OP_RECVMSG, OP_SENDMS
 import { SysError, check, checkBuffer } from "../errors.ts";
 import { IoSource } from "../io/source.ts";
 import { read as readOp, readExact as readExactOp, write as writeOp, writeAll as writeAllOp } from "../io/stream.ts";
+import { sleep, type Sleep } from "../time/sleep.ts";
 import { DgramCore, TruncatedError, type Datagram, type OutDatagram } from "./dgram.ts";
 import { closeAndThrow, newSocket, prepareFd, sockName, sockets } from "./socket.ts";
 import type { ShutdownHow } from "./tcp.ts";
@@ -410,12 +411,19 @@ function pairFds(type: number): [number, number] {
   return [fds[0]!, fds[1]!];
 }
 
-/** Connect to a Unix path (the handshake through the per-fd interface). */
+/**
+ * Connect to a Unix path (the handshake through the per-fd interface). A listener whose
+ * backlog is full makes a non-blocking Unix connect fail with EAGAIN (not EINPROGRESS: no
+ * event will say when there is room), so that is retried after a backoff — 1 ms, doubling
+ * to 64 ms — as a blocking connect would wait; wrap it in timeout() to bound the wait.
+ */
 class UnixConnect extends BaseFuture<UnixStream> {
   private src: IoSource | null = null;
   private readonly sa = new Uint8Array(new ArrayBuffer(SOCKADDR_MAX));
   private len = 0;
   private waker: Waker | null = null;
+  private backoff: Sleep | null = null;
+  private delay = 1;
   private done = false;
   constructor(private readonly path: string) {
     super();
@@ -428,8 +436,22 @@ class UnixConnect extends BaseFuture<UnixStream> {
         this.len = encodePath(this.path, this.sa, "UnixStream.connect()");
         this.src = new IoSource(newSocket(SYS.AF_UNIX, SYS.SOCK_STREAM));
       }
+      if (this.backoff !== null) {
+        if (this.backoff.poll(cx) === PENDING) return PENDING;
+        this.backoff = null;
+      }
       const detail = isAbstract(this.path) ? `abstract name ${JSON.stringify(this.path.slice(1))}` : this.path;
-      if (this.src.pollConnect(cx, this.sa, this.len, detail) === PENDING) {
+      let r: Poll<void>;
+      try {
+        r = this.src.pollConnect(cx, this.sa, this.len, detail);
+      } catch (e) {
+        if (!(e instanceof SysError) || e.errno !== EAGAIN) throw e;
+        // The backlog is full: try again later (see the class comment).
+        this.backoff = sleep(this.delay);
+        this.delay = Math.min(this.delay * 2, 64);
+        return this.poll(cx);
+      }
+      if (r === PENDING) {
         this.waker = cx.waker;
         return PENDING;
       }
@@ -445,6 +467,8 @@ class UnixConnect extends BaseFuture<UnixStream> {
 
   private fail(): void {
     this.done = true;
+    this.backoff?.cancel();
+    this.backoff = null;
     const s = this.src;
     this.src = null;
     s?.close();
