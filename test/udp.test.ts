@@ -111,6 +111,48 @@ forEachBackend("udp", ({ run }) => {
     });
   });
 
+  test("read-ahead under a backlog keeps order, boundaries and truncation: recvFrom, recv and recvMany take the stash first", () => {
+    run(function* () {
+      const [a, b] = pair();
+      const N = 60;
+      for (let i = 0; i < N; i++) yield* a.sendTo(new Uint8Array(10 + i).fill(i), b.localAddr);
+      const big = new Uint8Array(65536);
+      const core = (b as unknown as { core: { stashed: number } }).core;
+      let sawStash = false;
+      let next = 0;
+      for (; next < 40; next++) {
+        const [n, from] = yield* b.recvFrom(big);
+        expect(n).toBe(10 + next);
+        expect(big[0]).toBe(next);
+        expect(from.port).toBe(a.localAddr.port);
+        if (core.stashed > 0) sawStash = true;
+      }
+      expect(sawStash).toBe(true); // the backlog was read ahead
+      // A small buffer on a read-ahead datagram: truncation, reported with the real size.
+      let err: unknown;
+      try {
+        yield* b.recvFrom(new Uint8Array(5));
+      } catch (e) {
+        err = e;
+      }
+      expect(err).toBeInstanceOf(TruncatedError);
+      expect((err as TruncatedError).received).toBe(5);
+      if (process.platform === "linux") expect((err as TruncatedError).size).toBe(10 + next);
+      next++;
+      const bufs = Array.from({ length: 64 }, () => new Uint8Array(100));
+      while (next < N) {
+        const ds = yield* b.recvMany(bufs);
+        ds.forEach((d, i) => {
+          expect(d.length).toBe(10 + next);
+          expect(bufs[i]![0]).toBe(next);
+          next++;
+        });
+      }
+      a.close();
+      b.close();
+    });
+  });
+
   test("connect + send/recv: the peer is fixed, peerAddr reports it, others' datagrams are filtered", () => {
     run(function* () {
       const [a, b] = pair();

@@ -15,6 +15,14 @@
  * send to a SocketAddr this socket decoded copies its bytes as they came — an echo server
  * that answers `recvFrom`'s address neither formats nor parses an address per datagram.
  *
+ * Receive-ahead (UDP): once a socket's receives keep finding a datagram at once (a
+ * backlog) and the caller's buffer can hold any UDP datagram (64 KiB), a receive asks
+ * for up to 8 in one recvmmsg (one RECVMSG each on io_uring) — the caller's buffer and
+ * seven internal 64 KiB ones — and the next receives take the rest from those, in order,
+ * with the same truncation rule. The internal buffers go back after 256 batches in a row
+ * that brought a single datagram. A quiet socket, or one read with small buffers, never
+ * has them.
+ *
  * Cancel safety: receives are cancel-safe on every backend (a datagram that arrives for a
  * cancelled receive is kept for the next one); sends are on the readiness backends; on
  * io_uring a send cancelled too late has gone out (the count is lost).
@@ -94,6 +102,12 @@ export interface OutDatagram<A> {
   addr?: A;
 }
 
+/** Receive-ahead: messages per batch, each ahead buffer's size, and when to start and stop. */
+const AHEAD = 8;
+const AHEAD_ROOM = 65536;
+const HOT = 4;
+const COLD = 256;
+
 /** Slots of a socket's recent-source table (a power of two). */
 const FROM_SLOTS = 64;
 
@@ -124,7 +138,7 @@ export class DgramCore {
   /** The receive message (results copied out in the poll that completes). */
   private readonly rx = new Msg();
   private readonly rxOne: readonly Msg[] = [this.rx];
-  private readonly rxBatch: Msg[] = [];
+  private readonly rxMulti: Msg[] = [];
   // The last source decoded (its raw bytes and object) and the last destination encoded.
   /** Recent sources: raw sockaddr → the SocketAddr made for it (a small hashed table). */
   private readonly fromCache: (FromEntry | undefined)[] = new Array(FROM_SLOTS);
@@ -135,11 +149,79 @@ export class DgramCore {
   /** The last destination encoded, exactly its length (copied out whole, no view per send). */
   private toRaw = EMPTY;
 
+  // Receive-ahead (see the module header): internal 64 KiB messages, and the datagrams the
+  // last batch left in them (ahead[stashHead … stashHead + stashCount)).
+  private ahead: Msg[] | null = null;
+  private aheadArr: Msg[] | null = null;
+  private stashHead = 0;
+  private stashCount = 0;
+  /** Receives in a row that found a datagram at once (a backlog), and batches in a row that brought one. */
+  private hot = 0;
+  private cold = 0;
+
   constructor(
     readonly src: IoSource,
     /** Encodes a destination into `out`; returns its length. Throws TypeError/RangeError for a bad one. */
     private readonly encode: (addr: unknown, out: Uint8Array) => number,
+    /** May read ahead (UDP: no datagram is larger than the 64 KiB an ahead buffer holds). */
+    private readonly readAhead = false,
   ) {}
+
+  /** Datagrams a batch left for the next receives. */
+  get stashed(): number {
+    return this.stashCount;
+  }
+
+  /** The oldest stashed datagram (its Msg: data in its own buffer); the caller copies it out. */
+  takeStashed(): Msg {
+    const m = this.ahead![this.stashHead++]!;
+    this.stashCount--;
+    return m;
+  }
+
+  /**
+   * The messages for the next receive into `buf` and how many: [the caller's] alone, or —
+   * once a backlog was seen and the buffer can hold any UDP datagram — the caller's and
+   * AHEAD−1 internal ones, so one recvmmsg takes what is queued.
+   */
+  rxBatch(buf: Uint8Array): number {
+    this.rx.buf = buf;
+    if (!this.readAhead || this.hot < HOT || buf.byteLength < AHEAD_ROOM) return 1;
+    if (this.ahead === null) {
+      this.ahead = Array.from({ length: AHEAD - 1 }, () => {
+        const m = new Msg();
+        m.buf = new Uint8Array(new ArrayBuffer(AHEAD_ROOM));
+        return m;
+      });
+      this.aheadArr = [this.rx, ...this.ahead];
+    }
+    return AHEAD;
+  }
+
+  /** The array rxBatch's count refers to. */
+  rxBatchArray(k: number): readonly Msg[] {
+    return k === 1 ? this.rxOne : this.aheadArr!;
+  }
+
+  /** A receive of `k` messages brought `r` (≥ 1), or went pending (r = 0): stash the rest, adapt. */
+  afterBatch(k: number, r: number): void {
+    if (r === 0) {
+      this.hot = 0;
+      return;
+    }
+    if (k === 1) {
+      if (this.hot < HOT) this.hot++;
+      return;
+    }
+    this.stashHead = 0;
+    this.stashCount = r - 1;
+    this.cold = r === 1 ? this.cold + 1 : 0;
+    if (this.cold >= COLD) {
+      // The backlog is gone: give the ahead buffers back.
+      this.hot = this.cold = 0;
+      this.ahead = this.aheadArr = null;
+    }
+  }
 
   /** A send Msg from the free list, filled with `buf` and (unless null) the encoded `addr`. */
   takeMsg(buf: Uint8Array, addr: unknown): SendMsg {
@@ -209,15 +291,15 @@ export class DgramCore {
 
   /** `n` receive Msgs pointed at bufs[0..n). */
   rxMany(bufs: readonly Uint8Array[], n: number): readonly Msg[] {
-    while (this.rxBatch.length < n) this.rxBatch.push(new Msg());
-    for (let i = 0; i < n; i++) this.rxBatch[i]!.buf = bufs[i]!;
-    return this.rxBatch;
+    while (this.rxMulti.length < n) this.rxMulti.push(new Msg());
+    for (let i = 0; i < n; i++) this.rxMulti[i]!.buf = bufs[i]!;
+    return this.rxMulti;
   }
 
   /** Drops the caller's buffers from the receive Msgs (they are not kept past a poll). */
   rxDone(n: number): void {
     this.rx.buf = EMPTY;
-    for (let i = 0; i < n && i < this.rxBatch.length; i++) this.rxBatch[i]!.buf = EMPTY;
+    for (let i = 0; i < n && i < this.rxMulti.length; i++) this.rxMulti[i]!.buf = EMPTY;
   }
 
   sendTo(buf: Uint8Array, addr: unknown): BaseFuture<number> {
@@ -314,10 +396,12 @@ class RecvFut extends BaseFuture<[number, SocketAddr] | number> {
     if (this.done) throw new FutureStateError(`${this.withAddr ? "recvFrom" : "recv"}() future polled after completion`);
     if (!usable(this.buf)) checkBuffer(this.buf, `The buffer for ${this.withAddr ? "recvFrom" : "recv"}()`);
     const core = this.core;
-    const m = core.rxFor(this.buf);
+    if (core.stashed > 0) return this.fromStash(core.takeStashed());
+    const k = core.rxBatch(this.buf);
+    const msgs = core.rxBatchArray(k);
     let r: Poll<number>;
     try {
-      r = core.src.pollMsg(cx, OP_RECVMSG, core.rxArray, 1, DGRAM_RECV_FLAGS);
+      r = core.src.pollMsg(cx, OP_RECVMSG, msgs, k, DGRAM_RECV_FLAGS);
     } catch (e) {
       this.done = true;
       core.rxDone(1);
@@ -325,20 +409,34 @@ class RecvFut extends BaseFuture<[number, SocketAddr] | number> {
     }
     core.rxDone(1);
     if (r === PENDING) {
+      core.afterBatch(k, 0);
       this.waker = cx.waker;
       return PENDING;
     }
+    core.afterBatch(k, r);
     this.done = true;
     this.waker = null;
+    const m = msgs[0]!;
     const cut = (m.flags & NET.MSG_TRUNC) !== 0 || m.size > m.len;
     if (cut) throw new TruncatedError(m.len, m.size > m.len ? m.size : -1, core.decodeFrom(m));
     return this.withAddr ? [m.len, core.decodeFrom(m)] : m.len;
   }
 
+  /** A datagram an earlier batch read ahead: copied into this receive's buffer. */
+  private fromStash(m: Msg): [number, SocketAddr] | number {
+    this.done = true;
+    const cap = this.buf.byteLength;
+    const n = m.len < cap ? m.len : cap;
+    this.buf.set(n === m.buf.byteLength ? m.buf : m.buf.subarray(0, n));
+    const cut = (m.flags & NET.MSG_TRUNC) !== 0 || m.size > n;
+    if (cut) throw new TruncatedError(n, m.size > n ? m.size : -1, this.core.decodeFrom(m));
+    return this.withAddr ? [n, this.core.decodeFrom(m)] : n;
+  }
+
   override cancel(): void {
     if (this.done) return;
     this.done = true;
-    this.core.src.dropWaker(DIR_READ, this.waker, this.core.rxArray);
+    this.core.src.dropWaker(DIR_READ, this.waker);
     this.waker = null;
   }
 }
@@ -424,6 +522,7 @@ class RecvManyFut extends BaseFuture<Datagram[]> {
     const n = Math.min(this.bufs.length, MSG_MAX_BATCH);
     for (let i = 0; i < n; i++) if (!usable(this.bufs[i])) checkBuffer(this.bufs[i], `recvMany() buffer ${i}`);
     const core = this.core;
+    if (core.stashed > 0) return this.fromStash(n);
     const msgs = core.rxMany(this.bufs, n);
     let r: Poll<number>;
     try {
@@ -446,6 +545,20 @@ class RecvManyFut extends BaseFuture<Datagram[]> {
       out.push({ length: m.len, addr: core.decodeFrom(m), truncated: (m.flags & NET.MSG_TRUNC) !== 0 || m.size > m.len });
     }
     core.rxDone(n);
+    return out;
+  }
+
+  /** Datagrams an earlier receive read ahead come first, in order. */
+  private fromStash(n: number): Datagram[] {
+    this.done = true;
+    const out: Datagram[] = [];
+    for (let i = 0; i < n && this.core.stashed > 0; i++) {
+      const m = this.core.takeStashed();
+      const buf = this.bufs[i]!;
+      const len = m.len < buf.byteLength ? m.len : buf.byteLength;
+      buf.set(m.buf.subarray(0, len));
+      out.push({ length: len, addr: this.core.decodeFrom(m), truncated: (m.flags & NET.MSG_TRUNC) !== 0 || m.size > len });
+    }
     return out;
   }
 

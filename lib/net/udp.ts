@@ -124,7 +124,7 @@ export class UdpSocket {
   ) {
     this.src = new IoSource(fd, FD_DATAGRAM);
     const v6 = domain === SYS.AF_INET6;
-    this.core = new DgramCore(this.src, (addr, out) => encodeUdp(addr, out, v6));
+    this.core = new DgramCore(this.src, (addr, out) => encodeUdp(addr, out, v6), true);
   }
 
   /**
