@@ -19,9 +19,10 @@
  * backlog) and the caller's buffer can hold any UDP datagram (64 KiB), a receive asks
  * for up to 8 in one recvmmsg (one RECVMSG each on io_uring) — the caller's buffer and
  * seven internal 64 KiB ones — and the next receives take the rest from those, in order,
- * with the same truncation rule. The internal buffers go back after 256 batches in a row
- * that brought a single datagram. A quiet socket, or one read with small buffers, never
- * has them.
+ * with the same truncation rule. The internal buffers go back after 256 receives in a
+ * row that read nothing ahead. A quiet socket, or one read with small buffers, never has
+ * them. (On io_uring the receives a batch armed — 64 KiB each — stay armed until they
+ * complete or the socket closes, as recvMany's do.)
  *
  * Cancel safety: receives are cancel-safe on every backend (a datagram that arrives for a
  * cancelled receive is kept for the next one); sends are on the readiness backends; on
@@ -205,19 +206,17 @@ export class DgramCore {
 
   /** A receive of `k` messages brought `r` (≥ 1), or went pending (r = 0): stash the rest, adapt. */
   afterBatch(k: number, r: number): void {
-    if (r === 0) {
-      this.hot = 0;
-      return;
-    }
-    if (k === 1) {
+    if (r === 0) this.hot = 0;
+    else if (k === 1) {
       if (this.hot < HOT) this.hot++;
-      return;
+    } else {
+      this.stashHead = 0;
+      this.stashCount = r - 1;
     }
-    this.stashHead = 0;
-    this.stashCount = r - 1;
-    this.cold = r === 1 ? this.cold + 1 : 0;
-    if (this.cold >= COLD) {
-      // The backlog is gone: give the ahead buffers back.
+    if (this.ahead === null) return;
+    // Receives that read nothing ahead count toward giving the ahead buffers back.
+    this.cold = k > 1 && r > 1 ? 0 : this.cold + 1;
+    if (this.cold >= COLD && this.stashCount === 0) {
       this.hot = this.cold = 0;
       this.ahead = this.aheadArr = null;
     }
