@@ -131,7 +131,8 @@ export { LinesCodec, LengthDelimitedCodec, type Decoder, type Encoder, type Leng
 export { Framed, FramedRead, FramedWrite, type FramedOptions } from "./io/framed.ts";
 export * as fs from "./fs/index.ts";
 export { UdpSocket, type UdpBindOptions, type UdpTarget } from "./net/udp.ts";
-export { UnixListener, UnixStream, UnixDatagram, type PeerCred } from "./net/unix.ts";
+export { UnixListener, UnixStream, type PeerCred } from "./net/unix.ts";
+export { UnixDatagram } from "./net/unix_dgram.ts";
 export { TruncatedError, type Datagram, type OutDatagram } from "./net/dgram.ts";
 export { lookup, LookupError, type LookupAddress, type LookupOptions } from "./net/lookup.ts";
 export { AsyncFd, AsyncFdReadyGuard } from "./io/asyncfd.ts";

@@ -22,7 +22,7 @@ import { NET, SYS } from "../../ffi/constants.ts";
 import { SocketAddr, encodeIPv4, encodeIPv6, parseIPv4, parseIPv6 } from "../../ffi/sockaddr.ts";
 import { BaseFuture, FutureStateError, PENDING, type Context, type Poll, type Waker } from "../future.ts";
 import { DIR_WRITE, FD_DATAGRAM, closedError } from "../driver/fd.ts";
-import { check, checkBuffer, checkPort } from "../errors.ts";
+import { check, checkPort } from "../errors.ts";
 import { IoSource } from "../io/source.ts";
 import { isHostName, resolve, type HostPort } from "./addr.ts";
 import { DgramCore, type Datagram, type OutDatagram } from "./dgram.ts";

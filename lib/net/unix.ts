@@ -1,14 +1,14 @@
 /**
- * Unix domain sockets: UnixListener / UnixStream (SOCK_STREAM) and UnixDatagram
- * (SOCK_DGRAM), over the per-fd interface like TCP and UDP, on every backend.
+ * Unix domain stream sockets: UnixListener / UnixStream (SOCK_STREAM), over the per-fd
+ * interface like TCP, on every backend (UnixDatagram is unix_dgram.ts).
  *
- * Paths: a filesystem path, or on Linux an abstract name ("\0name": no file, gone with
- * the last socket). A path longer than sun_path is a RangeError naming its length. A
- * socket file reel created is removed when its listener (or bound datagram socket)
- * closes — only if the path still names that same file (its device and inode), so a
- * file some other process put there since is left alone. Binding over an existing file
- * fails with EADDRINUSE whose message says the file is there (often a stale one from a
- * process that died without removing it).
+ * Paths (unixpath.ts): a filesystem path, or on Linux an abstract name ("\0name": no
+ * file, gone with the last socket). A path longer than sun_path is a RangeError naming
+ * its length. The socket file a listener created is removed when it closes — only if
+ * the path still names that same file (its device and inode), so a file some other
+ * process put there since is left alone. Binding over an existing file fails with
+ * EADDRINUSE whose message says the file is there (often a stale one from a process that
+ * died without removing it).
  *
  * File descriptors (SCM_RIGHTS): `sendFds` sends fds with at least one byte of data;
  * `recvFds` receives bytes and the fds that came with them. A stream's every read goes
@@ -25,72 +25,19 @@
  * half-set-up socket open.
  */
 import { NET, SYS } from "../../ffi/constants.ts";
-import { EADDRINUSE, EAGAIN } from "../../ffi/errno.ts";
-import { SOCKADDR_MAX, SocketAddr, decodeSockaddr, encodeUnix } from "../../ffi/sockaddr.ts";
+import { EAGAIN } from "../../ffi/errno.ts";
+import { SOCKADDR_MAX, SocketAddr, decodeSockaddr } from "../../ffi/sockaddr.ts";
 import { MAX_FDS_PER_MSG, decodeRights, encodeRights, rightsSpace } from "../../ffi/cmsg.ts";
 import { BaseFuture, FutureStateError, PENDING, type Context, type Poll, type Waker } from "../future.ts";
-import { DIR_READ, DIR_WRITE, FD_DATAGRAM, Msg, OP_ACCEPT, OP_RECVMSG, OP_SENDMSG, OP_WRITE, acceptAddr, acceptAddrLen, closedError } from "../driver/fd.ts";
+import { DIR_READ, DIR_WRITE, Msg, OP_ACCEPT, OP_RECVMSG, OP_SENDMSG, OP_WRITE, acceptAddr, acceptAddrLen, closedError } from "../driver/fd.ts";
 import { SysError, check, checkBuffer } from "../errors.ts";
 import { IoSource } from "../io/source.ts";
 import { read as readOp, readExact as readExactOp, write as writeOp, writeAll as writeAllOp } from "../io/stream.ts";
 import { sleep, type Sleep } from "../time/sleep.ts";
-import { DgramCore, TruncatedError, type Datagram, type OutDatagram } from "./dgram.ts";
+import { TruncatedError } from "./dgram.ts";
+import { SocketFile, encodePath, isAbstract, pairFds } from "./unixpath.ts";
 import { closeAndThrow, newSocket, prepareFd, sockName, sockets } from "./socket.ts";
 import type { ShutdownHow } from "./tcp.ts";
-
-/** Encodes `path` as a sockaddr_un into `out`: its length. TypeError / RangeError for a bad path. */
-function encodePath(path: unknown, out: Uint8Array, what: string): number {
-  if (typeof path !== "string") throw new TypeError(`Invalid Unix socket path for ${what}: expected a string, got ${path === null ? "null" : typeof path}`);
-  if (path.length === 0) throw new TypeError(`Invalid Unix socket path for ${what}: the empty string`);
-  if (path.charCodeAt(0) === 0 && SYS.platform !== "linux") throw new TypeError(`Invalid Unix socket path for ${what}: abstract names ("\\0…") exist on Linux only`);
-  const len = encodeUnix(out, path);
-  if (len < 0) {
-    const bytes = new TextEncoder().encode(path).length;
-    const room = SYS.SUN_PATH_MAX - (path.charCodeAt(0) === 0 ? 0 : 1);
-    throw new RangeError(`Unix socket path for ${what} is ${bytes} bytes long; sun_path holds at most ${room} (${path.slice(0, 40)}${path.length > 40 ? "…" : ""})`);
-  }
-  return len;
-}
-
-/** A Unix datagram destination as a path: a string, or a Unix SocketAddr. */
-function unixTarget(addr: unknown): unknown {
-  if (!(addr instanceof SocketAddr)) return addr;
-  if (addr.family !== "unix") throw new TypeError(`Invalid Unix datagram destination ${addr.toString()}: an ${addr.family} address`);
-  return addr.address;
-}
-
-/** True for a Linux abstract name (no file). */
-function isAbstract(path: string): boolean {
-  return path.charCodeAt(0) === 0;
-}
-
-/** A socket file this process created at `path`, removed when its socket closes (see the module header). */
-class SocketFile {
-  constructor(
-    readonly path: string,
-    private readonly id: string | null,
-  ) {}
-
-  /** Binds `fd` to `path`; a file already there is an EADDRINUSE that says so. */
-  static bind(fd: number, path: string, what: string): SocketFile {
-    const sa = new Uint8Array(new ArrayBuffer(SOCKADDR_MAX));
-    const len = encodePath(path, sa, what);
-    const api = sockets();
-    const r = api.bind(fd, sa, len);
-    if (r === -EADDRINUSE && !isAbstract(path) && api.socketFileId(path) !== null) {
-      throw new SysError(EADDRINUSE, "bind", "EADDRINUSE", `${path}: a socket file is already there — in use, or stale (left by a process that exited without removing it; remove it if nothing serves it)`);
-    }
-    check(r, "bind", isAbstract(path) ? `abstract name ${JSON.stringify(path.slice(1))}` : path);
-    return new SocketFile(path, isAbstract(path) ? null : api.socketFileId(path));
-  }
-
-  /** Removes the file if it is still the one bind() created. */
-  remove(): void {
-    if (this.id === null) return;
-    const api = sockets();
-    if (api.socketFileId(this.path) === this.id) api.unlink(this.path);
-  }
-}
 
 /**
  * The peer's credentials at connect time: its process, user and group.
@@ -404,13 +351,6 @@ function peerCredOf(fd: number): PeerCred {
   return { pid, uid: w[1]! >>> 0, gid: w[3]! >>> 0 };
 }
 
-/** socketpair(AF_UNIX, type): two fds, non-blocking and close-on-exec. */
-function pairFds(type: number): [number, number] {
-  const fds = new Int32Array(new ArrayBuffer(8));
-  check(sockets().socketpair(SYS.AF_UNIX, type, 0, fds), "socketpair");
-  return [fds[0]!, fds[1]!];
-}
-
 /**
  * Connect to a Unix path (the handshake through the per-fd interface). A listener whose
  * backlog is full makes a non-blocking Unix connect fail with EAGAIN (not EINPROGRESS: no
@@ -570,156 +510,3 @@ class RecvFds extends BaseFuture<[number, number[]]> {
     if (this.waker !== null) this.stream.cancelRead(this.waker);
   }
 }
-
-/**
- * A Unix datagram socket: bound to a path, unbound, or one of a pair.
- *
- * @example
- * ```ts
- * import { UnixDatagram, blockOn } from "reel";
- * blockOn(function* () {
- *   const server = UnixDatagram.bind("/tmp/app.dgram");
- *   const client = UnixDatagram.unbound();
- *   yield* client.sendTo(new TextEncoder().encode("ping"), "/tmp/app.dgram");
- *   const buf = new Uint8Array(64);
- *   const [n] = yield* server.recvFrom(buf);
- *   client.close();
- *   server.close(); // removes /tmp/app.dgram
- * });
- * ```
- */
-export class UnixDatagram {
-  private readonly core: DgramCore;
-
-  private constructor(
-    private readonly src: IoSource,
-    private readonly file: SocketFile | null,
-    /** A pair's ends are connected from the start; connect() connects the others. */
-    private connected = false,
-  ) {
-    this.core = new DgramCore(src, (addr, out) => encodePath(unixTarget(addr), out, "a Unix datagram send"));
-  }
-
-  /** A datagram socket bound to `path` (or an abstract name). */
-  static bind(path: string): UnixDatagram {
-    const fd = newSocket(SYS.AF_UNIX, SYS.SOCK_DGRAM);
-    let file: SocketFile;
-    try {
-      file = SocketFile.bind(fd, path, "UnixDatagram.bind()");
-    } catch (err) {
-      closeAndThrow(fd, err);
-    }
-    return new UnixDatagram(new IoSource(fd, FD_DATAGRAM), file);
-  }
-
-  /** An unbound datagram socket (it can send; replies to it cannot be addressed). */
-  static unbound(): UnixDatagram {
-    return new UnixDatagram(new IoSource(newSocket(SYS.AF_UNIX, SYS.SOCK_DGRAM), FD_DATAGRAM), null);
-  }
-
-  /** Two connected datagram sockets (socketpair). */
-  static pair(): [UnixDatagram, UnixDatagram] {
-    const [a, b] = pairFds(SYS.SOCK_DGRAM);
-    return [new UnixDatagram(new IoSource(a, FD_DATAGRAM), null, true), new UnixDatagram(new IoSource(b, FD_DATAGRAM), null, true)];
-  }
-
-  /** Sends `buf` as one datagram to `path`. */
-  sendTo(buf: Uint8Array, path: string | SocketAddr): BaseFuture<number> {
-    return this.core.sendTo(buf, path);
-  }
-
-  /** Receives one datagram: `[bytes, source]` (source "" for an unbound sender). TruncatedError when it did not fit. */
-  recvFrom(buf: Uint8Array): BaseFuture<[number, SocketAddr]> {
-    return this.core.recvFrom(buf);
-  }
-
-  /** Up to 64 datagrams in one call (sendmmsg; one linked SQE chain on io_uring): how many went out (≥ 1). */
-  sendMany(msgs: readonly OutDatagram<string | SocketAddr>[]): BaseFuture<number> {
-    return this.core.sendMany(msgs, this.connected);
-  }
-
-  /** Up to bufs.length (≤ 64) datagrams in one call: at least one; datagram i is in bufs[i]. Cancel-safe. */
-  recvMany(bufs: readonly Uint8Array[]): BaseFuture<Datagram[]> {
-    return this.core.recvMany(bufs);
-  }
-
-  /** Sets the default destination (and receives only from it). */
-  connect(path: string): BaseFuture<void> {
-    return new DgramConnect(this.src, path, () => (this.connected = true));
-  }
-
-  send(buf: Uint8Array): BaseFuture<number> {
-    return this.core.sendTo(buf, null);
-  }
-
-  recv(buf: Uint8Array): BaseFuture<number> {
-    return this.core.recv(buf);
-  }
-
-  get localAddr(): SocketAddr {
-    if (this.src.isClosed) throw closedError("getsockname");
-    return sockName(this.src.fd, false);
-  }
-
-  get peerAddr(): SocketAddr {
-    if (this.src.isClosed) throw closedError("getpeername");
-    return sockName(this.src.fd, true);
-  }
-
-  get fd(): number {
-    return this.src.fd;
-  }
-
-  /** Closes the socket and removes its socket file (if still the one it made). Idempotent. */
-  close(): void {
-    if (this.src.isClosed) return;
-    try {
-      this.file?.remove();
-    } finally {
-      this.src.close();
-    }
-  }
-
-  [Symbol.dispose](): void {
-    this.close();
-  }
-}
-
-/** connect(2) of a datagram socket to a path. */
-class DgramConnect extends BaseFuture<void> {
-  private readonly sa = new Uint8Array(new ArrayBuffer(SOCKADDR_MAX));
-  private len = -1;
-  private waker: Waker | null = null;
-  private done = false;
-  constructor(
-    private readonly src: IoSource,
-    private readonly path: string,
-    private readonly onConnected: () => void,
-  ) {
-    super();
-  }
-
-  poll(cx: Context): Poll<void> {
-    if (this.done) throw new FutureStateError("connect() future polled after completion");
-    try {
-      if (this.len < 0) this.len = encodePath(this.path, this.sa, "UnixDatagram.connect()");
-      if (this.src.pollConnect(cx, this.sa, this.len, this.path) === PENDING) {
-        this.waker = cx.waker;
-        return PENDING;
-      }
-      this.done = true;
-      this.onConnected();
-      return undefined;
-    } catch (e) {
-      this.done = true;
-      throw e;
-    }
-  }
-
-  override cancel(): void {
-    if (this.done) return;
-    this.done = true;
-    this.src.dropWaker(DIR_WRITE, this.waker);
-  }
-}
-
