@@ -21,15 +21,17 @@
  * cancelled send is cancelled in the kernel; if it went out anyway its count is lost
  * (ring sends are not cancel-safe, as TCP writes on this backend).
  *
- * Receive (ring path): the armed ops belong to the socket, not to a future. A receive
- * takes completed messages from `ready` (in CQE order); if none is there it arms ops — up
- * to the batch size for a datagram socket (each with room for the larger of a whole UDP
- * datagram, 64 KiB, and the caller's buffer), one for a stream socket — and waits. A
+ * Receive (ring path): the armed op belongs to the socket, not to a future. A receive
+ * takes completed messages from `ready` (in CQE order); if none is there it arms one op
+ * (never more: every op armed on a socket is woken by each datagram, and the losers end
+ * with EAGAIN) — with room for the larger of a whole UDP datagram, 64 KiB, and the
+ * caller's buffer on a datagram socket — and waits; a datagram socket's batches come from
+ * the direct recvmmsg, tried whenever nothing is armed. A
  * cancelled receive only forgets its waker: a message that arrives later waits in
  * `ready` for the next receive (cancel-safe, arrival order kept). Armed ops are
- * background ops (a quiet socket may hold them forever); a waiting reader counts as
- * driver work while it waits. An armed op that ends with EAGAIN (ops armed together race
- * for each datagram) carries no message: it is dropped and the reader re-arms. On a stream socket a message larger than the caller's
+ * background ops (a quiet socket may hold one forever); a waiting reader counts as
+ * driver work while it waits. An armed op that ends with EAGAIN carries no message: it
+ * is dropped and the reader re-arms. On a stream socket a message larger than the caller's
  * buffer is taken in parts; its fds come with the first part. A datagram larger than an
  * armed op's room (only a Unix datagram over 64 KiB, armed for a smaller buffer) is
  * reported truncated, with its real size.
@@ -195,8 +197,10 @@ export class UringMsg implements OpSink {
       if (r > 0) return r;
       if (r !== -EAGAIN && r !== -EINTR) throw new SysError(-r, "recvmsg");
     }
-    const want = this.datagram ? count : 1;
-    for (let i = this.armed.length; i < want; i++) this.arm(fd, msgs[i] ?? msgs[0]!, flags);
+    // One receive armed at a time: several armed on one socket are all woken by each
+    // datagram and the losers end with EAGAIN (a thundering herd that cost an SQE per
+    // loser per datagram). A datagram socket's batches come from the direct recvmmsg.
+    if (this.armed.length === 0) this.arm(fd, msgs[0]!, flags);
     const prev = this.recvWaker;
     this.recvWaker = cx.waker;
     if (prev !== null && prev !== cx.waker) prev.wake(); // a second reader: the first re-polls (as the registry does)
