@@ -21,6 +21,7 @@ import { now } from "../time/clock.ts";
 import { TimerWheel } from "../time/wheel.ts";
 import type { FileFd, FileFuture, IoFd, PathOps, StatFields } from "./fd.ts";
 import { realSockets, type SocketApi } from "./sockets.ts";
+import { ResolverClient } from "./resolver.ts";
 
 /**
  * What a driver counts, for `runtime.metrics()`: plain counters, bumped on the paths that
@@ -58,6 +59,7 @@ export abstract class Driver {
   private work = 0;
   private closedFlag = false;
   private closers: (() => void)[] | null = null;
+  private resolverClient: ResolverClient | null = null;
 
   constructor() {
     // The wheel shares reel's clock (time/clock.ts), so deadlines made before the driver existed line up.
@@ -72,8 +74,16 @@ export abstract class Driver {
     return realSockets;
   }
 
-  /** Binds a pollable fd (a socket, a pipe) to this driver: the per-fd interface. */
-  abstract socket(fd: number): IoFd;
+  /**
+   * Name lookups (getaddrinfo on the resolver pool, woken through this driver): the
+   * system's, unless the backend stands in for it (the simulator). Made on first use.
+   */
+  get resolver(): ResolverClient {
+    return this.resolverClient ?? (this.resolverClient = new ResolverClient(this));
+  }
+
+  /** Binds a pollable fd (a socket, a pipe) to this driver: the per-fd interface. `flags`: FD_DATAGRAM (fd.ts). */
+  abstract socket(fd: number, flags?: number): IoFd;
   /** Binds a regular file's fd to this driver. */
   abstract file(fd: number): FileFd;
   /** Opens `path` (flags are O_* bits, O_CLOEXEC included): resolves to the fd. */
@@ -180,6 +190,7 @@ export abstract class Driver {
         console.error("reel: a client of the driver failed to close:", err);
       }
     }
+    this.resolverClient?.close(); // lookups still in flight are given up while the driver can deregister
     this.closedFlag = true;
     this.shutdown();
   }

@@ -52,8 +52,8 @@ export class ReadinessDriver extends Driver {
     return this.registry.size;
   }
 
-  socket(fd: number): IoFd {
-    return new ReadinessFd(this, fd);
+  socket(fd: number, flags = 0): IoFd {
+    return new ReadinessFd(this, fd, flags);
   }
 
   file(fd: number): FileFd {

@@ -25,11 +25,11 @@
  * Must never: set O_NONBLOCK, block the runtime thread, lose bytes a read returned, or
  * close the fd under a running call.
  */
-import { EBADF, ENOTSOCK } from "../../../ffi/errno.ts";
+import { EBADF, EBUSY, ENOTSOCK } from "../../../ffi/errno.ts";
 import * as libc from "../../../ffi/libc.ts";
 import { PENDING, type Context, type Poll, type Waker } from "../../future.ts";
 import { SysError } from "../../errors.ts";
-import { DIR_READ, OP_READ, OP_READV, OP_WRITE, OP_WRITEV, SYSCALL, closedError, type Direction, type IoFd, type IoOp } from "../fd.ts";
+import { DIR_READ, OP_READ, OP_READV, OP_WRITE, OP_WRITEV, SYSCALL, closedError, type Direction, type IoFd, type IoOp, type Msg, type MsgOp } from "../fd.ts";
 import { READABLE, WRITABLE } from "./poller.ts";
 import type { Driver } from "../driver.ts";
 import { dedicatedWorker, type Job, type PoolClient } from "./pool.ts";
@@ -183,6 +183,12 @@ export class WorkerFd implements IoFd {
     throw new SysError(ENOTSOCK, "connect", undefined, detail);
   }
 
+  /** A shared fd is a pipe, tty or file here: no message ops. */
+  pollMsg(_cx: Context, op: MsgOp, _msgs: readonly Msg[], _count: number, _flags: number): Poll<number> {
+    if (this.fd < 0) throw closedError(SYSCALL[op]!);
+    throw new SysError(ENOTSOCK, SYSCALL[op]!);
+  }
+
   /** Always ready (see the module header). */
   pollReady(_cx: Context, dir: Direction): Poll<number> {
     if (this.fd < 0) throw closedError("poll");
@@ -199,6 +205,24 @@ export class WorkerFd implements IoFd {
     if (dir === DIR_READ) return;
     this.writeJob = null;
     if (!this.client.abandon(job)) job.orphaned = true;
+  }
+
+  /**
+   * Gives the number back once no call of its runs on the lane; a call still running
+   * there (a blocking read or write cannot be cancelled) makes it EBUSY, since the number
+   * would be acted on after it was handed over.
+   */
+  detach(): number {
+    const fd = this.fd;
+    if (fd < 0) return -1;
+    for (const job of [this.readJob, this.writeJob]) if (job !== null && !job.done) throw new SysError(EBUSY, "detach");
+    for (const job of [this.readJob, this.writeJob]) if (job !== null) this.client.giveBack(job);
+    this.readJob = this.writeJob = null;
+    this.fd = -1;
+    this.stash = null;
+    if (this.lane !== null) idleLanes.push({ worker: this.lane, detached: this.detachedJob });
+    this.lane = null;
+    return fd;
   }
 
   /** Closes at once; a running call is detached and closes the fd when it returns (see the header). */

@@ -154,8 +154,8 @@ export class UringDriver extends Driver {
     return this.ops.size;
   }
 
-  socket(fd: number): IoFd {
-    return new UringFd(this, fd);
+  socket(fd: number, flags = 0): IoFd {
+    return new UringFd(this, fd, flags);
   }
 
   file(fd: number): FileFd {
