@@ -16,7 +16,14 @@
 import type { Driver } from "./driver/driver.ts";
 import { RuntimeError } from "./errors.ts";
 
-/** Why an error reached {@link RunningRuntime.report}: a task failure, or a cleanup's. */
+/**
+ * Why an error reached the runtime's report hook (`RunningRuntime.report`): a task failure, or a cleanup's.
+ *
+ * @example
+ * ```ts
+ * const kind: ReportKind = "cleanup"; // a cleanup future threw
+ * ```
+ */
 export type ReportKind = "failed" | "cleanup";
 
 /** The part of a Runtime this module knows: its driver, its reporting hook and limits. */

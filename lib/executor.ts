@@ -60,7 +60,15 @@ setScopeHost(() => currentRuntime());
  */
 let pollSeq = 0;
 
-/** Task polls per tick before the driver is turned (tokio's event_interval is 61). */
+/**
+ * Task polls per tick before the driver is turned (tokio's event_interval is 61).
+ *
+ * @example
+ * ```ts
+ * // a task that yields in a loop lets the driver turn at least once per POLLS_PER_TICK polls
+ * for (let i = 0; i < POLLS_PER_TICK; i++) yield* yieldNow();
+ * ```
+ */
 export const POLLS_PER_TICK = 61;
 
 /**

@@ -48,6 +48,8 @@
  * Futures extending {@link BaseFuture} are `yield*`-able inside generator tasks (see
  * {@link gen}): the future is its own one-shot iterator, so `yield*` costs no generator
  * object per operation.
+ * Must never: hold state or import past lib/future/ (it only re-exports); every layer imports it.
+ * Must never import: lib/driver/**, lib/executor.ts, lib/net/**, lib/fs/**, ffi/**, bun:ffi
  */
 export {
   PENDING,

@@ -21,6 +21,11 @@
  *   }
  * });
  * ```
+ *
+ * Must never: run anything at import (no runtime, Worker or fd is made until used); it
+ * only re-exports.
+ *
+ * @module
  */
 export {
   PENDING,

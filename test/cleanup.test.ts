@@ -354,7 +354,7 @@ forEachBackend("cleanup: fs", ({ run, runtime }) => {
     }
     // On the readiness backends a cancelled read job cannot stop its blocking read on the
     // pool's Worker: it finishes there, and the pool releases its eventfd on the runtime's
-    // next turn once no job is in flight (lib/driver/readiness/pool.ts). Give it that turn;
+    // next turn once no job is in flight (lib/driver/pool/pool.ts). Give it that turn;
     // bounded, and a no-op on io_uring. The file descriptors themselves are closed by then.
     run(function* () {
       for (let i = 0; i < 2000 && runtime().driver.pendingWork > 0; i++) yield* sleep(1);

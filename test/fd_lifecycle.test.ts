@@ -16,6 +16,7 @@ import { SYS } from "../ffi/constants.ts";
 import { PENDING, Runtime, SysError, TcpListener, TcpStream, currentRuntime, race, sleep, timeout, type Context } from "../lib/index.ts";
 import * as fs from "../lib/fs/index.ts";
 import { UringDriver } from "../lib/driver/uring/driver.ts";
+import type { ReadinessDriver } from "../lib/driver/readiness/driver.ts";
 import * as U from "../ffi/uring.ts";
 import { fdTable, forEachBackend, opened } from "./helpers.ts";
 import { lingerZero, pattern } from "./fault_util.ts";
@@ -110,7 +111,13 @@ forEachBackend("fd lifecycle", ({ run, backend, runtime }) => {
       fdA = a.fd;
       const w = a.write(enc.encode("BYTES-FOR-THE-FIFO"), -1);
       expect(w.poll(noop)).toBe(PENDING);
-      yield* sleep(5); // a worker is inside write(2) on the full pipe (io_uring: poll-armed)
+      yield* sleep(5); // io_uring: the write is submitted and poll-armed on the full pipe
+      // Readiness: wait (bounded) until a worker is inside write(2) on the full pipe; a job
+      // still queued would be abandoned at close, which is another case (the test above).
+      for (let i = 0; readiness && (currentRuntime()!.driver as ReadinessDriver).poolRunning === 0; i++) {
+        if (i === 5000) throw new Error("the pool never started the write");
+        yield* sleep(1);
+      }
       yield* a.close();
       victim = openSync(p("victim1"), "r+");
       if (readiness) expect(victim).not.toBe(fdA); // pinned while the worker's call runs

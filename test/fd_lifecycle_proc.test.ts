@@ -12,7 +12,7 @@ import * as proc from "../ffi/process.ts";
 import { SIGNALS } from "../ffi/signal.ts";
 import { Command, PENDING, Runtime, currentRuntime, pipe, signal, sleep, spawnBlocking, startBlockingPool, stderr, type Context } from "../lib/index.ts";
 import { NO_BUFS, OP_READ } from "../lib/driver/fd.ts";
-import { startFsPool } from "../lib/driver/readiness/pool.ts";
+import { startFsPool } from "../lib/driver/pool/pool.ts";
 import { laneState, startLanes } from "../lib/driver/readiness/shared.ts";
 import { pumpFd, startSignals } from "../lib/signal/hub.ts";
 import { fdTable, forEachBackend, opened } from "./helpers.ts";

@@ -16,7 +16,7 @@ import * as libc from "../ffi/libc.ts";
 import { SYS } from "../ffi/constants.ts";
 import { PENDING, PipeReader, currentRuntime, pollFn, sleep, spawn, stderr, stdout, type Context } from "../lib/index.ts";
 import { DIR_READ, NO_BUFS, OP_READ, OP_WRITE, type IoFd } from "../lib/driver/fd.ts";
-import { startFsPool } from "../lib/driver/readiness/pool.ts";
+import { startFsPool } from "../lib/driver/pool/pool.ts";
 import { startLanes } from "../lib/driver/readiness/shared.ts";
 import { fdCount, forEachBackend, testBackends } from "./helpers.ts";
 

@@ -10,7 +10,7 @@
  * blockOn (Bun's loop, which delivers messages, does not run), so it writes the
  * serialized outcome into the job's growable SharedArrayBuffer and writes an eventfd the
  * runtime's driver watches (`driver.socket(efd)`, one per driver while jobs are in
- * flight) — the same path as the fs pool (lib/driver/readiness/pool.ts), hosted mode
+ * flight) — the same path as the fs pool (lib/driver/pool/pool.ts), hosted mode
  * included.
  *
  * Bounded: at most {@link blockingPoolSize} Workers (default: the number of CPUs, at least

@@ -55,13 +55,37 @@ const SELECT = 2;
 const RACE = 3;
 const NAMES = ["join()", "tryJoin()", "select()", "race()"];
 
-/** The value type of a Future or of a generator function. */
+/**
+ * The value type of a Future or of a generator function.
+ *
+ * @example
+ * ```ts
+ * const f = sleep(5); // Future<void>
+ * type V = Output<typeof f>; // void
+ * ```
+ */
 export type Output<F> = F extends Future<infer V> ? V : F extends () => Generator<unknown, infer V, unknown> ? V : never;
 
-/** The tuple of values `join(...futs)` produces. */
+/**
+ * The tuple of values `join(...futs)` produces.
+ *
+ * @example
+ * ```ts
+ * const both = join(sleep(1), ready(7)); // Future<JoinOutputs<[Sleep, Future<number>]>>
+ * const [, seven] = blockOn(both); // [undefined, 7]
+ * ```
+ */
 export type JoinOutputs<T extends readonly unknown[]> = { -readonly [K in keyof T]: Output<T[K]> };
 
-/** What `select(...futs)` produces: which future won (its argument index) and its value. */
+/**
+ * What `select(...futs)` produces: which future won (its argument index) and its value.
+ *
+ * @example
+ * ```ts
+ * const s = blockOn(select(ready(1), sleep(10))); // Selected<[…]>[number]
+ * if (s.index === 0) console.log(s.value + 1); // the index narrows the value's type
+ * ```
+ */
 export type Selected<T extends readonly unknown[]> = {
   [K in keyof T]: { readonly index: K extends `${infer N extends number}` ? N : number; readonly value: Output<T[K]> };
 }[number];

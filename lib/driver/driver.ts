@@ -16,6 +16,8 @@
  *
  * Must never: poll a future, block when asked for a zero timeout, drop an event silently,
  * or import the executor.
+ * Must never import: lib/executor.ts, lib/task/**, lib/net/**, lib/fs/**, lib/interop/**
+ * Must never import: lib/driver/readiness/**, lib/driver/uring/**
  */
 import { now } from "../time/clock.ts";
 import { TimerWheel } from "../time/wheel.ts";

@@ -6,6 +6,7 @@
  *
  * Must never import: lib/driver/readiness/**, lib/driver/uring/**
  * Must never: hold state; it is constants, one buffer type and two pure functions.
+ * Must never import: lib/executor.ts, lib/task/**, lib/net/**, lib/fs/**, lib/interop/**
  */
 import * as pf from "../../ffi/poll.ts";
 

@@ -4,7 +4,7 @@
  * {@link IoFd} (sockets, pipes, anything pollable); `driver.file(fd)` a {@link FileFd}
  * (regular files); `driver.openFile()`/`driver.statPath()` the path operations.
  *
- * The readiness implementations (readiness/fd.ts, readiness/files.ts) run the
+ * The readiness implementations (readiness/fd.ts, pool/files.ts) run the
  * "wait until ready → try the syscall → EAGAIN? wait again" loop and a blocking-file
  * pool; the io_uring ones (uring/socket.ts, uring/files.ts) submit ops and read CQEs.
  *
@@ -22,6 +22,8 @@
  * SENDMSG/RECVMSG SQE per message, submitted together.
  *
  * Must never: import a backend (backends import this), or name a backend in a signature.
+ * Must never import: lib/executor.ts, lib/task/**, lib/net/**, lib/fs/**, lib/interop/**
+ * Must never import: lib/driver/readiness/**, lib/driver/uring/**
  */
 import { ptr } from "bun:ffi";
 import type { Context, Poll, Waker } from "../future.ts";

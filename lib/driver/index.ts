@@ -4,6 +4,7 @@
  * poll fallback).
  *
  * Must never: fall back silently from a backend the user named explicitly.
+ * Must never import: lib/executor.ts, lib/task/**, lib/net/**, lib/fs/**, lib/interop/**
  */
 import { EpollPoller } from "./readiness/epoll.ts";
 import { PollPoller } from "./readiness/poll.ts";
@@ -14,7 +15,15 @@ import { ReadinessDriver } from "./readiness/driver.ts";
 import { UringDriver } from "./uring/driver.ts";
 import { SysError } from "../errors.ts";
 
-/** The backends reel knows, in the order `REEL_BACKEND` accepts them. */
+/**
+ * The backends reel knows, in the order `REEL_BACKEND` accepts them.
+ *
+ * @example
+ * ```ts
+ * const backend: Backend = process.platform === "linux" ? "uring" : "kqueue";
+ * const rt = new Runtime({ backend });
+ * ```
+ */
 export type Backend = "epoll" | "kqueue" | "poll" | "uring";
 
 const KNOWN: readonly Backend[] = ["epoll", "kqueue", "poll", "uring"];

@@ -10,6 +10,7 @@
  *
  * Must never: block (callers pass non-blocking fds, or MSG_DONTWAIT), or hold a pointer to
  * a caller's buffer past the call (libc.setMsg's SAFETY note).
+ * Must never import: lib/executor.ts, lib/task/**, lib/net/**, lib/fs/**, lib/interop/**
  */
 import * as libc from "../../ffi/libc.ts";
 import { EAGAIN, EINTR } from "../../ffi/errno.ts";

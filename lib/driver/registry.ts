@@ -17,6 +17,8 @@
  *
  * Must never: poll a future, drop an event silently (stale ones are the only events
  * ignored, by design), or touch a registration's fd after `deregister`.
+ * Must never import: lib/executor.ts, lib/task/**, lib/net/**, lib/fs/**, lib/interop/**
+ * Must never import: lib/driver/readiness/**, lib/driver/uring/**
  */
 import { PENDING, type Context, type Poll, type Waker } from "../future.ts";
 import { Slab } from "./slab.ts";

@@ -2,7 +2,7 @@
  * The resolver pool: a few Bun Workers of its own (resolver_worker.ts) run getaddrinfo; a
  * runtime learns of finished lookups through an eventfd registered with its own driver
  * (through the per-fd interface, `driver.socket(efd).pollReady`), so a finished lookup
- * wakes its task like any I/O event. The file pool (readiness/pool.ts) is separate on
+ * wakes its task like any I/O event. The file pool (pool/pool.ts) is separate on
  * purpose: a resolver stuck on a dead DNS server must not starve file I/O. net/lookup.ts
  * reaches it as `driver.resolver`, so a backend that stands in for the system (the
  * simulator) can answer lookups itself.
@@ -30,6 +30,7 @@
  * Must never: block the runtime thread (except the microseconds between a Worker's "done"
  * and "released"), close the eventfd while a Worker may write it, wake a task before its
  * job's result is stored, or leave a job in flight with no waiter.
+ * Must never import: lib/executor.ts, lib/task/**, lib/net/**, lib/fs/**, lib/interop/**
  */
 import * as libc from "../../ffi/libc.ts";
 import * as ep from "../../ffi/epoll.ts";

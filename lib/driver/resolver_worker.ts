@@ -19,6 +19,7 @@
  *
  * Must never: run an abandoned job, write the eventfd of a detached one, touch a job after
  * "released", or throw out of onmessage (failures are results).
+ * Must never import: lib/executor.ts, lib/task/**, lib/net/**, lib/fs/**, lib/interop/**
  */
 import * as libc from "../../ffi/libc.ts";
 import { resolveInto } from "../../ffi/netdb.ts";

@@ -13,6 +13,8 @@
  *
  * Must never: release a number that was not pinned here, or close the placeholder while a
  * number is pinned to it.
+ * Must never import: lib/executor.ts, lib/task/**, lib/net/**, lib/fs/**, lib/interop/**
+ * Must never import: lib/driver/readiness/**, lib/driver/uring/**
  */
 import * as libc from "../../ffi/libc.ts";
 import { SysError, check } from "../errors.ts";

@@ -12,6 +12,8 @@
  *   under the token it had.
  *
  * Must never: hand out a slot that is in use, or let a stale token reach a live entry.
+ * Must never import: lib/executor.ts, lib/task/**, lib/net/**, lib/fs/**, lib/interop/**
+ * Must never import: lib/driver/readiness/**, lib/driver/uring/**
  */
 
 export const INDEX_BITS = 20;

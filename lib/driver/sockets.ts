@@ -14,6 +14,8 @@
  * file it created through the same backend that created it.
  *
  * Must never: throw, block, or leave a half-set-up socket open on a failure.
+ * Must never import: lib/executor.ts, lib/task/**, lib/net/**, lib/fs/**, lib/interop/**
+ * Must never import: lib/driver/readiness/**, lib/driver/uring/**
  */
 import { lstatSync } from "node:fs";
 import * as libc from "../../ffi/libc.ts";

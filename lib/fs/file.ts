@@ -47,7 +47,15 @@ const O_APPEND = 0o2000;
 const O_CLOEXEC = 0o2000000;
 const S_IFMT = 0o170000;
 
-/** How to open: Node-style strings, or raw O_* bits. */
+/**
+ * How to open: Node-style strings, or raw O_* bits.
+ *
+ * @example
+ * ```ts
+ * const appendOnly: OpenFlags = "a";
+ * const f = yield* open("log.txt", appendOnly);
+ * ```
+ */
 export type OpenFlags = "r" | "r+" | "w" | "w+" | "wx" | "a" | "a+" | number;
 
 const FLAGS: Record<string, number> = {

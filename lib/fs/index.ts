@@ -16,6 +16,10 @@
  *   const bytes = yield* fs.readFile("/tmp/hello.txt");
  * });
  * ```
+ *
+ * Must never: run anything at import; it only re-exports.
+ *
+ * @module
  */
 export { File, Stats, open, read, write, stat, fsync, close, type OpenFlags } from "./file.ts";
 export {
@@ -23,4 +27,4 @@ export {
   canonicalize, truncate, copyFile, type MkdirOptions,
 } from "./paths.ts";
 export { readFile, writeFile, readChunks, ChunkReader } from "./whole.ts";
-export { startFsPool } from "../driver/readiness/pool.ts";
+export { startFsPool } from "../driver/pool/pool.ts";

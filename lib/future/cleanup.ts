@@ -8,6 +8,7 @@
  *
  * Must never: lose a cleanup (unclaimed until driven or adopted), let a cleanup's error
  * replace its canceller's outcome, or import the executor.
+ * Must never import: lib/driver/**, lib/executor.ts, lib/net/**, lib/fs/**, ffi/**, bun:ffi
  */
 import { running, type TreeNodeRef } from "../current.ts";
 import { NO_BOUND, armBound, reportCleanupError, type Bound } from "../task/bound.ts";

@@ -6,11 +6,28 @@
  *
  * Must never: import anything but lib/future's own modules' dependencies-free code (it is
  * the bottom of the import graph), or allocate per `yield*` step.
+ * Must never import: lib/driver/**, lib/executor.ts, lib/net/**, lib/fs/**, ffi/**, bun:ffi
  */
-/** The value a future returns from `poll` when it cannot complete yet. */
+/**
+ * The value a future returns from `poll` when it cannot complete yet.
+ *
+ * @example
+ * ```ts
+ * const notYet = pollFn((cx) => (done ? 42 : (waiter = cx.waker, PENDING)));
+ * ```
+ */
 export const PENDING: unique symbol = Symbol("reel.PENDING");
 
-/** The result of polling a future: its value, or {@link PENDING}. */
+/**
+ * The result of polling a future: its value, or {@link PENDING}.
+ *
+ * @example
+ * ```ts
+ * function poll(cx: Context): Poll<number> {
+ *   return ready ? 42 : PENDING;
+ * }
+ * ```
+ */
 export type Poll<T> = T | typeof PENDING;
 
 /**
@@ -18,12 +35,34 @@ export type Poll<T> = T | typeof PENDING;
  *
  * `wake()` only enqueues: it never polls inline, and waking a task that is already
  * scheduled does not queue it twice.
+ *
+ * @example
+ * ```ts
+ * let waker: Waker | null = null;
+ * const f = pollFn((cx) => (fired ? "fired" : ((waker = cx.waker), PENDING)));
+ * setTimeout(() => { fired = true; waker?.wake(); }, 10);
+ * ```
  */
 export interface Waker {
   wake(): void;
 }
 
-/** What a future is polled with: the waker of the task that polls it. */
+/**
+ * What a future is polled with: the waker of the task that polls it.
+ *
+ * @example
+ * ```ts
+ * class Flag extends BaseFuture<void> {
+ *   set = false;
+ *   waker: Waker | null = null;
+ *   poll(cx: Context): Poll<void> {
+ *     if (this.set) return;
+ *     this.waker = cx.waker; // woken by whoever sets the flag
+ *     return PENDING;
+ *   }
+ * }
+ * ```
+ */
 export interface Context {
   readonly waker: Waker;
 }
@@ -63,7 +102,16 @@ export interface Future<T> {
   describe?(): string;
 }
 
-/** Thrown when a future is polled after it has completed or been cancelled. */
+/**
+ * Thrown when a future is polled after it has completed or been cancelled.
+ *
+ * @example
+ * ```ts
+ * const f = ready(1);
+ * blockOn(f);
+ * try { blockOn(f); } catch (e) { if (e instanceof FutureStateError) console.log("already done"); }
+ * ```
+ */
 export class FutureStateError extends Error {
   override name = "FutureStateError";
 }

@@ -5,6 +5,7 @@
  *
  * Must never: resume a generator re-entrantly, drop a future a `finally` yields (unless the
  * cleanup bound force-ends it), or import the executor.
+ * Must never import: lib/driver/**, lib/executor.ts, lib/net/**, lib/fs/**, ffi/**, bun:ffi
  */
 import { RuntimeError } from "../errors.ts";
 import { BaseFuture, FutureStateError, PENDING, describeFuture, describeValue, isFuture, type Context, type Future, type Poll } from "./core.ts";
@@ -278,7 +279,16 @@ export function genOf<T>(it: Generator<unknown, T, unknown>, fn: Function | null
   return new GenFuture(it, fn);
 }
 
-/** Anything a task can be made from: a Future, or a generator function run by {@link gen}. */
+/**
+ * Anything a task can be made from: a Future, or a generator function run by {@link gen}.
+ *
+ * @example
+ * ```ts
+ * const a: IntoFuture<number> = ready(1);
+ * const b: IntoFuture<number> = function* () { yield* sleep(1); return 2; };
+ * spawn(a); spawn(b);
+ * ```
+ */
 export type IntoFuture<T> = Future<T> | (() => Generator<unknown, T, unknown>);
 
 /**

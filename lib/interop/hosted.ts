@@ -37,12 +37,27 @@ import { ROOT, type Task } from "../task/task.ts";
 import { now } from "../time/clock.ts";
 import { HAVE_WATCHER, existingWatcher, watcher, type Parked } from "./watcher.ts";
 
-/** Ticks per Bun task before reel yields back to Bun's loop (each tick ≤ 61 polls). */
+/**
+ * Ticks per Bun task before reel yields back to Bun's loop (each tick ≤ 61 polls).
+ *
+ * @example
+ * ```ts
+ * // at most TICKS_PER_SLICE × POLLS_PER_TICK polls run before Bun's own callbacks get a turn
+ * console.log(TICKS_PER_SLICE * POLLS_PER_TICK);
+ * ```
+ */
 export const TICKS_PER_SLICE = 8;
 /** Poll interval of the fallback for backends with no pollable fd (no watcher). */
 const FALLBACK_POLL_MS = 1;
 
-/** Options for {@link run}. */
+/**
+ * Options for {@link run}.
+ *
+ * @example
+ * ```ts
+ * const result = await run(function* () { yield* sleep(10); return "done"; }, { signal: AbortSignal.timeout(1000) } satisfies RunOptions);
+ * ```
+ */
 export interface RunOptions {
   /** The runtime to drive; default the running one, else the default runtime. */
   runtime?: Runtime;

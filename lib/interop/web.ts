@@ -30,7 +30,14 @@ import { NextFuture, checkStream, setHostIterator, type Stream } from "../stream
 import { read, shutdown, writeAll, type AsyncRead, type AsyncWrite } from "../io/stream.ts";
 import { toPromise } from "./promise.ts";
 
-/** Options for the Web stream adapters. */
+/**
+ * Options for the Web stream adapters.
+ *
+ * @example
+ * ```ts
+ * const readable = toReadableStream(stream, { chunkSize: 16384 } satisfies WebStreamOptions);
+ * ```
+ */
 export interface WebStreamOptions {
   /** The runtime the stream is polled on (see the module header). */
   runtime?: Runtime;
@@ -123,7 +130,15 @@ export function toWritableStream(writer: AsyncWrite & Closable, options: WebStre
   });
 }
 
-/** Anything with a `next()` future of items, null at the end (FramedRead, Framed). */
+/**
+ * Anything with a `next()` future of items, null at the end (FramedRead, Framed).
+ *
+ * @example
+ * ```ts
+ * const lines: FrameSource<string> = new FramedRead(stream, new LinesCodec());
+ * for await (const line of frames(lines)) console.log(line);
+ * ```
+ */
 export interface FrameSource<T> {
   next(): Future<T | null>;
 }

@@ -20,7 +20,15 @@ export interface Resolved {
   readonly length: number;
 }
 
-/** Where to bind or connect. */
+/**
+ * Where to bind or connect.
+ *
+ * @example
+ * ```ts
+ * const where: HostPort = { hostname: "127.0.0.1", port: 0 };
+ * const listener = TcpListener.bind(where);
+ * ```
+ */
 export interface HostPort {
   /** An IP literal or "localhost"; default "127.0.0.1". */
   hostname?: string;

@@ -57,7 +57,15 @@ abstract class SocketBase {
   }
 }
 
-/** Options for {@link TcpListener.bind}. */
+/**
+ * Options for {@link TcpListener.bind}.
+ *
+ * @example
+ * ```ts
+ * const opts: BindOptions = { hostname: "::1", port: 0, backlog: 1024, reusePort: true };
+ * const listener = TcpListener.bind(opts);
+ * ```
+ */
 export interface BindOptions extends HostPort {
   /** listen() backlog; default 1024 (tokio's). */
   backlog?: number;
@@ -141,7 +149,15 @@ class Accept extends BaseFuture<[TcpStream, SocketAddr]> {
   }
 }
 
-/** How {@link TcpStream.shutdown} closes the stream: one direction or both. */
+/**
+ * How {@link TcpStream.shutdown} closes the stream: one direction or both.
+ *
+ * @example
+ * ```ts
+ * const how: ShutdownHow = "write"; // send FIN, keep reading
+ * stream.shutdown(how);
+ * ```
+ */
 export type ShutdownHow = "read" | "write" | "both";
 
 /**

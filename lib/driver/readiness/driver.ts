@@ -8,6 +8,8 @@
  * calls ended), as is every number pinned for a closed file.
  *
  * Must never: block when asked for a zero wait, or touch the poller after close().
+ * Must never import: lib/driver/uring/**
+ * Must never import: lib/executor.ts, lib/task/**, lib/net/**, lib/fs/**, lib/interop/**
  */
 import { Driver } from "../driver.ts";
 import { Registry } from "../registry.ts";
@@ -15,8 +17,8 @@ import { Retirer } from "../retire.ts";
 import type { FileFd, FileFuture, IoFd, PathOps, StatFields } from "../fd.ts";
 import type { Poller } from "./poller.ts";
 import { ReadinessFd } from "./fd.ts";
-import { PoolClient } from "./pool.ts";
-import { PoolFile, PoolPaths, openOnPool, statOnPool } from "./files.ts";
+import { PoolClient } from "../pool/pool.ts";
+import { PoolFile, PoolPaths, openOnPool, statOnPool } from "../pool/files.ts";
 import { WorkerFd } from "./shared.ts";
 
 /**
@@ -78,6 +80,11 @@ export class ReadinessDriver extends Driver {
   /** A shared fd, never made non-blocking: its reads and writes run on a Worker of its own (shared.ts). */
   inherited(fd: number): IoFd {
     return new WorkerFd(this, this.client(), fd);
+  }
+
+  /** Blocking-pool calls a worker is inside of now (for tests). */
+  get poolRunning(): number {
+    return this.pool?.running ?? 0;
   }
 
   private client(): PoolClient {

@@ -9,6 +9,8 @@
  * translation into the portable {@link Events} is a loop of integer ops.
  *
  * Must never: retry EINTR (the driver's turn does), or deliver the notify token.
+ * Must never import: lib/driver/uring/**
+ * Must never import: lib/executor.ts, lib/task/**, lib/net/**, lib/fs/**, lib/interop/**
  */
 import * as ep from "../../../ffi/epoll.ts";
 import * as libc from "../../../ffi/libc.ts";

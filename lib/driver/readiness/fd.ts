@@ -32,6 +32,8 @@
  * the same without the close.
  *
  * Must never: block, retry anything but EAGAIN and EINTR, or hide an error.
+ * Must never import: lib/driver/uring/**
+ * Must never import: lib/executor.ts, lib/task/**, lib/net/**, lib/fs/**, lib/interop/**
  */
 import * as libc from "../../../ffi/libc.ts";
 import { SYS } from "../../../ffi/constants.ts";

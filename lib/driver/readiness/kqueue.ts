@@ -24,6 +24,8 @@
  * Must never: report the user event, retry EINTR (wait returns 0), report a direction
  * that dispatch mode has disabled and not yet re-enabled, or ignore a per-change errno
  * other than those {@link ignorableChangeErrno} lists, each with the reason.
+ * Must never import: lib/driver/uring/**
+ * Must never import: lib/executor.ts, lib/task/**, lib/net/**, lib/fs/**, lib/interop/**
  */
 import * as kq from "../../../ffi/kqueue.ts";
 import * as libc from "../../../ffi/libc.ts";

@@ -28,6 +28,8 @@
  *
  * Must never: report the notify pipe, deliver a disarmed direction, spin on a hung-up fd,
  * or retry EINTR (wait returns 0; the driver's turn simply turns again).
+ * Must never import: lib/driver/uring/**
+ * Must never import: lib/executor.ts, lib/task/**, lib/net/**, lib/fs/**, lib/interop/**
  */
 import * as libc from "../../../ffi/libc.ts";
 import * as pf from "../../../ffi/poll.ts";

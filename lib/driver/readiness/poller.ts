@@ -22,6 +22,8 @@
  * - `close()` releases the backend's own fds; using the poller afterwards throws.
  *
  * A backend must never wake tasks or touch the registration slab: it only reports.
+ * Must never import: lib/driver/uring/**
+ * Must never import: lib/executor.ts, lib/task/**, lib/net/**, lib/fs/**, lib/interop/**
  */
 
 export { READABLE, WRITABLE, READ_CLOSED, WRITE_CLOSED, ERROR, READ_WRITE, Events, type Interest } from "../events.ts";

@@ -24,6 +24,8 @@
  *
  * Must never: set O_NONBLOCK, block the runtime thread, lose bytes a read returned, or
  * close the fd under a running call.
+ * Must never import: lib/driver/uring/**
+ * Must never import: lib/executor.ts, lib/task/**, lib/net/**, lib/fs/**, lib/interop/**
  */
 import { EBADF, EBUSY, ENOTSOCK } from "../../../ffi/errno.ts";
 import * as libc from "../../../ffi/libc.ts";
@@ -32,7 +34,7 @@ import { SysError } from "../../errors.ts";
 import { DIR_READ, OP_READ, OP_READV, OP_WRITE, OP_WRITEV, SYSCALL, closedError, type Direction, type IoFd, type IoOp, type Msg, type MsgOp } from "../fd.ts";
 import { READABLE, WRITABLE } from "./poller.ts";
 import type { Driver } from "../driver.ts";
-import { dedicatedWorker, type Job, type PoolClient } from "./pool.ts";
+import { dedicatedWorker, type Job, type PoolClient } from "../pool/pool.ts";
 
 /** Largest read or write one call makes. */
 const IO_MAX = 64 * 1024;

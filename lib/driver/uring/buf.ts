@@ -15,6 +15,8 @@
  *
  * Must never: hand out a buffer that an op still holds, or keep more than a few idle
  * buffers per class (memory is returned to the GC beyond that).
+ * Must never import: lib/driver/readiness/**
+ * Must never import: lib/executor.ts, lib/task/**, lib/net/**, lib/fs/**, lib/interop/**
  */
 import { ptr } from "bun:ffi";
 

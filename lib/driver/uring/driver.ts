@@ -31,6 +31,8 @@
  *
  * Must never: free an op before its final CQE, wake while iterating the CQ (wakers only
  * enqueue), reap re-entrantly, or block when asked for a zero wait.
+ * Must never import: lib/driver/readiness/**
+ * Must never import: lib/executor.ts, lib/task/**, lib/net/**, lib/fs/**, lib/interop/**
  */
 import * as U from "../../../ffi/uring.ts";
 import * as libc from "../../../ffi/libc.ts";
@@ -49,7 +51,7 @@ import { BufRing, PBUF_COUNT } from "./pbuf.ts";
 import { UringFd } from "./socket.ts";
 import { UringFile, openOnRing, statOnRing } from "./files.ts";
 import { UringPaths } from "./paths.ts";
-import { PoolClient } from "../readiness/pool.ts";
+import { PoolClient } from "../pool/pool.ts";
 
 /**
  * A Driver over io_uring.

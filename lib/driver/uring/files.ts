@@ -22,12 +22,14 @@
  *
  * Must never: pass a pointer into the caller's arrays, read past `len` of a buffer, or let
  * an op act on the number after close() returned.
+ * Must never import: lib/driver/readiness/**
+ * Must never import: lib/executor.ts, lib/task/**, lib/net/**, lib/fs/**, lib/interop/**
  */
 import { ptr } from "bun:ffi";
 import * as U from "../../../ffi/uring.ts";
 import { FutureStateError, PENDING, type Context, type Poll, type Waker } from "../../future.ts";
 import { FILE_CHUNK, closedError, type FileFd, type FileFuture, type StatFields } from "../fd.ts";
-import { AS_VOID, JobFuture, type Job, type JobOwner } from "../readiness/pool.ts";
+import { AS_VOID, JobFuture, type Job, type JobOwner } from "../pool/pool.ts";
 import { K_FD } from "./op.ts";
 import type { BufferPool } from "./buf.ts";
 import type { UringDriver } from "./driver.ts";

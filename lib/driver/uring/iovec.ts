@@ -3,6 +3,8 @@
  * style), for the completion backend, which moves bytes through memory it owns.
  *
  * Must never: copy more than the destination holds, or allocate beyond the views it makes.
+ * Must never import: lib/driver/readiness/**
+ * Must never import: lib/executor.ts, lib/task/**, lib/net/**, lib/fs/**, lib/interop/**
  */
 import { IOV_BATCH } from "../../../ffi/libc.ts";
 

@@ -41,6 +41,8 @@
  *
  * Must never: hand the kernel the caller's memory, deliver a message twice or out of CQE
  * order, leak a received fd, or free an op's memory before its final CQE.
+ * Must never import: lib/driver/readiness/**
+ * Must never import: lib/executor.ts, lib/task/**, lib/net/**, lib/fs/**, lib/interop/**
  */
 import { ptr } from "bun:ffi";
 import * as U from "../../../ffi/uring.ts";

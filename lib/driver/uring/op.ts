@@ -4,6 +4,8 @@
  * fd (see uring/driver.ts for the state machine, uring/owner.ts for closing).
  *
  * Must never: hold logic; it is data and contracts.
+ * Must never import: lib/driver/readiness/**
+ * Must never import: lib/executor.ts, lib/task/**, lib/net/**, lib/fs/**, lib/interop/**
  */
 import type { Waker } from "../../future.ts";
 import type { OwnedBuf } from "./buf.ts";

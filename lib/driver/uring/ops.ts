@@ -21,6 +21,8 @@
  *
  * Must never: hand the caller's buffer to the kernel, resubmit an op, or swallow an error
  * (a negative result throws SysError naming the syscall; a timeout's -ETIME is its success).
+ * Must never import: lib/driver/readiness/**
+ * Must never import: lib/executor.ts, lib/task/**, lib/net/**, lib/fs/**, lib/interop/**
  */
 import { ptr } from "bun:ffi";
 import * as U from "../../../ffi/uring.ts";

@@ -24,6 +24,8 @@
  *
  * Must never: close(2) the number while an op that names it may still be issued, or reap
  * re-entrantly (inside the driver's own reap the owner pins instead).
+ * Must never import: lib/driver/readiness/**
+ * Must never import: lib/executor.ts, lib/task/**, lib/net/**, lib/fs/**, lib/interop/**
  */
 import * as libc from "../../../ffi/libc.ts";
 import { EINTR } from "../../../ffi/errno.ts";

@@ -1,7 +1,7 @@
 /**
  * The path operations on the io_uring backend ({@link PathOps}): ring ops where this
  * kernel has the opcode — IORING_OP_MKDIRAT, RENAMEAT, UNLINKAT, SYMLINKAT and STATX
- * (probed at setup: 5.11–5.15 added them) — and the blocking pool (readiness/pool.ts) for
+ * (probed at setup: 5.11–5.15 added them) — and the blocking pool (pool/pool.ts) for
  * the rest: readdir, readlink, realpath and truncate of a path have no opcode, and a
  * kernel without one of the above falls back to the pool for it.
  *
@@ -10,12 +10,14 @@
  *
  * Must never: hand the kernel a pointer into a caller's string or array, or submit an
  * opcode the probe did not report.
+ * Must never import: lib/driver/readiness/**
+ * Must never import: lib/executor.ts, lib/task/**, lib/net/**, lib/fs/**, lib/interop/**
  */
 import { ptr } from "bun:ffi";
 import * as U from "../../../ffi/uring.ts";
 import { PENDING, type Context, type Poll } from "../../future.ts";
 import type { DirEntryFields, FileFuture, PathOps, StatFields } from "../fd.ts";
-import { PoolPaths } from "../readiness/files.ts";
+import { PoolPaths } from "../pool/files.ts";
 import type { UringDriver } from "./driver.ts";
 import { cPath, statOnRing } from "./files.ts";
 import { UringFuture, type OpSpec } from "./ops.ts";

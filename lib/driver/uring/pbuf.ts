@@ -19,6 +19,8 @@
  * kernel may still pick a buffer (close() unregisters first and the driver closes it only
  * after every op's final CQE), or throw from open() (it returns −errno: the caller then
  * falls back to single-shot recv).
+ * Must never import: lib/driver/readiness/**
+ * Must never import: lib/executor.ts, lib/task/**, lib/net/**, lib/fs/**, lib/interop/**
  */
 import { toArrayBuffer, type Pointer } from "bun:ffi";
 import * as U from "../../../ffi/uring.ts";

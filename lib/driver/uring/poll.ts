@@ -14,6 +14,8 @@
  * completion is posted (IORING_REGISTER_EVENTFD), registered on first use.
  *
  * Must never: report events for an fd after deregister, or arm an op once the driver closed.
+ * Must never import: lib/driver/readiness/**
+ * Must never import: lib/executor.ts, lib/task/**, lib/net/**, lib/fs/**, lib/interop/**
  */
 import * as libc from "../../../ffi/libc.ts";
 import * as ep from "../../../ffi/epoll.ts";

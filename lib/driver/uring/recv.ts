@@ -29,6 +29,8 @@
  *
  * Must never: recycle a buffer id before its CQE named it or twice, deliver EOF or an
  * error ahead of queued bytes, or have two recv ops of one socket in flight.
+ * Must never import: lib/driver/readiness/**
+ * Must never import: lib/executor.ts, lib/task/**, lib/net/**, lib/fs/**, lib/interop/**
  */
 import * as U from "../../../ffi/uring.ts";
 import { ECANCELED, ENOBUFS } from "../../../ffi/errno.ts";

@@ -14,6 +14,8 @@
  *
  * Must never: block when asked for a zero wait, publish a half-written SQE, or be used
  * after close() (the views point into unmapped memory then).
+ * Must never import: lib/driver/readiness/**
+ * Must never import: lib/executor.ts, lib/task/**, lib/net/**, lib/fs/**, lib/interop/**
  */
 import { ptr, type Pointer } from "bun:ffi";
 import * as U from "../../../ffi/uring.ts";

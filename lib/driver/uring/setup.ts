@@ -16,6 +16,8 @@
  *
  * Must never: leave a mapping or the ring fd behind when a later setup step fails, or
  * report success on a kernel that cannot bound a wait (no IORING_FEAT_EXT_ARG).
+ * Must never import: lib/driver/readiness/**
+ * Must never import: lib/executor.ts, lib/task/**, lib/net/**, lib/fs/**, lib/interop/**
  */
 import { ptr, read, toArrayBuffer, type Pointer } from "bun:ffi";
 import * as U from "../../../ffi/uring.ts";

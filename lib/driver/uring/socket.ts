@@ -40,6 +40,8 @@
  *
  * Must never: pass the caller's buffer to the kernel, leak an fd or an owned buffer, or
  * complete an op twice.
+ * Must never import: lib/driver/readiness/**
+ * Must never import: lib/executor.ts, lib/task/**, lib/net/**, lib/fs/**, lib/interop/**
  */
 import { ptr } from "bun:ffi";
 import * as U from "../../../ffi/uring.ts";

@@ -22,6 +22,8 @@
  * Must never: run an abandoned job, write the eventfd of a detached one, touch a job's fd
  * or eventfd after it was abandoned, touch a buffer after signalling, or throw out of
  * onmessage (every error is a −errno).
+ * Must never import: lib/driver/readiness/**, lib/driver/uring/**
+ * Must never import: lib/executor.ts, lib/task/**, lib/net/**, lib/fs/**, lib/interop/**
  */
 import {
   fdatasyncSync, fstatSync, fsyncSync, ftruncateSync, lstatSync, mkdirSync, openSync, readSync, readdirSync, readlinkSync,

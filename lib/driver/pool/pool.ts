@@ -33,13 +33,15 @@
  * microseconds between a worker's "done" and "released"), wake a task before its job's
  * result is stored, close the eventfd while a worker may still write it, or leave a job
  * counted as work after it was settled.
+ * Must never import: lib/driver/readiness/**, lib/driver/uring/**
+ * Must never import: lib/executor.ts, lib/task/**, lib/net/**, lib/fs/**, lib/interop/**
  */
 import * as libc from "../../../ffi/libc.ts";
 import * as ep from "../../../ffi/epoll.ts";
 import { PENDING, FutureStateError, type Context, type Poll, type Waker } from "../../future.ts";
 import { FILE_CHUNK, STAT_FIELD_COUNT, closedError, statFieldsFrom, type DirEntryFields, type FileFuture, type StatFields } from "../fd.ts";
 import { READ_READY, type Registry, type ScheduledIo, type WorkCounter } from "../registry.ts";
-import { READABLE } from "./poller.ts";
+import { READABLE } from "../events.ts";
 import { SysError, check } from "../../errors.ts";
 
 /** Worker threads in the file pool (this machine class has 2 cores). */
@@ -216,6 +218,13 @@ export class PoolClient {
   /** Jobs in flight (for tests). */
   get inFlight(): number {
     return this.jobs.size;
+  }
+
+  /** Jobs a worker is inside of now (for tests: a call that is running, not queued). */
+  get running(): number {
+    let n = 0;
+    for (const job of this.jobs) if (job.running) n++;
+    return n;
   }
 
   /**

@@ -19,6 +19,8 @@
  *
  * Must never: let a job run on a number after its file's close() returned, or release a
  * pinned number before the file's last running job has ended.
+ * Must never import: lib/driver/readiness/**, lib/driver/uring/**
+ * Must never import: lib/executor.ts, lib/task/**, lib/net/**, lib/fs/**, lib/interop/**
  */
 import * as libc from "../../../ffi/libc.ts";
 import { EINTR } from "../../../ffi/errno.ts";
