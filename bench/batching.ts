@@ -1,5 +1,5 @@
 /**
- * Seed 004's break-even batch size, measured: batched submission beats one syscall per op
+ * The break-even batch size, measured: batched submission beats one syscall per op
  * above B* = 2(t_s + t_k) / (2(t_s + t_k) − t_r), with t_s the syscall cost, t_k the
  * context-switch cost and t_r the per-request bookkeeping of the batched interface. (The
  * model: an op done alone pays 2(t_s + t_k); a batch of B pays that once plus B·t_r.)

@@ -418,3 +418,18 @@ export function getsockoptBuf(fd: number, level: number, name: number, out: Uint
 export function unlink(path: Uint8Array): number {
   return ret(msgSyms.unlink(path));
 }
+
+/**
+ * The address of `buf`'s first byte, for a struct field the kernel reads later (a
+ * msghdr's msg_name). The caller keeps `buf` referenced for as long as the address is
+ * in use: the GC does not move an ArrayBuffer's bytes but frees them once unreachable.
+ *
+ * @example
+ * ```ts
+ * const name = new Uint8Array(new ArrayBuffer(128));
+ * const at = addressOf(name); // stable while `name` is referenced
+ * ```
+ */
+export function addressOf(buf: Uint8Array): number {
+  return ptr(buf) as number;
+}

@@ -6,7 +6,7 @@
  * One tick: poll at most {@link POLLS_PER_TICK} queued tasks (each with a fresh coop
  * budget), drain Bun's microtasks, then turn the driver — without blocking when tasks are
  * still queued, otherwise until the next I/O event or timer. Capping polls per tick keeps
- * one busy task, or a flood of ready ones, from starving I/O (the seed's head-of-line
+ * one busy task, or a flood of ready ones, from starving I/O (the head-of-line
  * blocking); the coop budget keeps one task from monopolising a poll. Hosted mode
  * (lib/interop/hosted.ts) runs the same ticks in non-blocking slices (`runTicks`) from Bun's
  * event loop instead of owning the thread.

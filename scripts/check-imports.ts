@@ -31,6 +31,9 @@
  * Entries never contain spaces: a line that does not parse is reported, not guessed at.
  * Several rule lines in one header add up. Prose "Must never:" lines are not rules.
  *
+ * One rule holds for the whole tree without a header line: only ffi/ and
+ * lib/driver/uring/ import `bun:ffi` (every other layer reaches the kernel through them).
+ *
  * Invariants: deterministic (files, cycles and findings are sorted); reads files only.
  *
  * Must never: run or import the code it checks, count a type-only import as an edge, or
@@ -266,6 +269,9 @@ export function findCycles(files: readonly string[], edges: readonly ImportEdge[
   return cycles.sort((a, b) => a.join(" ").localeCompare(b.join(" ")));
 }
 
+/** The folders allowed to import bun:ffi (see the module header). */
+const FFI_ALLOWED = ["ffi/", "lib/driver/uring/"];
+
 /** Checks the tree under `root`: cycles, rule breaks, unresolved imports, malformed rules. */
 export function checkImports(root: string, dirs: readonly string[] = ["lib", "ffi"]): CheckResult {
   const files = listFiles(root, dirs);
@@ -290,6 +296,11 @@ export function checkImports(root: string, dirs: readonly string[] = ["lib", "ff
         if (e.from !== r.file || !re.test(e.to)) continue;
         problems.push(`${e.from}:${e.line}: imports ${e.to}, which its header forbids ("Must never import: … ${p}", line ${r.line})`);
       }
+    }
+  }
+  for (const e of edges) {
+    if (e.to === "bun:ffi" && !FFI_ALLOWED.some((d) => e.from.startsWith(d))) {
+      problems.push(`${e.from}:${e.line}: imports bun:ffi, which only ${FFI_ALLOWED.join(" and ")} may`);
     }
   }
   const cycles = findCycles(files, edges);

@@ -44,6 +44,20 @@ describe("check-imports: the graph", () => {
     expect(res.edges.map((e) => `${e.from}→${e.to}`)).toEqual(["ffi/c.ts→bun:ffi", "lib/a.ts→lib/b.ts", "lib/b.ts→ffi/c.ts"]);
   });
 
+  test("bun:ffi is imported only by ffi/ and lib/driver/uring/: anywhere else (a lazy import too) is reported", () => {
+    const root = tree({
+      "ffi/c.ts": `import { dlopen } from "bun:ffi";\nexport const c = 1;\n`,
+      "lib/driver/uring/r.ts": `import { ptr } from "bun:ffi";\nexport const r = 1;\n`,
+      "lib/io/x.ts": `import { ptr } from "bun:ffi";\nexport const x = 1;\n`,
+      "lib/y.ts": `export async function y() {\n  return import("bun:ffi");\n}\n`,
+      "lib/z.ts": `import type { Pointer } from "bun:ffi";\nexport type Z = Pointer;\n`,
+    });
+    expect(checkImports(root).problems).toEqual([
+      "lib/io/x.ts:1: imports bun:ffi, which only ffi/ and lib/driver/uring/ may",
+      "lib/y.ts:2: imports bun:ffi, which only ffi/ and lib/driver/uring/ may",
+    ]);
+  });
+
   test("a value-import cycle is reported as the closed path through its files", () => {
     const root = tree({
       "lib/a.ts": `import { b } from "./b.ts";\nexport const a = 1;\n`,
@@ -159,6 +173,7 @@ describe("check-imports: the header rule", () => {
     });
     expect(checkImports(root).problems).toEqual([
       `lib/a.ts:6: imports bun:ffi, which its header forbids ("Must never import: … bun:ffi", line 4)`,
+      `lib/a.ts:6: imports bun:ffi, which only ffi/ and lib/driver/uring/ may`, // the tree-wide rule too
       `lib/a.ts:7: imports node:fs, which its header forbids ("Must never import: … node:*", line 4)`,
     ]);
   });

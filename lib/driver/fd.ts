@@ -25,10 +25,10 @@
  * Must never import: lib/executor.ts, lib/task/**, lib/net/**, lib/fs/**, lib/interop/**
  * Must never import: lib/driver/readiness/**, lib/driver/uring/**
  */
-import { ptr } from "bun:ffi";
 import type { Context, Poll, Waker } from "../future.ts";
 import type { Driver } from "./driver.ts";
 import { SOCKADDR_MAX } from "../../ffi/sockaddr.ts";
+import { addressOf } from "../../ffi/libc.ts";
 import { EBADF } from "../../ffi/errno.ts";
 import { SysError } from "../errors.ts";
 
@@ -107,7 +107,7 @@ export class Msg {
   readonly addr = new Uint8Array(new ArrayBuffer(SOCKADDR_MAX));
   // SAFETY: `addr` views its own ArrayBuffer, kept alive by this Msg: its address is stable.
   /** `addr`'s address, taken once (the readiness backends hand it to sendmsg/recvmsg). */
-  readonly addrPtr = ptr(this.addr) as number;
+  readonly addrPtr = addressOf(this.addr);
   addrLen = 0;
   /** In (send): ancillary data (`controlLen` bytes). In (recv): room for it; out: `controlLen` received. ArrayBuffer-backed, or null. */
   control: Uint8Array | null = null;

@@ -183,7 +183,7 @@ export function markdown(r: Results): string {
   const b = breakEven(r);
   const ring = "error" in r.ring ? `no ring: ${r.ring.error}` : `reel's Ring, ${r.ring.path} path, flags ${flagNames(r.ring.flags)}`;
   const out = [
-    "## Seed 004: break-even batch size (bench/batching.ts)",
+    "## The break-even batch size (bench/batching.ts)",
     "",
     `- date: ${r.date}`,
     `- machine: ${r.machine}`,

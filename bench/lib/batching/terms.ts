@@ -111,7 +111,7 @@ export async function measureSwitch(samples: number, sys: SyscallTerms): Promise
 }
 
 /**
- * Seed 004's break-even batch size B* = 2(t_s + t_k) / (2(t_s + t_k) − t_r): batching wins
+ * The break-even batch size B* = 2(t_s + t_k) / (2(t_s + t_k) − t_r): batching wins
  * for B > B*. Infinity when t_r ≥ 2(t_s + t_k) (batching never wins in the model).
  *
  * @example
