@@ -45,7 +45,7 @@ import { collectMetrics, type RuntimeMetrics } from "./inspect/metrics.ts";
 import { dumpTree, type RuntimeDump } from "./inspect/dump.ts";
 export type { SlowPoll } from "./inspect/slowpoll.ts";
 import { reportSlowPoll, slowPollReport, type SlowPoll } from "./inspect/slowpoll.ts";
-import { RunQueue } from "./task/runqueue.ts";
+import { Queue } from "./task/queue.ts";
 
 // The slow-poll watchdog is a Worker: start it when the executor is loaded, so its own fds
 // exist before any program (or test) starts counting descriptors. It sleeps while no
@@ -183,7 +183,7 @@ export class Runtime implements Scheduler, ScopeHost {
   readonly cleanupLimitMs: number;
   readonly slowPollMs: number;
   readonly spawnSites: boolean;
-  private readonly queue = new RunQueue();
+  private readonly queue = new Queue<Task<unknown>>(256); // a task is in it at most once (its SCHEDULED bit)
   private readonly onTaskError: (err: unknown, taskId: number, kind: ReportKind) => void;
   private readonly onSlowPoll: (report: SlowPoll) => void;
   private closed = false;

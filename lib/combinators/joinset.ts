@@ -25,7 +25,7 @@ import { FutureStateError, PENDING, type Context, type IntoFuture, type Poll, ty
 import { spawn, type SpawnOptions } from "../executor.ts";
 import type { JoinHandle } from "../task/task.ts";
 import { proceed } from "../task/coop.ts";
-import { Queue } from "../sync/queue.ts";
+import { Queue } from "../task/queue.ts";
 import { WaitList, Waiter } from "../sync/waitlist.ts";
 
 const NONE_READY: unique symbol = Symbol("reel.JoinSet.NONE_READY");

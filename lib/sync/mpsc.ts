@@ -31,7 +31,7 @@ import { FutureStateError, PENDING, type Context, type Poll } from "../future.ts
 import { StreamBase } from "../stream/stream.ts";
 import { proceed } from "../task/coop.ts";
 import { SendError, checkCount } from "./errors.ts";
-import { Queue } from "./queue.ts";
+import { Queue } from "../task/queue.ts";
 import { MAX_PERMITS, PermitWaiter, Semaphore } from "./semaphore.ts";
 import { WaitList, Waiter } from "./waitlist.ts";
 

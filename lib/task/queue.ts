@@ -1,12 +1,13 @@
 /**
- * A growable FIFO ring buffer: the message store of the mpsc channels (and the ready
- * queue of JoinSet).
+ * A growable FIFO ring buffer, the one queue of the runtime: the executor's run queue of
+ * tasks, the message store of the mpsc channels and JoinSet's ready queue.
  *
  * Invariants: capacity is a power of two; `head` indexes the oldest item, `length` items
  * follow it (wrapping); slots outside that range hold `undefined` so the GC can free what
  * was taken out.
  *
- * Must never: shrink while items are queued, or keep a reference to a shifted item.
+ * Must never: shrink while items are queued, keep a reference to a shifted item, or
+ * allocate per push or shift (only when it grows).
  */
 
 /**
