@@ -73,7 +73,7 @@ export { merge } from "./stream/merge.ts";
 export { SysError, TimeoutError, RuntimeError, UnexpectedEofError } from "./errors.ts";
 export { sleep, sleepUntil, interval, timeout, Interval, Sleep } from "./time/sleep.ts";
 export { now } from "./time/clock.ts";
-export { TcpListener, TcpStream, type BindOptions, type ShutdownHow } from "./net/tcp.ts";
+export { TcpListener, TcpStream, type BindOptions, type ConnectOptions, type ShutdownHow } from "./net/tcp.ts";
 export { serve, type ServeOptions, type ConnectionHandler, type ServeErrorSource } from "./net/serve.ts";
 export { SocketAddr } from "../ffi/sockaddr.ts";
 export type { HostPort } from "./net/addr.ts";

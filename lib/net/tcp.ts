@@ -19,15 +19,18 @@
  * Must never: block, or leak an fd on any error path.
  */
 import { SYS } from "../../ffi/constants.ts";
-import { decodeSockaddr, type SocketAddr } from "../../ffi/sockaddr.ts";
+import type { SocketAddr } from "../../ffi/sockaddr.ts";
 import { BaseFuture, FutureStateError, PENDING, type Context, type Poll, type Waker } from "../future.ts";
-import { DIR_READ, DIR_WRITE, OP_ACCEPT, OP_READ, OP_WRITE, acceptAddr, acceptAddrLen, closedError } from "../driver/fd.ts";
+import { DIR_READ, DIR_WRITE, OP_READ, OP_WRITE, closedError } from "../driver/fd.ts";
 import { check, checkPort } from "../errors.ts";
 import { IoSource } from "../io/source.ts";
 import { read as readOp, readExact as readExactOp, write as writeOp, writeAll as writeAllOp } from "../io/stream.ts";
 import { isHostName, resolve, type HostPort, type Resolved } from "./addr.ts";
 import { HappyConnect } from "./happy.ts";
-import { closeAndThrow, newSocket, prepareFd, setIntOption, sockName, sockets } from "./socket.ts";
+import { withSignalOption, type SignalOption } from "../cancel.ts";
+import type { StreamBase } from "../stream/stream.ts";
+import { AcceptFuture, Incoming } from "./accept.ts";
+import { closeAndThrow, newSocket, setIntOption, sockName, sockets } from "./socket.ts";
 
 /**
  * What TcpListener and TcpStream share: the fd's source, its local address, and close
@@ -76,6 +79,17 @@ export interface BindOptions extends HostPort {
 }
 
 /**
+ * Options for {@link TcpStream.connect}: where to, and an AbortSignal that cancels it.
+ *
+ * @example
+ * ```ts
+ * const opts: ConnectOptions = { hostname: "db.internal", port: 5432, signal: AbortSignal.timeout(2000) };
+ * const s = yield* TcpStream.connect(opts);
+ * ```
+ */
+export interface ConnectOptions extends HostPort, SignalOption {}
+
+/**
  * A listening TCP socket.
  *
  * @example
@@ -114,39 +128,36 @@ export class TcpListener extends SocketBase {
     return new TcpListener(new IoSource(fd));
   }
 
-  /** Waits for a connection: the new stream and the peer's address. Cancel-safe. */
-  accept(): BaseFuture<[TcpStream, SocketAddr]> {
-    return new Accept(this.src);
+  /**
+   * Waits for a connection: the new stream and the peer's address. Cancel-safe: a
+   * connection that arrives after the cancel waits in the backlog for the next accept.
+   * Aborting `opts.signal` cancels the wait and throws the signal's reason.
+   */
+  accept(opts?: SignalOption): BaseFuture<[TcpStream, SocketAddr]> {
+    return withSignalOption(new AcceptFuture(this.src, wrapTcp), opts, "TcpListener.accept()");
+  }
+
+  /**
+   * The accepted connections as a stream of values: each `next()` accepts one. The stream
+   * ends (null) once the listener is closed, so a loop over it stops when the listener
+   * does; an accept error (EMFILE, …) is thrown from that `next()` and the stream can be
+   * polled again. Cancel-safe, as accept().
+   *
+   * @example
+   * ```ts
+   * const conns = listener.incoming();
+   * for (let s; (s = yield* conns.next()) !== null; ) spawn(handle(s));
+   * ```
+   */
+  incoming(): StreamBase<TcpStream> {
+    return new Incoming(this.src, wrapTcp);
   }
 
 }
 
-class Accept extends BaseFuture<[TcpStream, SocketAddr]> {
-  private waker: Waker | null = null;
-  private done = false;
-  constructor(private readonly src: IoSource) {
-    super();
-  }
-
-  poll(cx: Context): Poll<[TcpStream, SocketAddr]> {
-    if (this.done) throw new FutureStateError("accept() future polled after completion");
-    const fd = this.src.pollOp(cx, OP_ACCEPT, null);
-    if (fd === PENDING) {
-      this.waker = cx.waker;
-      return PENDING;
-    }
-    this.done = true;
-    this.waker = null;
-    // Decode before anything else can accept into the shared scratch buffer.
-    const peer = decodeSockaddr(acceptAddr, acceptAddrLen[0]!);
-    return [new TcpStream(new IoSource(prepareFd(fd))), peer!];
-  }
-
-  override cancel(): void {
-    this.done = true;
-    this.src.dropWaker(DIR_READ, this.waker);
-    this.waker = null;
-  }
+/** Wraps an accepted fd. */
+function wrapTcp(fd: number): TcpStream {
+  return new TcpStream(new IoSource(fd));
 }
 
 /**
@@ -187,10 +198,11 @@ export class TcpStream extends SocketBase {
    * literal is connected to directly; a host name (including "localhost") is looked up
    * and its addresses raced Happy-Eyeballs style (IPv6 first, IPv4 250 ms later or as
    * soon as IPv6 fails; the first to connect wins, the others are closed). A failed lookup
-   * is a LookupError.
+   * is a LookupError. Aborting `opts.signal` cancels the attempt (every socket it opened
+   * is closed) and throws the signal's reason.
    */
-  static connect(opts: HostPort): BaseFuture<TcpStream> {
-    return new Connect(opts);
+  static connect(opts: ConnectOptions): BaseFuture<TcpStream> {
+    return withSignalOption(new Connect(opts), opts, "TcpStream.connect()");
   }
 
   /** Reads into `buf`: the byte count, 0 at EOF (or for an empty buf). Cancel-safe. */

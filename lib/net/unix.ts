@@ -26,17 +26,20 @@
  */
 import { NET, SYS } from "../../ffi/constants.ts";
 import { EAGAIN } from "../../ffi/errno.ts";
-import { SOCKADDR_MAX, SocketAddr, decodeSockaddr } from "../../ffi/sockaddr.ts";
+import { SOCKADDR_MAX, SocketAddr } from "../../ffi/sockaddr.ts";
 import { MAX_FDS_PER_MSG, decodeRights, encodeRights, rightsSpace } from "../../ffi/cmsg.ts";
 import { BaseFuture, FutureStateError, PENDING, type Context, type Poll, type Waker } from "../future.ts";
-import { DIR_READ, DIR_WRITE, Msg, OP_ACCEPT, OP_RECVMSG, OP_SENDMSG, OP_WRITE, acceptAddr, acceptAddrLen, closedError } from "../driver/fd.ts";
+import { DIR_READ, DIR_WRITE, Msg, OP_RECVMSG, OP_SENDMSG, OP_WRITE, closedError } from "../driver/fd.ts";
 import { SysError, check, checkBuffer } from "../errors.ts";
 import { IoSource } from "../io/source.ts";
 import { read as readOp, readExact as readExactOp, write as writeOp, writeAll as writeAllOp } from "../io/stream.ts";
 import { sleep, type Sleep } from "../time/sleep.ts";
 import { TruncatedError } from "./dgram.ts";
 import { SocketFile, encodePath, isAbstract, pairFds } from "./unixpath.ts";
-import { closeAndThrow, newSocket, prepareFd, sockName, sockets } from "./socket.ts";
+import { closeAndThrow, newSocket, sockName, sockets } from "./socket.ts";
+import { AcceptFuture, Incoming } from "./accept.ts";
+import { withSignalOption, type SignalOption } from "../cancel.ts";
+import type { StreamBase } from "../stream/stream.ts";
 import type { ShutdownHow } from "./tcp.ts";
 
 /**
@@ -92,9 +95,26 @@ export class UnixListener {
     return new UnixListener(new IoSource(fd), file!);
   }
 
-  /** Waits for a connection: the stream and the peer's address (usually unnamed: ""). Cancel-safe. */
-  accept(): BaseFuture<[UnixStream, SocketAddr]> {
-    return new Accept(this.src);
+  /**
+   * Waits for a connection: the stream and the peer's address (usually unnamed: "").
+   * Cancel-safe. Aborting `opts.signal` cancels the wait and throws the signal's reason.
+   */
+  accept(opts?: SignalOption): BaseFuture<[UnixStream, SocketAddr]> {
+    return withSignalOption(new AcceptFuture(this.src, wrapUnix), opts, "UnixListener.accept()");
+  }
+
+  /**
+   * The accepted connections as a stream of values; it ends (null) once the listener is
+   * closed. As {@link TcpListener.incoming}.
+   *
+   * @example
+   * ```ts
+   * const conns = listener.incoming();
+   * for (let s; (s = yield* conns.next()) !== null; ) spawn(handle(s));
+   * ```
+   */
+  incoming(): StreamBase<UnixStream> {
+    return new Incoming(this.src, wrapUnix);
   }
 
   get localAddr(): SocketAddr {
@@ -126,31 +146,9 @@ export class UnixListener {
   }
 }
 
-class Accept extends BaseFuture<[UnixStream, SocketAddr]> {
-  private waker: Waker | null = null;
-  private done = false;
-  constructor(private readonly src: IoSource) {
-    super();
-  }
-
-  poll(cx: Context): Poll<[UnixStream, SocketAddr]> {
-    if (this.done) throw new FutureStateError("accept() future polled after completion");
-    const fd = this.src.pollOp(cx, OP_ACCEPT, null);
-    if (fd === PENDING) {
-      this.waker = cx.waker;
-      return PENDING;
-    }
-    this.done = true;
-    this.waker = null;
-    const peer = decodeSockaddr(acceptAddr, acceptAddrLen[0]!) ?? new SocketAddr("unix", "", 0);
-    return [new UnixStream(new IoSource(prepareFd(fd))), peer];
-  }
-
-  override cancel(): void {
-    this.done = true;
-    this.src.dropWaker(DIR_READ, this.waker);
-    this.waker = null;
-  }
+/** Wraps an accepted fd. */
+function wrapUnix(fd: number): UnixStream {
+  return new UnixStream(new IoSource(fd));
 }
 
 /** Room for one SCM_RIGHTS message of the most fds one can carry. */
