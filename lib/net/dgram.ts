@@ -568,3 +568,53 @@ class RecvManyFut extends BaseFuture<Datagram[]> {
     this.waker = null;
   }
 }
+
+/**
+ * connect(2) of a datagram socket (immediate for UDP and Unix datagrams; through the
+ * per-fd interface's connect so every backend does it the same way). `encode` writes the
+ * destination's sockaddr on the first poll (an encoding error is thrown from it);
+ * `onConnected` runs once it is done.
+ *
+ * @example
+ * ```ts
+ * const f = new DatagramConnect(src, (out) => encodePath(path, out, "connect()"), path, () => (connected = true));
+ * yield* f;
+ * ```
+ */
+export class DatagramConnect extends BaseFuture<void> {
+  private readonly sa = new Uint8Array(new ArrayBuffer(SOCKADDR_MAX));
+  private len = -1;
+  private waker: Waker | null = null;
+  private done = false;
+  constructor(
+    private readonly src: IoSource,
+    private readonly encode: (out: Uint8Array) => number,
+    private readonly detail: string,
+    private readonly onConnected: () => void,
+  ) {
+    super();
+  }
+
+  poll(cx: Context): Poll<void> {
+    if (this.done) throw new FutureStateError("connect() future polled after completion");
+    try {
+      if (this.len < 0) this.len = this.encode(this.sa);
+      if (this.src.pollConnect(cx, this.sa, this.len, this.detail) === PENDING) {
+        this.waker = cx.waker;
+        return PENDING;
+      }
+      this.done = true;
+      this.onConnected();
+      return undefined;
+    } catch (e) {
+      this.done = true;
+      throw e;
+    }
+  }
+
+  override cancel(): void {
+    if (this.done) return;
+    this.done = true;
+    this.src.dropWaker(DIR_WRITE, this.waker);
+  }
+}

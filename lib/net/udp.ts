@@ -20,12 +20,12 @@
  */
 import { NET, SYS } from "../../ffi/constants.ts";
 import { SocketAddr, encodeIPv4, encodeIPv6, parseIPv4, parseIPv6 } from "../../ffi/sockaddr.ts";
-import { BaseFuture, FutureStateError, PENDING, type Context, type Poll, type Waker } from "../future.ts";
-import { DIR_WRITE, FD_DATAGRAM, closedError } from "../driver/fd.ts";
+import { BaseFuture, FutureStateError, PENDING, type Context, type Poll } from "../future.ts";
+import { FD_DATAGRAM, closedError } from "../driver/fd.ts";
 import { check, checkPort } from "../errors.ts";
 import { IoSource } from "../io/source.ts";
 import { isHostName, resolve, type HostPort } from "./addr.ts";
-import { DgramCore, type Datagram, type OutDatagram } from "./dgram.ts";
+import { DatagramConnect, DgramCore, type Datagram, type OutDatagram } from "./dgram.ts";
 import { lookup, type LookupAddress } from "./lookup.ts";
 import { closeAndThrow, getIntOption, newSocket, setIntOption, sockName, sockets } from "./socket.ts";
 
@@ -181,17 +181,13 @@ export class UdpSocket {
    */
   connect(addr: UdpTarget): BaseFuture<void> {
     const t = this.target(addr);
-    return t === null ? new UdpConnect(this, addr, this.v6) : new Resolving(t, (a) => new UdpConnect(this, a, this.v6));
+    return t === null ? this.connectTo(addr) : new Resolving(t, (a) => this.connectTo(a));
   }
 
-  /** @internal The connect itself, once the address is known. */
-  markConnected(): void {
-    this.connected = true;
-  }
-
-  /** @internal */
-  get source(): IoSource {
-    return this.src;
+  /** The connect itself, once the address is known. */
+  private connectTo(addr: unknown): BaseFuture<void> {
+    const detail = String(addr instanceof SocketAddr ? addr : `${(addr as HostPort).hostname}:${(addr as HostPort).port}`);
+    return new DatagramConnect(this.src, (out) => encodeUdp(addr, out, this.v6), detail, () => (this.connected = true));
   }
 
   /** Sends `buf` to the connected peer. */
@@ -376,45 +372,6 @@ function checkIfIndex(v: unknown): number {
     throw new TypeError(`Invalid interface ${String(v)} for an IPv6 socket: expected an interface index (an integer ≥ 0)`);
   }
   return v;
-}
-
-/** connect(2) of a UDP socket (immediate; through the driver's connect for uniformity). */
-class UdpConnect extends BaseFuture<void> {
-  private waker: Waker | null = null;
-  private done = false;
-  private readonly raw = new Uint8Array(new ArrayBuffer(128));
-  private len = -1;
-  constructor(
-    private readonly sock: UdpSocket,
-    private readonly addr: unknown,
-    private readonly v6: boolean,
-  ) {
-    super();
-  }
-
-  poll(cx: Context): Poll<void> {
-    if (this.done) throw new FutureStateError("connect() future polled after completion");
-    try {
-      if (this.len < 0) this.len = encodeUdp(this.addr, this.raw, this.v6);
-      const r = this.sock.source.pollConnect(cx, this.raw, this.len, String(this.addr instanceof SocketAddr ? this.addr : `${(this.addr as HostPort).hostname}:${(this.addr as HostPort).port}`));
-      if (r === PENDING) {
-        this.waker = cx.waker;
-        return PENDING;
-      }
-      this.done = true;
-      this.sock.markConnected();
-      return undefined;
-    } catch (e) {
-      this.done = true;
-      throw e;
-    }
-  }
-
-  override cancel(): void {
-    if (this.done) return;
-    this.done = true;
-    this.sock.source.dropWaker(DIR_WRITE, this.waker);
-  }
 }
 
 /** A lookup of a destination's name (the socket's family), then the operation on its first address. */

@@ -7,11 +7,11 @@
  * Must never: block, or remove a file it did not create.
  */
 import { SYS } from "../../ffi/constants.ts";
-import { SOCKADDR_MAX, SocketAddr } from "../../ffi/sockaddr.ts";
-import { BaseFuture, FutureStateError, PENDING, type Context, type Poll, type Waker } from "../future.ts";
-import { DIR_WRITE, FD_DATAGRAM, closedError } from "../driver/fd.ts";
+import { SocketAddr } from "../../ffi/sockaddr.ts";
+import type { BaseFuture } from "../future.ts";
+import { FD_DATAGRAM, closedError } from "../driver/fd.ts";
 import { IoSource } from "../io/source.ts";
-import { DgramCore, type Datagram, type OutDatagram } from "./dgram.ts";
+import { DatagramConnect, DgramCore, type Datagram, type OutDatagram } from "./dgram.ts";
 import { closeAndThrow, newSocket, sockName } from "./socket.ts";
 import { SocketFile, encodePath, pairFds, unixTarget } from "./unixpath.ts";
 
@@ -89,7 +89,7 @@ export class UnixDatagram {
 
   /** Sets the default destination (and receives only from it). */
   connect(path: string): BaseFuture<void> {
-    return new DgramConnect(this.src, path, () => (this.connected = true));
+    return new DatagramConnect(this.src, (out) => encodePath(path, out, "UnixDatagram.connect()"), path, () => (this.connected = true));
   }
 
   send(buf: Uint8Array): BaseFuture<number> {
@@ -126,44 +126,6 @@ export class UnixDatagram {
 
   [Symbol.dispose](): void {
     this.close();
-  }
-}
-
-/** connect(2) of a datagram socket to a path. */
-class DgramConnect extends BaseFuture<void> {
-  private readonly sa = new Uint8Array(new ArrayBuffer(SOCKADDR_MAX));
-  private len = -1;
-  private waker: Waker | null = null;
-  private done = false;
-  constructor(
-    private readonly src: IoSource,
-    private readonly path: string,
-    private readonly onConnected: () => void,
-  ) {
-    super();
-  }
-
-  poll(cx: Context): Poll<void> {
-    if (this.done) throw new FutureStateError("connect() future polled after completion");
-    try {
-      if (this.len < 0) this.len = encodePath(this.path, this.sa, "UnixDatagram.connect()");
-      if (this.src.pollConnect(cx, this.sa, this.len, this.path) === PENDING) {
-        this.waker = cx.waker;
-        return PENDING;
-      }
-      this.done = true;
-      this.onConnected();
-      return undefined;
-    } catch (e) {
-      this.done = true;
-      throw e;
-    }
-  }
-
-  override cancel(): void {
-    if (this.done) return;
-    this.done = true;
-    this.src.dropWaker(DIR_WRITE, this.waker);
   }
 }
 
