@@ -68,6 +68,7 @@ export { merge } from "./stream/merge.ts";
 export { SysError, TimeoutError, RuntimeError, UnexpectedEofError } from "./errors.ts";
 export { sleep, sleepUntil, interval, timeout, Interval, Sleep } from "./time/sleep.ts";
 export { now } from "./time/clock.ts";
+export { pause, resume, advance, isPaused } from "./time/control.ts";
 export { TcpListener, TcpStream, type BindOptions, type ShutdownHow } from "./net/tcp.ts";
 export { serve, type ServeOptions, type ConnectionHandler, type ServeErrorSource } from "./net/serve.ts";
 export { SocketAddr } from "../ffi/sockaddr.ts";

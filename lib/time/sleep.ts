@@ -3,7 +3,10 @@
  *
  * A deadline is fixed when the future is created (reel's clock, rounded up to the next
  * whole ms so a timer never fires early) and inserted into the current driver's wheel on
- * the first poll. The wheel fires an entry by waking the stored waker; the next poll sees
+ * the first poll. A sleep, timeout or interval made outside any runtime (`blockOn(sleep(10))`)
+ * counts from its first poll instead, on the clock of the runtime that polls it: outside
+ * a runtime there is no clock of its own to count on (a paused or simulated one differs
+ * from real time). The wheel fires an entry by waking the stored waker; the next poll sees
  * it fired. `cancel()` removes the entry in O(1).
  *
  * `sleep(0)` and past deadlines complete on the next driver turn, not inline: they yield.
@@ -38,7 +41,7 @@ import { StreamBase } from "../stream/stream.ts";
 import { currentDriver } from "../current.ts";
 import { TimeoutError, checkMs } from "../errors.ts";
 import { TimerEntry, type TimerWheel } from "./wheel.ts";
-import { deadlineIn, now } from "./clock.ts";
+import { activeClock, deadlineIn, now } from "./clock.ts";
 
 /** A wheel entry that wakes one waker when it fires. */
 class WakerEntry extends TimerEntry {
@@ -62,8 +65,14 @@ export class Sleep extends BaseFuture<void> {
   private wheel: TimerWheel | null = null;
   private done = false;
 
-  /** @param deadline wheel time in integer ms (see time/clock.ts). */
-  constructor(private deadline: number) {
+  /**
+   * @param deadline wheel time in integer ms (see time/clock.ts).
+   * @param rel ≥ 0: made outside any runtime, the deadline is `rel` ms after the first poll.
+   */
+  constructor(
+    private deadline: number,
+    private rel = -1,
+  ) {
     super();
   }
 
@@ -75,8 +84,13 @@ export class Sleep extends BaseFuture<void> {
       return undefined;
     }
     if (this.wheel === null) {
-      this.wheel = currentDriver().wheel;
-      this.wheel.insert(e, this.deadline);
+      const wheel = currentDriver().wheel;
+      if (this.rel >= 0) {
+        this.deadline = this.rel === 0 ? Math.floor(now()) : deadlineIn(this.rel);
+        this.rel = -1;
+      }
+      this.wheel = wheel;
+      wheel.insert(e, this.deadline);
     }
     e.waker = cx.waker;
     return PENDING;
@@ -95,6 +109,7 @@ export class Sleep extends BaseFuture<void> {
   }
 
   override describe(): string {
+    if (this.rel >= 0) return `sleep ${this.rel} ms (not polled yet)`;
     return `sleep until ${this.deadline} ms (${describeIn(this.deadline)})`;
   }
 }
@@ -115,6 +130,7 @@ function describeIn(deadline: number): string {
  */
 export function sleep(ms: number): Sleep {
   checkMs(ms, "sleep() duration");
+  if (activeClock() === null) return new Sleep(0, ms);
   return new Sleep(ms === 0 ? Math.floor(now()) : deadlineIn(ms));
 }
 
@@ -154,11 +170,13 @@ export class Interval extends StreamBase<number> {
     super();
     checkMs(period, "interval() period");
     if (period === 0) throw new RangeError("interval() period must be > 0 ms, got 0");
-    this.next_ = Math.ceil(now());
+    // Made outside any runtime: it starts at the first tick() (see the module header).
+    this.next_ = activeClock() === null ? -1 : Math.ceil(now());
   }
 
   /** A future that completes at the next tick, with that tick's scheduled time (ms). */
   tick(): BaseFuture<number> {
+    if (this.next_ < 0) this.next_ = Math.ceil(now());
     const at = this.next_;
     this.next_ = at + this.period;
     return new TickFuture(at);
@@ -178,7 +196,8 @@ export class Interval extends StreamBase<number> {
   }
 
   describe(): string {
-    return `interval ${this.period} ms, next tick at ${this.slot?.at ?? this.next_} ms`;
+    const at = this.slot?.at ?? this.next_;
+    return at < 0 ? `interval ${this.period} ms, not started` : `interval ${this.period} ms, next tick at ${at} ms`;
   }
 }
 
