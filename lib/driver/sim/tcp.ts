@@ -1,0 +1,517 @@
+/**
+ * TCP in the simulator, as the real kernels behave where reel can see it:
+ *
+ * - connect: a SYN travels to the destination host; a listener with room in its accept
+ *   queue (backlog + 1, as Linux) makes the server end at once and answers SYN-ACK; no
+ *   listener answers with a reset (ECONNREFUSED); a full queue, a crashed or partitioned
+ *   host or an address nobody has lose the SYN, retransmitted after 1, 2, 4 … s until
+ *   `synRetries` (ETIMEDOUT). The client may write as soon as the SYN-ACK arrives, before
+ *   the server accepts.
+ * - data: a write is accepted up to the free send buffer and copied; segments go on the
+ *   wire while the receiver's buffer has room (flow control), arrive after the link's
+ *   latency in order, and a read takes what has arrived. Reads and writes may move fewer
+ *   bytes than they could, drawn from the seed (`shortIo`).
+ * - close: sends FIN after queued data — or a reset when unread data is left or SO_LINGER
+ *   is {on, 0}; data arriving at a closed socket is answered with a reset. A listener's
+ *   unaccepted connections are reset when it closes.
+ * - errors, reported once (then reads return 0, writes EPIPE): ECONNRESET when a reset
+ *   arrives, EPIPE instead if the peer's FIN had arrived first (Linux's CLOSE_WAIT rule),
+ *   ETIMEDOUT when a segment was retransmitted `tcpRetries` times without getting through.
+ *   Bytes that arrived before a reset are read first. shutdown(write) then write is EPIPE.
+ *
+ * Must never: let a segment overtake an earlier one of its connection, lose a byte a
+ * write reported as written on a connection that is not reset, or wake a task from
+ * inside a poll that stored its waker (wakes only enqueue).
+ * Must never import: lib/executor.ts, lib/task/**, bun:ffi
+ */
+import { PENDING, type Context, type Poll } from "../../future.ts";
+import { SysError } from "../../errors.ts";
+import {
+  EAFNOSUPPORT, EADDRNOTAVAIL, EALREADY, ECONNREFUSED, ECONNRESET, EINVAL, EISCONN, ENOTCONN, EPIPE, ETIMEDOUT,
+} from "./errno.ts";
+import { SYS } from "../../../ffi/constants.ts";
+import { encodeIPv4, encodeIPv6, parseIPv4, parseIPv6 } from "../../../ffi/sockaddr.ts";
+import { acceptAddr, acceptAddrLen } from "../fd.ts";
+import { ERROR, READABLE, READ_CLOSED, WRITABLE, WRITE_CLOSED } from "../events.ts";
+import { SimEvent } from "./events.ts";
+import { ANY4, ANY6, type SimHost } from "./host.ts";
+import {
+  Flow, SEG_DATA, SEG_FIN, SEG_RST, SEG_SYN, SEG_SYNACK, ST_CONNECTING, ST_FAILED, ST_LISTEN, ST_NEW, ST_OPEN, Segment,
+  type SimSocket,
+} from "./socket.ts";
+import {
+  EV_ACCEPT, EV_CLOSE, EV_CONNECT, EV_DATA, EV_ERROR, EV_ESTABLISHED, EV_FIN, EV_READ, EV_RETRY, EV_RST, EV_SHUTDOWN, EV_SYN,
+  EV_WRITE, SYN_DROPPED, SYN_QUEUED, SYN_REFUSED,
+} from "./trace.ts";
+import type { SimNet } from "./net.ts";
+
+/** A reset (or a refusal) that travels on its own: to a socket with no flow back, or from a kernel that forgot the connection. */
+class ResetEvent extends SimEvent {
+  constructor(
+    private readonly tcp: Tcp,
+    readonly target: SimSocket,
+    /** True: the answer to a SYN nobody listens for (ECONNREFUSED). */
+    readonly refusal: boolean,
+  ) {
+    super();
+  }
+  fire(): void {
+    this.tcp.resetArrived(this.target, this.refusal);
+  }
+}
+
+const wild = (ip: string) => ip === ANY4 || ip === ANY6;
+
+/**
+ * The TCP state machine over one simulated network.
+ *
+ * @example
+ * ```ts
+ * const n = net.tcp.read(sock, cx, buf, "read"); // bytes, 0 at EOF, or PENDING
+ * ```
+ */
+export class Tcp {
+  private readonly deliverFn = (f: Flow) => this.deliver(f);
+
+  constructor(private readonly net: SimNet) {}
+
+  // ---- the calls a socket makes ----
+
+  /** Starts a connect to ip:port (canonical text); 0 or −errno. */
+  connect(s: SimSocket, ip: string, port: number, v6: boolean): number {
+    const net = this.net;
+    if (s.state === ST_OPEN || s.state === ST_LISTEN) return -EISCONN;
+    if (s.state === ST_CONNECTING) return -EALREADY;
+    if (v6 !== s.v6) return -EAFNOSUPPORT;
+    s.state = ST_NEW;
+    s.connErr = 0;
+    const host = s.host;
+    const dst = net.destination(host, ip, v6);
+    const target = wild(ip) ? (v6 ? "::1" : "127.0.0.1") : ip;
+    // The source address: loopback to loopback, the host's own address otherwise.
+    const src = dst === host ? target : host.address(v6);
+    if (!s.bound) {
+      const p = net.ephemeralPort(s, src);
+      if (p === 0) return -EADDRNOTAVAIL;
+      net.bindPort(s, src, p);
+    } else if (wild(s.localIp)) s.localIp = src;
+    s.remoteIp = target;
+    s.remotePort = port;
+    s.remoteHost = dst;
+    s.state = ST_CONNECTING;
+    const link = net.link(host, dst ?? host);
+    const f = new Flow(s, null, link, this.deliverFn);
+    s.out = f;
+    f.push(new Segment(link.arrival(net.now, 0, net.rng), SEG_SYN, null));
+    net.schedule(f, f.first!.at);
+    net.ev(EV_CONNECT, s.id, dst === null ? -1 : dst.index, port);
+    return 0;
+  }
+
+  /** pollConnect: undefined once connected, PENDING meanwhile; throws SysError("connect"). */
+  pollConnect(s: SimSocket, cx: Context, ip: string, port: number, v6: boolean, detail: string): Poll<void> {
+    this.net.checkAlive(s, "connect");
+    switch (s.state) {
+      case ST_OPEN:
+        return undefined;
+      case ST_FAILED:
+        throw new SysError(s.connErr, "connect", undefined, detail);
+      case ST_CONNECTING:
+        s.parkWrite(cx.waker);
+        return PENDING;
+      case ST_LISTEN:
+        throw new SysError(EISCONN, "connect", undefined, detail);
+    }
+    const r = this.connect(s, ip, port, v6);
+    if (r < 0) throw new SysError(-r, "connect", undefined, detail);
+    s.parkWrite(cx.waker);
+    return PENDING;
+  }
+
+  /** A read: bytes (≥ 1), 0 at EOF, PENDING with the waker stored; throws the pending error once. */
+  read(s: SimSocket, cx: Context, buf: Uint8Array, syscall: string): Poll<number> {
+    const net = this.net;
+    net.checkAlive(s, syscall);
+    if (s.state === ST_CONNECTING) {
+      s.parkRead(cx.waker);
+      return PENDING;
+    }
+    if (s.state !== ST_OPEN) throw new SysError(ENOTCONN, syscall);
+    const avail = s.recvBytes;
+    if (avail > 0) {
+      let k = buf.byteLength < avail ? buf.byteLength : avail;
+      if (k > 1 && net.cfg.shortIo > 0 && net.ioRng.chance(net.cfg.shortIo)) k = 1 + net.ioRng.below(k - 1);
+      const n = s.takeRecv(k === buf.byteLength ? buf : buf.subarray(0, k));
+      net.ev(EV_READ, s.id, n, 0);
+      // The window opened: the peer's queued bytes may go on the wire now.
+      const p = s.peer;
+      if (p !== null && p.sndBytes > 0) this.pump(p);
+      return n;
+    }
+    if (s.err !== 0) throw this.takeError(s, syscall);
+    if (s.rcvEof || s.rdShut || s.dead) return 0;
+    s.parkRead(cx.waker);
+    return PENDING;
+  }
+
+  /** A write: bytes accepted (≥ 1), PENDING while the send buffer is full; throws EPIPE etc. */
+  write(s: SimSocket, cx: Context, buf: Uint8Array, syscall: string): Poll<number> {
+    const net = this.net;
+    net.checkAlive(s, syscall);
+    if (s.err !== 0) throw this.takeError(s, syscall);
+    if (s.state === ST_CONNECTING) {
+      s.parkWrite(cx.waker);
+      return PENDING;
+    }
+    if (s.state !== ST_OPEN || s.wrShut || s.dead) throw new SysError(EPIPE, syscall);
+    const space = s.sendSpace;
+    if (space === 0) {
+      s.parkWrite(cx.waker);
+      return PENDING;
+    }
+    let k = buf.byteLength < space ? buf.byteLength : space;
+    if (k > 1 && net.cfg.shortIo > 0 && net.ioRng.chance(net.cfg.shortIo)) k = 1 + net.ioRng.below(k - 1);
+    s.pushSend(buf.slice(0, k));
+    net.ev(EV_WRITE, s.id, k, 0);
+    this.pump(s);
+    return k;
+  }
+
+  /** accept: the new socket's fd (its peer's address in acceptAddr), or PENDING. */
+  accept(l: SimSocket, cx: Context): Poll<number> {
+    const net = this.net;
+    net.checkAlive(l, "accept4");
+    if (l.state !== ST_LISTEN) throw new SysError(EINVAL, "accept4");
+    const q = l.acceptQ!;
+    const s = q.shift();
+    if (s === undefined) {
+      l.parkRead(cx.waker);
+      return PENDING;
+    }
+    s.listener = null;
+    const fd = net.giveFd(s);
+    acceptAddrLen[0] = encodeAddr(acceptAddr, s.remoteIp, s.remotePort, s.v6);
+    net.ev(EV_ACCEPT, l.id, s.id, 0);
+    return fd;
+  }
+
+  /** Readiness of one direction: the ready bits, or PENDING with the waker stored. */
+  ready(s: SimSocket, cx: Context, read: boolean): Poll<number> {
+    let bits = 0;
+    if (s.gone) bits = READABLE | WRITABLE | ERROR;
+    else if (read) {
+      if (s.state === ST_LISTEN) bits = s.acceptQ!.length > 0 ? READABLE : 0;
+      else if (s.state === ST_OPEN) {
+        if (s.recvBytes > 0) bits |= READABLE;
+        if (s.err !== 0) bits |= READABLE | ERROR;
+        if (s.rcvEof || s.rdShut || s.dead) bits |= READABLE | READ_CLOSED;
+      } else if (s.state !== ST_CONNECTING) bits = READABLE | READ_CLOSED;
+    } else if (s.state === ST_OPEN) {
+      if (s.err !== 0) bits |= WRITABLE | ERROR;
+      if (s.wrShut || s.dead) bits |= WRITABLE | WRITE_CLOSED;
+      else if (s.sendSpace > 0) bits |= WRITABLE;
+    } else if (s.state === ST_FAILED) bits = WRITABLE | ERROR;
+    else if (s.state !== ST_CONNECTING) bits = WRITABLE | WRITE_CLOSED;
+    if (bits !== 0) return bits;
+    if (read) s.parkRead(cx.waker);
+    else s.parkWrite(cx.waker);
+    return PENDING;
+  }
+
+  /** shutdown(how): 0 or −ENOTCONN. */
+  shutdown(s: SimSocket, how: number): number {
+    if (s.state !== ST_OPEN || s.dead) return -ENOTCONN;
+    if (how === SYS.SHUT_RD || how === SYS.SHUT_RDWR) {
+      s.rdShut = true;
+      s.wakeRead();
+    }
+    if (how === SYS.SHUT_WR || how === SYS.SHUT_RDWR) {
+      if (!s.wrShut) {
+        s.wrShut = true;
+        this.pump(s);
+      }
+      s.wakeWrite();
+    }
+    this.net.ev(EV_SHUTDOWN, s.id, how, 0);
+    return 0;
+  }
+
+  /** The owner closes its fd (see the module header for FIN vs reset). Idempotent. */
+  close(s: SimSocket): void {
+    if (s.closed) return;
+    const net = this.net;
+    s.closed = true;
+    net.dropFd(s);
+    net.unbindPort(s);
+    s.host.sockets.delete(s);
+    let rst = 0;
+    if (s.state === ST_LISTEN) {
+      const q = s.acceptQ!;
+      s.acceptQ = [];
+      for (const c of q) {
+        c.listener = null;
+        c.closed = true;
+        c.host.sockets.delete(c);
+        this.sendReset(c);
+      }
+    } else if (s.state === ST_OPEN && !s.dead && !s.gone) {
+      if (s.lingerZero || s.recvBytes > 0) {
+        this.sendReset(s);
+        rst = 1;
+      } else if (!s.wrShut) {
+        s.wrShut = true;
+        this.pump(s);
+      }
+    }
+    net.ev(EV_CLOSE, s.id, rst, 0);
+    s.wakeAll();
+  }
+
+  /** Resets an open connection from this side (resetConnections): both ends see ECONNRESET. */
+  abort(s: SimSocket): void {
+    if (s.state !== ST_OPEN || s.dead || s.gone) return;
+    this.sendReset(s);
+    if (!s.closed) this.fail(s, ECONNRESET);
+  }
+
+  // ---- the wire ----
+
+  /** Puts what the peer's window allows on the wire, then the FIN once everything went. */
+  pump(s: SimSocket): void {
+    const f = s.out;
+    const p = s.peer;
+    if (f === null || p === null || s.dead || s.state !== ST_OPEN) return;
+    const net = this.net;
+    const now = net.now;
+    const link = f.link;
+    while (s.sndBytes > 0) {
+      const win = p.closed || p.gone || p.dead ? s.sndBytes : p.rcvCap - p.recvBytes - s.inflight;
+      if (win <= 0) break;
+      const chunk = s.takeSend(win)!;
+      s.inflight += chunk.byteLength;
+      f.push(new Segment(link.arrival(now, chunk.byteLength, net.rng), SEG_DATA, chunk));
+    }
+    if (s.wrShut && !s.finSent && s.sndBytes === 0) {
+      s.finSent = true;
+      f.push(new Segment(link.arrival(now, 0, net.rng), SEG_FIN, null));
+    }
+    if (f.pos < 0 && !f.held && !f.empty) net.schedule(f, f.first!.at);
+  }
+
+  /** Drops what `s` has queued and sends a reset behind what is already on the wire. */
+  private sendReset(s: SimSocket): void {
+    s.dropSend();
+    s.dead = true;
+    const f = s.out;
+    if (f === null) return;
+    const net = this.net;
+    f.push(new Segment(f.link.arrival(net.now, 0, net.rng), SEG_RST, null));
+    if (f.pos < 0 && !f.held) net.schedule(f, f.first!.at);
+  }
+
+  /** A kernel that has no (live) socket for what arrived answers the sender with a reset. */
+  private answerReset(to: SimSocket, from: SimHost): void {
+    if (to.dead || to.gone) return;
+    const net = this.net;
+    net.schedule(new ResetEvent(this, to, false), net.now + net.link(from, to.host).latency(net.rng));
+  }
+
+  /** The first segment of `f` is due: deliver it, or lose it (cut link, crashed host). */
+  private deliver(f: Flow): void {
+    const seg = f.first;
+    if (seg === undefined) return;
+    const link = f.link;
+    if (link.held) {
+      f.held = true;
+      link.waiting.push(f);
+      return;
+    }
+    const dst = seg.kind === SEG_SYN ? f.from.remoteHost : f.to!.host;
+    if (dst === null || !dst.up || link.cut) return this.lost(f, seg);
+    switch (seg.kind) {
+      case SEG_SYN:
+        if (!this.arriveSyn(f, seg)) return;
+        break;
+      case SEG_SYNACK:
+        this.arriveSynAck(f);
+        break;
+      case SEG_DATA:
+        this.arriveData(f, seg);
+        break;
+      case SEG_FIN:
+        this.arriveFin(f);
+        break;
+      default:
+        this.arriveRst(f);
+    }
+    f.shift();
+    f.retries = 0;
+    const next = f.first;
+    if (next !== undefined && f.pos < 0 && !f.held) this.net.schedule(f, next.at);
+  }
+
+  /** A held flow goes on (release): its first segment at `at`, the rest after it. */
+  released(e: SimEvent, at: number): void {
+    const f = e as Flow;
+    f.held = false;
+    if (f.pos < 0 && !f.empty) this.net.schedule(f, at);
+  }
+
+  /** A segment did not get through: TCP sends it again later, or gives up (ETIMEDOUT). */
+  private lost(f: Flow, seg: Segment): void {
+    const net = this.net;
+    const from = f.from;
+    // Resets are never retransmitted; a crashed sender retransmits nothing; a reset one nothing but its reset.
+    if (seg.kind === SEG_RST || from.gone || from.dead || (seg.kind === SEG_SYN && from.closed)) {
+      if (seg.kind === SEG_RST) f.shift();
+      else f.clear();
+      if (!f.empty && f.pos < 0) net.schedule(f, f.first!.at);
+      return;
+    }
+    const syn = seg.kind === SEG_SYN || seg.kind === SEG_SYNACK;
+    const limit = syn ? net.cfg.synRetries : net.cfg.tcpRetries;
+    if (f.retries >= limit) {
+      f.clear();
+      if (seg.kind === SEG_SYN) this.connectFailed(from, ETIMEDOUT);
+      else this.fail(from, ETIMEDOUT);
+      return;
+    }
+    f.retries++;
+    net.ev(EV_RETRY, from.id, f.retries, seg.kind);
+    const rto = syn ? 1000 * 2 ** (f.retries - 1) : Math.min(200 * 2 ** (f.retries - 1), 120_000);
+    net.schedule(f, net.now + rto);
+  }
+
+  private arriveSyn(f: Flow, seg: Segment): boolean {
+    const net = this.net;
+    const c = f.from;
+    if (c.closed || c.dead || c.state !== ST_CONNECTING) {
+      f.clear();
+      return true;
+    }
+    const host = c.remoteHost!;
+    const l = net.findListener(host, c.remoteIp, c.remotePort, c.v6);
+    if (l === null) {
+      net.ev(EV_SYN, c.id, SYN_REFUSED, 0);
+      f.clear();
+      net.schedule(new ResetEvent(this, c, true), net.now + net.link(host, c.host).latency(net.rng));
+      return true;
+    }
+    if (l.acceptQ!.length > l.backlog) {
+      net.ev(EV_SYN, c.id, SYN_DROPPED, 0);
+      this.lost(f, seg);
+      return false;
+    }
+    const s = net.connectionSocket(host, l.v6, l);
+    const mapped = l.v6 && !c.v6;
+    s.localIp = mapped ? `::ffff:${c.remoteIp}` : c.remoteIp;
+    s.localPort = l.localPort;
+    s.remoteIp = mapped ? `::ffff:${c.localIp}` : c.localIp;
+    s.remotePort = c.localPort;
+    s.remoteHost = c.host;
+    s.state = ST_OPEN;
+    s.peer = c;
+    c.peer = s;
+    f.to = s;
+    s.listener = l;
+    const back = net.link(host, c.host);
+    const out = new Flow(s, c, back, this.deliverFn);
+    s.out = out;
+    out.push(new Segment(back.arrival(net.now, 0, net.rng), SEG_SYNACK, null));
+    net.schedule(out, out.first!.at);
+    l.acceptQ!.push(s);
+    net.ev(EV_SYN, c.id, SYN_QUEUED, s.id);
+    l.wakeRead();
+    return true;
+  }
+
+  private arriveSynAck(f: Flow): void {
+    const c = f.to!;
+    if (c.gone || c.closed || c.dead || c.state !== ST_CONNECTING) {
+      // The client gave up (a cancelled connect closed it) or its host restarted: it answers with a reset.
+      this.answerReset(f.from, c.host);
+      f.clear();
+      return;
+    }
+    c.state = ST_OPEN;
+    this.net.ev(EV_ESTABLISHED, c.id, f.from.id, 0);
+    c.wakeAll();
+  }
+
+  private arriveData(f: Flow, seg: Segment): void {
+    const r = f.to!;
+    const x = f.from;
+    const n = seg.bytes;
+    if (r.gone || r.closed || r.dead) {
+      // Nobody will read it: the receiving kernel resets the connection (the rest of this flow is moot).
+      f.clear();
+      this.answerReset(x, r.host);
+      r.dead = true;
+      return;
+    }
+    x.inflight -= n;
+    r.pushRecv(seg.data!);
+    this.net.ev(EV_DATA, r.id, n, 0);
+    r.wakeRead();
+    if (x.writeWaker !== null) x.wakeWrite();
+  }
+
+  private arriveFin(f: Flow): void {
+    const r = f.to!;
+    if (r.gone) {
+      f.clear();
+      this.answerReset(f.from, r.host);
+      return;
+    }
+    r.rcvEof = true;
+    this.net.ev(EV_FIN, r.id, 0, 0);
+    r.wakeRead();
+  }
+
+  private arriveRst(f: Flow): void {
+    this.resetArrived(f.to!, false);
+  }
+
+  /** A reset reached `s`: ECONNREFUSED for a connect, else ECONNRESET (EPIPE after the peer's FIN). */
+  resetArrived(s: SimSocket, refusal: boolean): void {
+    if (s.gone || s.dead) return;
+    if (s.state === ST_CONNECTING) {
+      if (!s.closed) this.connectFailed(s, refusal ? ECONNREFUSED : ECONNRESET);
+      return;
+    }
+    if (s.state !== ST_OPEN) return;
+    this.fail(s, s.rcvEof ? EPIPE : ECONNRESET);
+  }
+
+  /** The connection of `s` is over with `errno` (reported once to its owner). */
+  private fail(s: SimSocket, errno: number): void {
+    s.dead = true;
+    if (!s.closed) s.err = errno;
+    s.dropSend();
+    this.net.ev(EV_RST, s.id, errno, 0);
+    s.wakeAll();
+  }
+
+  private connectFailed(s: SimSocket, errno: number): void {
+    s.state = ST_FAILED;
+    s.connErr = errno;
+    s.out = null;
+    this.net.unbindPort(s);
+    this.net.ev(EV_ERROR, s.id, errno, 0);
+    s.wakeAll();
+  }
+
+  private takeError(s: SimSocket, syscall: string): SysError {
+    const e = s.err;
+    s.err = 0;
+    this.net.ev(EV_ERROR, s.id, e, 0);
+    return new SysError(e, syscall);
+  }
+}
+
+/** Encodes ip:port (canonical text) as a sockaddr into `out`; returns its length. */
+export function encodeAddr(out: Uint8Array, ip: string, port: number, v6: boolean): number {
+  if (v6) return encodeIPv6(out, parseIPv6(ip)!.bytes, port);
+  return encodeIPv4(out, parseIPv4(ip)!, port);
+}
+
