@@ -13,6 +13,7 @@
 import { BaseFuture, FutureStateError, PENDING, type Context, type Poll } from "../future.ts";
 import { currentDriver } from "../current.ts";
 import { RuntimeError, checkMs } from "../errors.ts";
+import { sleep, type Sleep } from "./sleep.ts";
 
 /**
  * Freezes the running runtime's clock: `now()` stands still, timers fire only when
@@ -66,23 +67,27 @@ export function isPaused(): boolean {
 }
 
 class Advance extends BaseFuture<void> {
-  /** 0: not polled; 1: moved, yielded once; 2: done. */
-  private state = 0;
+  /** The turn after the move: a timer already due, so it fires with (first among) the ones the move made due. */
+  private turn: Sleep | null = null;
+  private done = false;
   constructor(private readonly ms: number) {
     super();
   }
   poll(cx: Context): Poll<void> {
-    if (this.state === 2) throw new FutureStateError("advance() future polled after completion");
-    if (this.state === 1) {
-      this.state = 2;
-      return undefined;
+    if (this.done) throw new FutureStateError("advance() future polled after completion");
+    let t = this.turn;
+    if (t === null) {
+      const clock = currentDriver().clock;
+      clock.advanceTo(clock.now() + this.ms);
+      t = this.turn = sleep(0);
     }
-    const clock = currentDriver().clock;
-    clock.advanceTo(clock.now() + this.ms);
-    // Yield once: the driver turns before this task runs again, and the timers due by the new time fire.
-    this.state = 1;
-    cx.waker.wake();
-    return PENDING;
+    if (t.poll(cx) === PENDING) return PENDING;
+    this.done = true;
+    return undefined;
+  }
+  override cancel(): void {
+    this.done = true;
+    this.turn?.cancel();
   }
   override describe(): string {
     return `advance ${this.ms} ms`;
@@ -90,9 +95,10 @@ class Advance extends BaseFuture<void> {
 }
 
 /**
- * Moves the running runtime's clock `ms` forward and yields once, so that every timer due
- * by then fires (its task is woken) before the caller goes on. Works paused or not (a
- * running clock is moved ahead of real time by `ms`).
+ * Moves the running runtime's clock `ms` forward and waits for the next driver turn, in
+ * which every timer due by then fires (its task is woken) — so when the caller goes on,
+ * those tasks are queued. Works paused or not (a running clock is moved ahead of real
+ * time by `ms`).
  *
  * @example
  * ```ts
