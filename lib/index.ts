@@ -156,3 +156,5 @@ export { split, reunite, ReadHalf, WriteHalf } from "./io/split.ts";
 export { LinesCodec, LengthDelimitedCodec, type Decoder, type Encoder, type LengthDelimitedOptions } from "./io/codec.ts";
 export { Framed, FramedRead, FramedWrite, type FramedOptions } from "./io/framed.ts";
 export * as fs from "./fs/index.ts";
+export { Sim, SimulationError, type SimHostContext, type SimResult, type SimRunOptions, type ChaosOptions } from "./sim/sim.ts";
+export type { SimOptions, LinkOptions } from "./driver/sim/config.ts";
