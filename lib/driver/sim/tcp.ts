@@ -60,6 +60,20 @@ class ResetEvent extends SimEvent {
   }
 }
 
+/** A connection whose last retransmission went unanswered fails (ETIMEDOUT) when its final timeout ends. */
+class GiveUpEvent extends SimEvent {
+  constructor(
+    private readonly tcp: Tcp,
+    readonly target: SimSocket,
+    readonly connecting: boolean,
+  ) {
+    super();
+  }
+  fire(): void {
+    this.tcp.timedOut(this.target, this.connecting);
+  }
+}
+
 const wild = (ip: string) => ip === ANY4 || ip === ANY6;
 
 /**
@@ -370,15 +384,16 @@ export class Tcp {
     }
     const syn = seg.kind === SEG_SYN || seg.kind === SEG_SYNACK;
     const limit = syn ? net.cfg.synRetries : net.cfg.tcpRetries;
+    const rto = syn ? 1000 * 2 ** f.retries : Math.min(200 * 2 ** f.retries, 120_000);
     if (f.retries >= limit) {
+      // The last retransmission was lost too: TCP gives up one more timeout later (Linux: a
+      // connect to nowhere fails after 1 + 2 + … + 32 + 64 = 127 s).
       f.clear();
-      if (seg.kind === SEG_SYN) this.connectFailed(from, ETIMEDOUT);
-      else this.fail(from, ETIMEDOUT);
+      net.schedule(new GiveUpEvent(this, from, seg.kind === SEG_SYN), net.now + rto);
       return;
     }
     f.retries++;
     net.ev(EV_RETRY, from.id, f.retries, seg.kind);
-    const rto = syn ? 1000 * 2 ** (f.retries - 1) : Math.min(200 * 2 ** (f.retries - 1), 120_000);
     net.schedule(f, net.now + rto);
   }
 
@@ -483,8 +498,16 @@ export class Tcp {
     this.fail(s, s.rcvEof ? EPIPE : ECONNRESET);
   }
 
+  /** TCP gave up on `s` (see lost()): ETIMEDOUT, for its connect or its connection. */
+  timedOut(s: SimSocket, connecting: boolean): void {
+    if (s.gone || s.dead) return;
+    if (connecting) {
+      if (s.state === ST_CONNECTING && !s.closed) this.connectFailed(s, ETIMEDOUT);
+    } else if (s.state === ST_OPEN) this.fail(s, ETIMEDOUT);
+  }
+
   /** The connection of `s` is over with `errno` (reported once to its owner). */
-  private fail(s: SimSocket, errno: number): void {
+  fail(s: SimSocket, errno: number): void {
     s.dead = true;
     if (!s.closed) s.err = errno;
     s.dropSend();
