@@ -68,7 +68,8 @@ export class SimHost {
   ) {
     const n = index + 1;
     this.v4 = `10.0.${n >> 8}.${n & 0xff}`;
-    this.v6 = canonical(`fd00::${n.toString(16)}`, true);
+    // Already canonical (RFC 5952): one group after the compressed zeros, lowercase hex.
+    this.v6 = `fd00::${n.toString(16)}`;
   }
 
   /** True when `ip` is one of this host's own addresses (its own, or loopback). */

@@ -22,6 +22,7 @@
 import type { Waker } from "../../future.ts";
 import { SimEvent } from "./events.ts";
 import type { Link, SimHost } from "./host.ts";
+import type { SimRng } from "./rng.ts";
 
 /** Created (maybe bound), not yet listening or connecting. */
 export const ST_NEW = 0;
@@ -59,7 +60,7 @@ export class Segment {
  *
  * @example
  * ```ts
- * flow.push(new Segment(at, SEG_DATA, bytes)); // the network schedules the flow
+ * flow.send(now, SEG_DATA, bytes, rng); // then the network schedules the flow
  * ```
  */
 export class Flow extends SimEvent {
@@ -90,11 +91,27 @@ export class Flow extends SimEvent {
     return this.head >= this.segs.length;
   }
 
-  /** Appends a segment (its `at` already set, not before the previous one's). */
-  push(s: Segment): void {
-    if (s.at < this.lastArrival) s.at = this.lastArrival;
-    this.lastArrival = s.at;
+  /** Virtual time the last segment was handed to the link (-1: none yet). */
+  private lastSent = -1;
+
+  /**
+   * Appends a segment of `kind` sent now: it arrives after the link's latency, never before
+   * the previous one — and with it when both were sent at the same instant (back-to-back
+   * on the wire: one draw of jitter per burst, not per segment).
+   */
+  send(now: number, kind: number, data: Uint8Array | null, rng: SimRng): Segment {
+    const bytes = data === null ? 0 : data.byteLength;
+    let at: number;
+    if (now === this.lastSent && this.link.cfg.bandwidth === 0) at = this.lastArrival;
+    else {
+      at = this.link.arrival(now, bytes, rng);
+      if (at < this.lastArrival) at = this.lastArrival;
+    }
+    this.lastSent = now;
+    this.lastArrival = at;
+    const s = new Segment(at, kind, data);
     this.segs.push(s);
+    return s;
   }
 
   /** Takes the first segment off. */
@@ -102,7 +119,10 @@ export class Flow extends SimEvent {
     const s = this.segs[this.head];
     if (s === undefined) return undefined;
     this.segs[this.head++] = undefined as unknown as Segment;
-    if (this.head > 64 && this.head * 2 > this.segs.length) {
+    if (this.head === this.segs.length) {
+      this.segs.length = 0;
+      this.head = 0;
+    } else if (this.head > 64 && this.head * 2 > this.segs.length) {
       this.segs.splice(0, this.head);
       this.head = 0;
     }
@@ -226,17 +246,23 @@ export class SimSocket {
     this.recvBytes += b.byteLength;
   }
 
-  /** Copies up to `dst.length` received bytes into `dst`; returns the count. */
-  takeRecv(dst: Uint8Array): number {
+  /**
+   * Copies up to `max` received bytes into `dst` (max ≤ dst.length); returns the count.
+   * Small copies go byte by byte: a typed-array view per copy costs more than the copy.
+   */
+  takeRecv(dst: Uint8Array, max: number): number {
     let n = 0;
-    const want = dst.byteLength;
-    while (n < want && this.rqHead < this.rq.length) {
+    while (n < max && this.rqHead < this.rq.length) {
       const c = this.rq[this.rqHead]!;
-      const avail = c.byteLength - this.rqOff;
-      const k = avail < want - n ? avail : want - n;
-      dst.set(c.subarray(this.rqOff, this.rqOff + k), n);
+      const off = this.rqOff;
+      const avail = c.byteLength - off;
+      const k = avail < max - n ? avail : max - n;
+      if (off === 0 && k === c.byteLength) dst.set(c, n);
+      else if (k <= 64) {
+        for (let i = 0; i < k; i++) dst[n + i] = c[off + i]!;
+      } else dst.set(c.subarray(off, off + k), n);
       n += k;
-      this.rqOff += k;
+      this.rqOff = off + k;
       if (this.rqOff === c.byteLength) {
         this.rq[this.rqHead++] = undefined as unknown as Uint8Array;
         this.rqOff = 0;

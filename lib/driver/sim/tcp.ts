@@ -113,10 +113,9 @@ export class Tcp {
     s.remotePort = port;
     s.remoteHost = dst;
     s.state = ST_CONNECTING;
-    const link = net.link(host, dst ?? host);
-    const f = new Flow(s, null, link, this.deliverFn);
+    const f = new Flow(s, null, net.link(host, dst ?? host), this.deliverFn);
     s.out = f;
-    f.push(new Segment(link.arrival(net.now, 0, net.rng), SEG_SYN, null));
+    f.send(net.now, SEG_SYN, null, net.rng);
     net.schedule(f, f.first!.at);
     net.ev(EV_CONNECT, s.id, dst === null ? -1 : dst.index, port);
     return 0;
@@ -145,7 +144,7 @@ export class Tcp {
   /** A read: bytes (≥ 1), 0 at EOF, PENDING with the waker stored; throws the pending error once. */
   read(s: SimSocket, cx: Context, buf: Uint8Array, syscall: string): Poll<number> {
     const net = this.net;
-    net.checkAlive(s, syscall);
+    if (s.incarnation !== s.host.incarnation) net.checkAlive(s, syscall);
     if (s.state === ST_CONNECTING) {
       s.parkRead(cx.waker);
       return PENDING;
@@ -155,7 +154,7 @@ export class Tcp {
     if (avail > 0) {
       let k = buf.byteLength < avail ? buf.byteLength : avail;
       if (k > 1 && net.cfg.shortIo > 0 && net.ioRng.chance(net.cfg.shortIo)) k = 1 + net.ioRng.below(k - 1);
-      const n = s.takeRecv(k === buf.byteLength ? buf : buf.subarray(0, k));
+      const n = s.takeRecv(buf, k);
       net.ev(EV_READ, s.id, n, 0);
       // The window opened: the peer's queued bytes may go on the wire now.
       const p = s.peer;
@@ -171,7 +170,7 @@ export class Tcp {
   /** A write: bytes accepted (≥ 1), PENDING while the send buffer is full; throws EPIPE etc. */
   write(s: SimSocket, cx: Context, buf: Uint8Array, syscall: string): Poll<number> {
     const net = this.net;
-    net.checkAlive(s, syscall);
+    if (s.incarnation !== s.host.incarnation) net.checkAlive(s, syscall);
     if (s.err !== 0) throw this.takeError(s, syscall);
     if (s.state === ST_CONNECTING) {
       s.parkWrite(cx.waker);
@@ -185,7 +184,13 @@ export class Tcp {
     }
     let k = buf.byteLength < space ? buf.byteLength : space;
     if (k > 1 && net.cfg.shortIo > 0 && net.ioRng.chance(net.cfg.shortIo)) k = 1 + net.ioRng.below(k - 1);
-    s.pushSend(buf.slice(0, k));
+    // The copy the kernel would make, into a plain new array (no ArrayBuffer object is made
+    // for a small one); a short write's prefix byte by byte when small (a view costs more).
+    const copy = new Uint8Array(k);
+    if (k === buf.byteLength) copy.set(buf);
+    else if (k <= 64) for (let i = 0; i < k; i++) copy[i] = buf[i]!;
+    else copy.set(buf.subarray(0, k));
+    s.pushSend(copy);
     net.ev(EV_WRITE, s.id, k, 0);
     this.pump(s);
     return k;
@@ -297,17 +302,16 @@ export class Tcp {
     if (f === null || p === null || s.dead || s.state !== ST_OPEN) return;
     const net = this.net;
     const now = net.now;
-    const link = f.link;
     while (s.sndBytes > 0) {
       const win = p.closed || p.gone || p.dead ? s.sndBytes : p.rcvCap - p.recvBytes - s.inflight;
       if (win <= 0) break;
       const chunk = s.takeSend(win)!;
       s.inflight += chunk.byteLength;
-      f.push(new Segment(link.arrival(now, chunk.byteLength, net.rng), SEG_DATA, chunk));
+      f.send(now, SEG_DATA, chunk, net.rng);
     }
     if (s.wrShut && !s.finSent && s.sndBytes === 0) {
       s.finSent = true;
-      f.push(new Segment(link.arrival(now, 0, net.rng), SEG_FIN, null));
+      f.send(now, SEG_FIN, null, net.rng);
     }
     if (f.pos < 0 && !f.held && !f.empty) net.schedule(f, f.first!.at);
   }
@@ -319,7 +323,7 @@ export class Tcp {
     const f = s.out;
     if (f === null) return;
     const net = this.net;
-    f.push(new Segment(f.link.arrival(net.now, 0, net.rng), SEG_RST, null));
+    f.send(net.now, SEG_RST, null, net.rng);
     if (f.pos < 0 && !f.held) net.schedule(f, f.first!.at);
   }
 
@@ -432,7 +436,7 @@ export class Tcp {
     const back = net.link(host, c.host);
     const out = new Flow(s, c, back, this.deliverFn);
     s.out = out;
-    out.push(new Segment(back.arrival(net.now, 0, net.rng), SEG_SYNACK, null));
+    out.send(net.now, SEG_SYNACK, null, net.rng);
     net.schedule(out, out.first!.at);
     l.acceptQ!.push(s);
     net.ev(EV_SYN, c.id, SYN_QUEUED, s.id);

@@ -128,20 +128,29 @@ export class SimTrace {
     this.log = keep ? new Float64Array(5 * 4096) : null;
   }
 
-  private mix(x: number): void {
-    this.h1 = Math.imul(this.h1 ^ x, 0x01000193);
-    this.h2 = Math.imul((this.h2 + x) ^ (this.h2 >>> 15), 0x2c1b3c6d);
-  }
-
   /** Records an event at virtual time `t` (ms) with code and three integer arguments. */
   ev(t: number, code: number, a: number, b: number, c: number): void {
+    // Two 32-bit lanes (FNV-1a-like and a multiply-rotate one) over the event's six words,
+    // in locals: this runs for every event of every simulation.
     scratch[0] = t;
-    this.mix(words[0]!);
-    this.mix(words[1]!);
-    this.mix(code);
-    this.mix(a | 0);
-    this.mix(b | 0);
-    this.mix(c | 0);
+    let h1 = this.h1;
+    let h2 = this.h2;
+    const w0 = words[0]!;
+    const w1 = words[1]!;
+    h1 = Math.imul(h1 ^ w0, 0x01000193);
+    h2 = Math.imul((h2 + w0) ^ (h2 >>> 15), 0x2c1b3c6d);
+    h1 = Math.imul(h1 ^ w1, 0x01000193);
+    h2 = Math.imul((h2 + w1) ^ (h2 >>> 15), 0x2c1b3c6d);
+    h1 = Math.imul(h1 ^ code, 0x01000193);
+    h2 = Math.imul((h2 + code) ^ (h2 >>> 15), 0x2c1b3c6d);
+    h1 = Math.imul(h1 ^ (a | 0), 0x01000193);
+    h2 = Math.imul((h2 + (a | 0)) ^ (h2 >>> 15), 0x2c1b3c6d);
+    h1 = Math.imul(h1 ^ (b | 0), 0x01000193);
+    h2 = Math.imul((h2 + (b | 0)) ^ (h2 >>> 15), 0x2c1b3c6d);
+    h1 = Math.imul(h1 ^ (c | 0), 0x01000193);
+    h2 = Math.imul((h2 + (c | 0)) ^ (h2 >>> 15), 0x2c1b3c6d);
+    this.h1 = h1;
+    this.h2 = h2;
     const log = this.log;
     if (log !== null) {
       let i = this.count * 5;
