@@ -672,7 +672,7 @@ describe("Sim: runs and failures", () => {
     expect(err).toBeInstanceOf(SimulationError);
     expect((err as SimulationError).seed).toBe(31337);
     expect((err as Error).message).toContain('host "c" failed');
-    expect((err as Error).message).toContain("REEL_SEED=31337");
+    expect((err as Error).message).toContain("replay: the same program with seed 31337");
     expect(((err as SimulationError).cause as Error).message).toBe("invariant broken");
   });
 

@@ -210,6 +210,8 @@ class World {
  */
 export class Sim {
   readonly seed: number;
+  /** The seed came from REEL_SEED or was drawn (not passed): failures say how to replay it. */
+  private readonly seedFromEnv: boolean;
   private readonly options: SimOptions;
   private readonly specs: HostSpec[] = [];
   private readonly links: { a: string; b: string; cfg: LinkOptions }[] = [];
@@ -219,6 +221,7 @@ export class Sim {
   constructor(options: SimRunOptions = {}) {
     if (typeof options !== "object" || options === null) throw new TypeError(`new Sim() options must be an object, got ${String(options)}`);
     const { seed, ...rest } = options;
+    this.seedFromEnv = seed === undefined;
     this.seed = seed ?? simSeed().seed;
     if (!Number.isInteger(this.seed) || this.seed < 0 || this.seed > 0xffff_ffff) {
       throw new RangeError(`Invalid simulation seed ${String(seed)}: must be an integer 0-4294967295`);
@@ -422,7 +425,8 @@ export class Sim {
       const where = fail !== null ? `host "${fail.host}" failed` : "the simulation failed";
       const cause = fail !== null ? fail.error : e;
       throw new SimulationError(
-        `${where} (${driver.describe()}): ${cause instanceof Error ? cause.message : String(cause)}\n  replay: REEL_SEED=${this.seed}`,
+        `${where} (${driver.describe()}): ${cause instanceof Error ? cause.message : String(cause)}\n  replay: ` +
+          (this.seedFromEnv ? `REEL_SEED=${this.seed}` : `the same program with seed ${this.seed}`),
         this.seed,
         driver.clock.now(),
         driver.trace.hash(),

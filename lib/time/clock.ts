@@ -52,7 +52,7 @@ export class Clock {
   /** The time on this clock, in ms. */
   now(): number {
     const f = this.frozenAt;
-    return f >= 0 ? f : realNow() + this.offset;
+    return f >= 0 ? f : perfNow.call(perf) - origin + this.offset;
   }
 
   /** True while the clock does not follow real time (paused, or virtual). */

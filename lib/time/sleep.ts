@@ -130,8 +130,11 @@ function describeIn(deadline: number): string {
  */
 export function sleep(ms: number): Sleep {
   checkMs(ms, "sleep() duration");
-  if (activeClock() === null) return new Sleep(0, ms);
-  return new Sleep(ms === 0 ? Math.floor(now()) : deadlineIn(ms));
+  // One read of the running runtime's clock (timer arm+cancel is a hot path).
+  const c = activeClock();
+  if (c === null) return new Sleep(0, ms);
+  const t = c.now();
+  return new Sleep(ms === 0 ? Math.floor(t) : Math.ceil(t + ms));
 }
 
 /**
