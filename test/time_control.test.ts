@@ -123,3 +123,25 @@ test("Runtime({ startPaused: true }) starts with its clock paused", () => {
     rt.close();
   }
 });
+
+test("a sleep, timeout or interval made outside any runtime counts from its first poll, on that runtime's clock", () => {
+  const rt = new Runtime({ backend: "sim", seed: 1 });
+  try {
+    // Made before the simulation's clock exists: counted from the first poll, in virtual time.
+    const s = sleep(10);
+    const it = interval(20);
+    const [slept, ticks] = rt.blockOn(function* () {
+      yield* sleep(1000);
+      const a = now();
+      yield* s;
+      const b = now();
+      const t0 = yield* it.tick();
+      const t1 = yield* it.tick();
+      return [b - a, [t0 - b, t1 - t0]];
+    });
+    expect(slept).toBe(10);
+    expect(ticks).toEqual([0, 20]);
+  } finally {
+    rt.close();
+  }
+});

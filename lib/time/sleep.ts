@@ -64,16 +64,16 @@ export class Sleep extends BaseFuture<void> {
   private readonly entry = new WakerEntry();
   private wheel: TimerWheel | null = null;
   private done = false;
+  /** Wheel time in integer ms (see time/clock.ts); -1 - ms until the first poll for a sleep made outside any runtime. */
+  private deadline: number;
 
   /**
-   * @param deadline wheel time in integer ms (see time/clock.ts).
-   * @param rel ≥ 0: made outside any runtime, the deadline is `rel` ms after the first poll.
+   * @param deadline wheel time in integer ms (see time/clock.ts), or, when negative,
+   * -1 - ms: made outside any runtime, the deadline is ms after the first poll.
    */
-  constructor(
-    private deadline: number,
-    private rel = -1,
-  ) {
+  constructor(deadline: number) {
     super();
+    this.deadline = deadline;
   }
 
   poll(cx: Context): Poll<void> {
@@ -84,16 +84,18 @@ export class Sleep extends BaseFuture<void> {
       return undefined;
     }
     if (this.wheel === null) {
-      const wheel = currentDriver().wheel;
-      if (this.rel >= 0) {
-        this.deadline = this.rel === 0 ? Math.floor(now()) : deadlineIn(this.rel);
-        this.rel = -1;
-      }
-      this.wheel = wheel;
-      wheel.insert(e, this.deadline);
+      this.wheel = currentDriver().wheel;
+      const d = this.deadline;
+      this.wheel.insert(e, d >= 0 ? d : this.startNow(d));
     }
     e.waker = cx.waker;
     return PENDING;
+  }
+
+  /** Made outside any runtime (deadline -1 - ms): it counts from now, on this runtime's clock. Kept out of poll(), which stays small. */
+  private startNow(d: number): number {
+    const ms = -1 - d;
+    return (this.deadline = ms === 0 ? Math.floor(now()) : deadlineIn(ms));
   }
 
   /** Removes the timer. Idempotent. */
@@ -109,7 +111,7 @@ export class Sleep extends BaseFuture<void> {
   }
 
   override describe(): string {
-    if (this.rel >= 0) return `sleep ${this.rel} ms (not polled yet)`;
+    if (this.deadline < 0) return `sleep ${-1 - this.deadline} ms (not polled yet)`;
     return `sleep until ${this.deadline} ms (${describeIn(this.deadline)})`;
   }
 }
@@ -132,7 +134,7 @@ export function sleep(ms: number): Sleep {
   checkMs(ms, "sleep() duration");
   // One read of the running runtime's clock (timer arm+cancel is a hot path).
   const c = activeClock();
-  if (c === null) return new Sleep(0, ms);
+  if (c === null) return new Sleep(-1 - ms);
   const t = c.now();
   return new Sleep(ms === 0 ? Math.floor(t) : Math.ceil(t + ms));
 }
@@ -150,7 +152,9 @@ export function sleep(ms: number): Sleep {
  */
 export function sleepUntil(deadline: number): Sleep {
   if (typeof deadline !== "number" || Number.isNaN(deadline)) throw new TypeError(`sleepUntil() deadline must be a number, got ${String(deadline)}`);
-  return new Sleep(Math.ceil(deadline));
+  // A past deadline is due at once; below 0 it would read as a relative one (see Sleep).
+  const d = Math.ceil(deadline);
+  return new Sleep(d > 0 ? d : 0);
 }
 
 /**
