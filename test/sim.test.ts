@@ -16,6 +16,7 @@ import {
   TimeoutError,
   fs,
   now,
+  run,
   sleep,
   spawn,
   timeout,
@@ -204,6 +205,39 @@ describe("simulator: virtual time", () => {
       expect(err).toBeInstanceOf(RuntimeError);
       expect((err as RuntimeError).code).toBe("EDEADLK");
       expect((err as Error).message).toContain("Simulation seed 77");
+    } finally {
+      rt.close();
+    }
+  });
+});
+
+describe("simulator: hosted mode", () => {
+  test("run() drives a simulation from Bun's loop: virtual time jumps between slices, the Promise settles", async () => {
+    const rt = new Runtime({ backend: "sim", seed: 5 });
+    try {
+      const t0 = performance.now();
+      const v = await run(
+        function* () {
+          const l = TcpListener.bind({ port: 0 });
+          const h = spawn(function* () {
+            const [s] = yield* l.accept();
+            const b = new Uint8Array(3);
+            yield* s.readExact(b);
+            s.close();
+            return [...b];
+          });
+          const c = yield* TcpStream.connect({ port: l.localAddr.port });
+          yield* c.writeAll(new Uint8Array([1, 2, 3]));
+          yield* sleep(60_000);
+          c.close();
+          l.close();
+          return [yield* h, now()];
+        },
+        { runtime: rt },
+      );
+      expect(v[0]).toEqual([1, 2, 3]);
+      expect(v[1]).toBeGreaterThanOrEqual(60_000);
+      expect(performance.now() - t0).toBeLessThan(2000);
     } finally {
       rt.close();
     }

@@ -60,6 +60,11 @@ export class RunQueue {
 /**
  * How a {@link SeededRunQueue} chooses: `pick(n)` gives the index (0 = the oldest) of the
  * next task among `n` queued; `picked(task)` sees every choice (the simulator traces it).
+ *
+ * @example
+ * ```ts
+ * const fifo: SchedulePolicy = { pick: () => 0, picked: () => {} };
+ * ```
  */
 export interface SchedulePolicy {
   pick(n: number): number;

@@ -134,7 +134,14 @@ export function now(): number {
   return c === null ? realNow() : c.now();
 }
 
-/** The wheel time (integer ms) of a deadline `ms` from now: rounded up, so never early. */
+/**
+ * The wheel time (integer ms) of a deadline `ms` from now: rounded up, so never early.
+ *
+ * @example
+ * ```ts
+ * wheel.insert(entry, deadlineIn(250));
+ * ```
+ */
 export function deadlineIn(ms: number): number {
   return Math.ceil(now() + ms);
 }

@@ -70,7 +70,14 @@ export interface SimOptions {
   epochMs?: number;
 }
 
-/** A link's settings, resolved. */
+/**
+ * A link's settings, resolved.
+ *
+ * @example
+ * ```ts
+ * const c: LinkConfig = { latencyMin: 1, latencyMax: 3, bandwidth: 0 };
+ * ```
+ */
 export interface LinkConfig {
   latencyMin: number;
   latencyMax: number;
@@ -78,7 +85,14 @@ export interface LinkConfig {
   bandwidth: number;
 }
 
-/** Every setting, resolved and validated. */
+/**
+ * Every setting, resolved and validated.
+ *
+ * @example
+ * ```ts
+ * const cfg: SimConfig = simConfig({ shortIo: 0 });
+ * ```
+ */
 export interface SimConfig {
   link: LinkConfig;
   loopback: LinkConfig;
@@ -99,7 +113,14 @@ function num(v: unknown, what: string, min: number, max = Number.MAX_SAFE_INTEGE
   return v;
 }
 
-/** A link's options resolved against defaults; throws naming `what`. */
+/**
+ * A link's options resolved against defaults; throws naming `what`.
+ *
+ * @example
+ * ```ts
+ * linkConfig({ latency: [1, 5] }, cfg.link, "link(a, b)"); // { latencyMin: 1, latencyMax: 5, bandwidth: … }
+ * ```
+ */
 export function linkConfig(o: LinkOptions | undefined, dflt: LinkConfig, what: string): LinkConfig {
   if (o === undefined) return { ...dflt };
   if (typeof o !== "object" || o === null) throw new TypeError(`Invalid sim option ${what}: expected { latency, bandwidth }`);

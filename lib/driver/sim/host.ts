@@ -14,7 +14,6 @@
  * Must never: read real time or Math.random (the network's seeded generator decides jitter).
  * Must never import: lib/executor.ts, lib/task/**, bun:ffi
  */
-import { formatIPv4, formatIPv6, parseIPv4, parseIPv6 } from "../../../ffi/sockaddr.ts";
 import type { LinkConfig } from "./config.ts";
 import type { SimRng } from "./rng.ts";
 import type { SimEvent } from "./events.ts";
@@ -25,19 +24,16 @@ export const ANY4 = "0.0.0.0";
 /** The IPv6 wildcard. */
 export const ANY6 = "::";
 
-/** True for an address of the loopback interface (127.0.0.0/8, ::1). */
+/**
+ * True for an address of the loopback interface (127.0.0.0/8, ::1).
+ *
+ * @example
+ * ```ts
+ * isLoopback("127.0.0.2", false); // true
+ * ```
+ */
 export function isLoopback(ip: string, v6: boolean): boolean {
   return v6 ? ip === "::1" : ip.startsWith("127.");
-}
-
-/** Canonical text of a parsed IPv4/IPv6 address (what decodeSockaddr prints). */
-export function canonical(ip: string, v6: boolean): string {
-  if (v6) {
-    const p = parseIPv6(ip);
-    return p === null ? ip : formatIPv6(p.bytes);
-  }
-  const p = parseIPv4(ip);
-  return p === null ? ip : formatIPv4(p);
 }
 
 /**

@@ -42,7 +42,14 @@ export const SEG_RST = 2;
 export const SEG_SYN = 3;
 export const SEG_SYNACK = 4;
 
-/** One segment on the wire. */
+/**
+ * One segment on the wire.
+ *
+ * @example
+ * ```ts
+ * const seg = new Segment(now + 1.5, SEG_DATA, bytes);
+ * ```
+ */
 export class Segment {
   constructor(
     public at: number,

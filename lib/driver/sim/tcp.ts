@@ -536,7 +536,14 @@ export class Tcp {
   }
 }
 
-/** Encodes ip:port (canonical text) as a sockaddr into `out`; returns its length. */
+/**
+ * Encodes ip:port (canonical text) as a sockaddr into `out`; returns its length.
+ *
+ * @example
+ * ```ts
+ * acceptAddrLen[0] = encodeAddr(acceptAddr, "10.0.0.2", 40000, false);
+ * ```
+ */
 export function encodeAddr(out: Uint8Array, ip: string, port: number, v6: boolean): number {
   if (v6) return encodeIPv6(out, parseIPv6(ip)!.bytes, port);
   return encodeIPv4(out, parseIPv4(ip)!, port);

@@ -190,7 +190,14 @@ export class SimTrace {
   }
 }
 
-/** What an event's numbers mean, in words. */
+/**
+ * What an event's numbers mean, in words.
+ *
+ * @example
+ * ```ts
+ * describeEvent([12.5, EV_POLL, 3, 0, 0]); // "poll task 3"
+ * ```
+ */
 export function describeEvent(e: readonly number[], hostName: (i: number) => string = (i) => `host ${i}`): string {
   const [, code, a, b, c] = e as [number, number, number, number, number];
   const name = NAMES[code] ?? `event ${code}`;
