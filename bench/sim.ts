@@ -144,7 +144,7 @@ const ms = median(sims);
 const body = [
   `### The simulator's speed: ${MESSAGES.toLocaleString("en")} echoed messages of ${SIZE} B (median of ${ROUNDS} alternating rounds, fresh processes)`,
   "",
-  `\`bun run bench/sim.ts --messages ${MESSAGES} --size ${SIZE} --rounds ${ROUNDS} --runs ${RUNS}\` · Bun ${Bun.version} · ${new Date().toISOString().slice(0, 10)}`,
+  `\`bun run bench/sim.ts --messages ${MESSAGES} --size ${SIZE} --rounds ${ROUNDS} --runs ${RUNS} --warmup ${WARMUP}\` · Bun ${Bun.version} · ${new Date().toISOString().slice(0, 10)}`,
   "",
   `| exchange | wall ms per run | µs per message | rounds (ms, each a child's median of ${RUNS} runs after ${WARMUP} warm-up runs) |`,
   "|---|---:|---:|---|",
