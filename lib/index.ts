@@ -68,7 +68,6 @@ export { merge } from "./stream/merge.ts";
 export { SysError, TimeoutError, RuntimeError, UnexpectedEofError } from "./errors.ts";
 export { sleep, sleepUntil, interval, timeout, Interval, Sleep } from "./time/sleep.ts";
 export { now } from "./time/clock.ts";
-export { pause, resume, advance, isPaused } from "./time/control.ts";
 export { TcpListener, TcpStream, type BindOptions, type ShutdownHow } from "./net/tcp.ts";
 export { serve, type ServeOptions, type ConnectionHandler, type ServeErrorSource } from "./net/serve.ts";
 export { SocketAddr } from "../ffi/sockaddr.ts";
@@ -158,3 +157,4 @@ export { Framed, FramedRead, FramedWrite, type FramedOptions } from "./io/framed
 export * as fs from "./fs/index.ts";
 export { Sim, SimulationError, type SimHostContext, type SimResult, type SimRunOptions, type ChaosOptions } from "./sim/sim.ts";
 export type { SimOptions, LinkOptions } from "./driver/sim/config.ts";
+export { pause, resume, advance, isPaused } from "./time/control.ts";

@@ -56,9 +56,14 @@ class WakerEntry extends TimerEntry {
 }
 
 /**
- * The future returned by {@link sleep} and {@link sleepUntil}.
+ * The future returned by {@link sleep} and {@link sleepUntil}: completes once its deadline
+ * (wheel time, whole ms) has passed; `cancel()` removes its timer.
  *
- * `reset(deadline)` re-arms it (used by interval).
+ * @example
+ * ```ts
+ * const s: Sleep = sleep(100);
+ * if (!s.isElapsed) yield* s;
+ * ```
  */
 export class Sleep extends BaseFuture<void> {
   private readonly entry = new WakerEntry();
