@@ -245,16 +245,18 @@ describe("simulator: hosted mode", () => {
 });
 
 describe("simulator: what it keeps out", () => {
-  test("Math.random, Date.now, new Date(), performance.now and crypto answer from the seed inside, and are the real ones outside", () => {
+  test("Math.random, Date.now, new Date(), performance.now, Bun.nanoseconds, process.hrtime and crypto answer from the seed inside, and are the real ones outside", () => {
     const realRandom = Math.random;
     const realDate = Date;
     const realPerf = performance.now;
     const realGrv = crypto.getRandomValues;
+    const realNanos = Bun.nanoseconds;
+    const realHrtime = process.hrtime;
     const body = function* () {
       yield* sleep(1500);
       const b = new Uint8Array(4);
       crypto.getRandomValues(b);
-      return [Math.random(), Date.now(), new Date().toISOString(), performance.now(), [...b].join(","), crypto.randomUUID()];
+      return [Math.random(), Date.now(), new Date().toISOString(), performance.now(), [...b].join(","), crypto.randomUUID(), Bun.nanoseconds(), process.hrtime()];
     };
     const a = sim(9, body);
     const b = sim(9, body);
@@ -262,11 +264,15 @@ describe("simulator: what it keeps out", () => {
     expect(a.value[1]).toBe(946684800000 + 1500);
     expect(a.value[2]).toBe("2000-01-01T00:00:01.500Z");
     expect(a.value[3]).toBe(1500);
+    expect(a.value[6]).toBe(1500 * 1e6);
+    expect(a.value[7]).toEqual([1, 500_000_000]);
     expect(a.driver.intercept.report()).toContain("Math.random ×1");
     expect(Math.random).toBe(realRandom);
     expect(Date).toBe(realDate);
     expect(performance.now).toBe(realPerf);
     expect(crypto.getRandomValues).toBe(realGrv);
+    expect(Bun.nanoseconds).toBe(realNanos);
+    expect(process.hrtime).toBe(realHrtime);
     expect(new Date(0).getTime()).toBe(0);
     expect(Date.now()).toBeGreaterThan(1_600_000_000_000);
   });

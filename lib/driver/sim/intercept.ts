@@ -10,7 +10,8 @@
  * leaves by an exception — so nothing outside the simulation ever sees the replacements.
  *
  * What cannot be caught here: timers of Bun's own loop (they cannot fire inside blockOn
- * anyway), native code reading the clock, and values read before the simulation started.
+ * anyway), `process.hrtime.bigint` (left real: answering it would make a BigInt per call),
+ * native code reading the clock, and values read before the simulation started.
  *
  * Must never: leave a replacement installed after leave(), or read real time itself.
  * Must never import: lib/executor.ts, lib/task/**, bun:ffi
@@ -26,6 +27,8 @@ const I_PERF_NOW = 3;
 const I_NEW_DATE = 4;
 const I_GET_RANDOM = 5;
 const I_UUID = 6;
+const I_NANOS = 7;
+const I_HRTIME = 8;
 
 type Saved = { obj: object; key: string; desc: PropertyDescriptor | undefined };
 
@@ -41,7 +44,7 @@ type Saved = { obj: object; key: string; desc: PropertyDescriptor | undefined };
  */
 export class Interceptor {
   /** Calls intercepted, by kind (see {@link Interceptor.report}). */
-  readonly counts = [0, 0, 0, 0, 0, 0, 0];
+  readonly counts = [0, 0, 0, 0, 0, 0, 0, 0, 0];
   private saved: Saved[] | null = null;
 
   constructor(
@@ -80,8 +83,11 @@ export class Interceptor {
   }
 
   private set(obj: object, key: string, value: unknown): void {
-    this.saved!.push({ obj, key, desc: Object.getOwnPropertyDescriptor(obj, key) });
-    Object.defineProperty(obj, key, { value, writable: true, configurable: true, enumerable: false });
+    const desc = Object.getOwnPropertyDescriptor(obj, key);
+    this.saved!.push({ obj, key, desc });
+    // A non-configurable but writable property (Bun.nanoseconds) is assigned, not redefined.
+    if (desc !== undefined && desc.configurable === false) (obj as Record<string, unknown>)[key] = value;
+    else Object.defineProperty(obj, key, { value, writable: true, configurable: true, enumerable: false });
   }
 
   /** Installs the replacements (idempotent). */
@@ -119,6 +125,30 @@ export class Interceptor {
       self.hit(I_PERF_NOW);
       return clock.now();
     });
+    if (typeof Bun !== "undefined") {
+      this.set(Bun, "nanoseconds", function nanoseconds(): number {
+        self.hit(I_NANOS);
+        return Math.round(clock.now() * 1e6);
+      });
+    }
+    const realHrtime = process.hrtime;
+    const hrtime = function hrtime(prev?: [number, number]): [number, number] {
+      self.hit(I_HRTIME);
+      const ns = Math.round(clock.now() * 1e6);
+      let sec = Math.floor(ns / 1e9);
+      let nsec = ns - sec * 1e9;
+      if (prev !== undefined) {
+        sec -= prev[0];
+        nsec -= prev[1];
+        if (nsec < 0) {
+          sec--;
+          nsec += 1e9;
+        }
+      }
+      return [sec, nsec];
+    };
+    (hrtime as unknown as { bigint: unknown }).bigint = realHrtime.bigint;
+    this.set(process, "hrtime", hrtime);
     const c = globalThis.crypto;
     if (c !== undefined) {
       this.set(c, "getRandomValues", function getRandomValues<T extends ArrayBufferView | null>(arr: T): T {
@@ -149,6 +179,7 @@ export class Interceptor {
     for (let i = saved.length - 1; i >= 0; i--) {
       const { obj, key, desc } = saved[i]!;
       if (desc === undefined) delete (obj as Record<string, unknown>)[key];
+      else if (desc.configurable === false) (obj as Record<string, unknown>)[key] = desc.value;
       else Object.defineProperty(obj, key, desc);
     }
   }

@@ -96,7 +96,7 @@ const NAMES: Record<number, string> = {
 };
 
 const FAULTS = ["", "partition", "repair", "crash", "restart", "hold", "release", "reset connections"];
-const INTERCEPTS = ["", "Math.random", "Date.now", "performance.now", "new Date()", "crypto.getRandomValues", "crypto.randomUUID"];
+const INTERCEPTS = ["", "Math.random", "Date.now", "performance.now", "new Date()", "crypto.getRandomValues", "crypto.randomUUID", "Bun.nanoseconds", "process.hrtime"];
 
 /** Which intercepted call an EV_INTERCEPT names (its `a`). */
 export const INTERCEPTED_NAMES: readonly string[] = INTERCEPTS;
