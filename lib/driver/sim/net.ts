@@ -368,7 +368,7 @@ export class SimNet {
     for (const l of [this.link(a, b), this.link(b, a)]) {
       l.held = false;
       const waiting = l.waiting.splice(0, l.waiting.length);
-      for (const e of waiting) this.tcp.released(e, this.clock.now() + l.latency(this.rng));
+      for (const e of waiting) this.tcp.wire.released(e, this.clock.now() + l.latency(this.rng));
     }
   }
 
