@@ -35,6 +35,9 @@ import type { SimHost } from "../driver/sim/host.ts";
 import { SimRng } from "../driver/sim/rng.ts";
 import { EV_MARK, firstDivergence } from "../driver/sim/trace.ts";
 import { running } from "../current.ts";
+import { chaosTask, type ChaosOptions } from "./chaos.ts";
+
+export type { ChaosOptions } from "./chaos.ts";
 
 /**
  * What a host's `main` is given: who it is, and what survives its crashes.
@@ -59,26 +62,6 @@ export interface SimHostContext {
   readonly disk: Map<string, unknown>;
   /** The simulation (faults, seeded randomness). */
   readonly sim: Sim;
-}
-
-/**
- * Random faults while the clients run: every `interval` ms (a random time in the range),
- * one fault on random hosts, undone `heal` ms later.
- *
- * @example
- * ```ts
- * sim.run({ chaos: { faults: ["partition", "crash"], interval: [50, 200], heal: [20, 100] } });
- * ```
- */
-export interface ChaosOptions {
-  /** Which faults to draw from (default partition, crash, hold, reset). */
-  faults?: readonly ("partition" | "crash" | "hold" | "reset")[];
-  /** Time between faults, ms (default [100, 500]). */
-  interval?: readonly [number, number];
-  /** How long a fault lasts before it is undone, ms (default [50, 300]). */
-  heal?: readonly [number, number];
-  /** Hosts that may be hit (default every host and client but "main"). */
-  hosts?: readonly string[];
 }
 
 /**
@@ -570,42 +553,10 @@ export class Sim {
     w.changed.notifyWaiters();
   }
 
-  /** The chaos task: random faults, each undone after a while, while the clients run. */
+  /** The chaos task (chaos.ts): random faults from the seed's "chaos" stream while the clients run. */
   private startChaos(w: World, o: ChaosOptions): JoinHandle<void> {
-    const kinds = o.faults ?? ["partition", "crash", "hold", "reset"];
-    const [imin, imax] = o.interval ?? [100, 500];
-    const [hmin, hmax] = o.heal ?? [50, 300];
     const names = o.hosts ?? [...w.hosts.keys()];
     for (const n of names) this.run_(w, n);
-    const rng = w.driver.rng.fork("chaos");
-    const self = this;
-    return w.rt.spawn(
-      gen(function* () {
-        if (names.length === 0 || kinds.length === 0) return;
-        for (;;) {
-          yield* sleep(rng.range(imin, imax));
-          const kind = kinds[rng.below(kinds.length)]!;
-          const a = names[rng.below(names.length)]!;
-          const others = [...w.hosts.keys(), "main"].filter((n) => n !== a);
-          const b = others[rng.below(others.length)]!;
-          const heal = rng.range(hmin, hmax);
-          if (kind === "partition") {
-            self.partition(a, b);
-            yield* sleep(heal);
-            self.repair(a, b);
-          } else if (kind === "hold") {
-            self.hold(a, b);
-            yield* sleep(heal);
-            self.release(a, b);
-          } else if (kind === "reset") self.resetConnections(a);
-          else {
-            self.crash(a);
-            yield* sleep(heal);
-            self.restart(a);
-          }
-        }
-      }),
-      { name: "chaos" },
-    );
+    return w.rt.spawn(gen(chaosTask(this, o, names, [...w.hosts.keys(), "main"], w.driver.rng.fork("chaos"))), { name: "chaos" });
   }
 }
