@@ -151,3 +151,150 @@ export const FREEBSD: PlatformConstants = {
 /** The constants of the platform reel runs on. */
 export const SYS: PlatformConstants =
   process.platform === "linux" ? LINUX : process.platform === "freebsd" ? FREEBSD : DARWIN;
+
+/**
+ * Constants for datagram, Unix-socket and multicast calls (UDP, SCM_RIGHTS, peer
+ * credentials, msghdr layouts), one object per platform as for {@link PlatformConstants}.
+ * Kept apart from it so the socket additions do not touch the objects above. -1 means
+ * "not on this platform".
+ */
+export interface NetConstants {
+  readonly SOCK_SEQPACKET: number;
+  readonly SO_BROADCAST: number;
+  /** Linux: struct ucred at SOL_SOCKET; -1 on the BSDs (they use LOCAL_PEERCRED). */
+  readonly SO_PEERCRED: number;
+  /** The BSDs' option level for LOCAL_PEERCRED / LOCAL_PEERPID (SOL_LOCAL). */
+  readonly SOL_LOCAL: number;
+  readonly LOCAL_PEERCRED: number;
+  /** Darwin only: the peer's pid (FreeBSD has it in struct xucred). */
+  readonly LOCAL_PEERPID: number;
+  readonly SCM_RIGHTS: number;
+  readonly MSG_TRUNC: number;
+  readonly MSG_CTRUNC: number;
+  /** Received fds close-on-exec (Linux, FreeBSD); 0 where it does not exist. */
+  readonly MSG_CMSG_CLOEXEC: number;
+  readonly IPPROTO_IP: number;
+  readonly IP_TTL: number;
+  readonly IP_MULTICAST_IF: number;
+  readonly IP_MULTICAST_TTL: number;
+  readonly IP_MULTICAST_LOOP: number;
+  readonly IP_ADD_MEMBERSHIP: number;
+  readonly IP_DROP_MEMBERSHIP: number;
+  /** IP_MULTICAST_TTL / IP_MULTICAST_LOOP take a u_char (the BSDs), not an int (Linux accepts both). */
+  readonly IP_MULTICAST_BYTE: boolean;
+  readonly IPV6_UNICAST_HOPS: number;
+  readonly IPV6_MULTICAST_IF: number;
+  readonly IPV6_MULTICAST_HOPS: number;
+  readonly IPV6_MULTICAST_LOOP: number;
+  readonly IPV6_JOIN_GROUP: number;
+  readonly IPV6_LEAVE_GROUP: number;
+  /** struct msghdr: size and field offsets (pointers are 8 bytes on every supported CPU). */
+  readonly MSGHDR_SIZE: number;
+  readonly MSG_NAMELEN_OFF: number;
+  readonly MSG_IOV_OFF: number;
+  readonly MSG_IOVLEN_OFF: number;
+  readonly MSG_CONTROL_OFF: number;
+  readonly MSG_CONTROLLEN_OFF: number;
+  readonly MSG_FLAGS_OFF: number;
+  /** struct mmsghdr: its size, and msg_len's offset (-1: no sendmmsg/recvmmsg). */
+  readonly MMSGHDR_SIZE: number;
+  readonly MMSG_LEN_OFF: number;
+  /** struct cmsghdr: header size (CMSG_DATA offset) and alignment; cmsg_len is a size_t (8) or a socklen_t (4). */
+  readonly CMSG_HDR: number;
+  readonly CMSG_ALIGN: number;
+  readonly CMSG_LEN_SIZE: number;
+}
+
+export const LINUX_NET: NetConstants = {
+  SOCK_SEQPACKET: 5,
+  SO_BROADCAST: 6,
+  SO_PEERCRED: 17,
+  SOL_LOCAL: -1,
+  LOCAL_PEERCRED: -1,
+  LOCAL_PEERPID: -1,
+  SCM_RIGHTS: 1,
+  MSG_TRUNC: 0x20,
+  MSG_CTRUNC: 0x8,
+  MSG_CMSG_CLOEXEC: 0x40000000,
+  IPPROTO_IP: 0,
+  IP_TTL: 2,
+  IP_MULTICAST_IF: 32,
+  IP_MULTICAST_TTL: 33,
+  IP_MULTICAST_LOOP: 34,
+  IP_ADD_MEMBERSHIP: 35,
+  IP_DROP_MEMBERSHIP: 36,
+  IP_MULTICAST_BYTE: false,
+  IPV6_UNICAST_HOPS: 16,
+  IPV6_MULTICAST_IF: 17,
+  IPV6_MULTICAST_HOPS: 18,
+  IPV6_MULTICAST_LOOP: 19,
+  IPV6_JOIN_GROUP: 20,
+  IPV6_LEAVE_GROUP: 21,
+  MSGHDR_SIZE: 56,
+  MSG_NAMELEN_OFF: 8,
+  MSG_IOV_OFF: 16,
+  MSG_IOVLEN_OFF: 24,
+  MSG_CONTROL_OFF: 32,
+  MSG_CONTROLLEN_OFF: 40,
+  MSG_FLAGS_OFF: 48,
+  MMSGHDR_SIZE: 64,
+  MMSG_LEN_OFF: 56,
+  CMSG_HDR: 16,
+  CMSG_ALIGN: 8,
+  CMSG_LEN_SIZE: 8,
+};
+
+/** macOS: msg_iovlen is an int and msg_controllen a socklen_t; no *mmsg calls; 4-byte cmsg alignment. */
+export const DARWIN_NET: NetConstants = {
+  SOCK_SEQPACKET: 5,
+  SO_BROADCAST: 0x20,
+  SO_PEERCRED: -1,
+  SOL_LOCAL: 0,
+  LOCAL_PEERCRED: 1,
+  LOCAL_PEERPID: 2,
+  SCM_RIGHTS: 1,
+  MSG_TRUNC: 0x10,
+  MSG_CTRUNC: 0x20,
+  MSG_CMSG_CLOEXEC: 0,
+  IPPROTO_IP: 0,
+  IP_TTL: 4,
+  IP_MULTICAST_IF: 9,
+  IP_MULTICAST_TTL: 10,
+  IP_MULTICAST_LOOP: 11,
+  IP_ADD_MEMBERSHIP: 12,
+  IP_DROP_MEMBERSHIP: 13,
+  IP_MULTICAST_BYTE: true,
+  IPV6_UNICAST_HOPS: 4,
+  IPV6_MULTICAST_IF: 9,
+  IPV6_MULTICAST_HOPS: 10,
+  IPV6_MULTICAST_LOOP: 11,
+  IPV6_JOIN_GROUP: 12,
+  IPV6_LEAVE_GROUP: 13,
+  MSGHDR_SIZE: 48,
+  MSG_NAMELEN_OFF: 8,
+  MSG_IOV_OFF: 16,
+  MSG_IOVLEN_OFF: 24,
+  MSG_CONTROL_OFF: 32,
+  MSG_CONTROLLEN_OFF: 40,
+  MSG_FLAGS_OFF: 44,
+  MMSGHDR_SIZE: -1,
+  MMSG_LEN_OFF: -1,
+  CMSG_HDR: 12,
+  CMSG_ALIGN: 4,
+  CMSG_LEN_SIZE: 4,
+};
+
+/** FreeBSD 12+: Darwin's layouts, with sendmmsg/recvmmsg (ssize_t msg_len) and 8-byte cmsg alignment. */
+export const FREEBSD_NET: NetConstants = {
+  ...DARWIN_NET,
+  LOCAL_PEERPID: -1,
+  MSG_CMSG_CLOEXEC: 0x40000,
+  MMSGHDR_SIZE: 56,
+  MMSG_LEN_OFF: 48,
+  CMSG_HDR: 16,
+  CMSG_ALIGN: 8,
+};
+
+/** The datagram / Unix-socket constants of the platform reel runs on. */
+export const NET: NetConstants =
+  process.platform === "linux" ? LINUX_NET : process.platform === "freebsd" ? FREEBSD_NET : DARWIN_NET;

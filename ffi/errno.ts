@@ -226,3 +226,7 @@ export const EISCONN = num("EISCONN");
 export const EBUSY = num("EBUSY");
 /** Linux: a timed io_uring wait or timeout op ran out (errno 62); no BSD counterpart is needed. */
 export const ETIME = process.platform === "linux" ? 62 : -1;
+/** Socket errors that net/ branches on or raises itself (datagram truncation, stale socket files). */
+export const EMSGSIZE = num("EMSGSIZE");
+export const EADDRINUSE = num("EADDRINUSE");
+export const ENAMETOOLONG = num("ENAMETOOLONG");

@@ -18,6 +18,7 @@
 import { dlopen, ptr, toArrayBuffer, type Pointer } from "bun:ffi";
 import { SYS } from "./constants.ts";
 import { openFixedFcntl } from "./darwin.ts";
+import { NET } from "./constants.ts"; // the message layouts (sendmsg/recvmsg, at the end of this file)
 
 /** The largest byte count one read/write call is given: keeps results within int32. */
 export const MAX_IO = 0x3fff_f000;
@@ -296,4 +297,124 @@ export function setrlimit(resource: number, soft: number, hard: number): number 
   putRlim(0, soft);
   putRlim(2, hard);
   return ret(C.setrlimit(resource, rl));
+}
+
+// ---------------------------------------------------------------------------------------
+// Messages: sendmsg / recvmsg (and sendmmsg / recvmmsg where they exist), raw getsockopt,
+// unlink. The msghdrs live in one scratch table, filled slot by slot with setMsg() and
+// handed to one call; the out-fields (address length, ancillary length, flags, per-message
+// length) are read back from the same slots.
+
+const msgSyms = dlopen(LIBC_PATH, {
+  sendmsg: { args: ["i32", "ptr", "i32"], returns: "i32" },
+  recvmsg: { args: ["i32", "ptr", "i32"], returns: "i32" },
+  getsockopt: { args: ["i32", "i32", "i32", "ptr", "ptr"], returns: "i32" },
+  unlink: { args: ["ptr"], returns: "i32" },
+}).symbols;
+// Linux and FreeBSD only (Darwin has no *mmsg: callers loop over sendmsg/recvmsg there).
+const mmsgSyms =
+  NET.MMSGHDR_SIZE > 0
+    ? dlopen(LIBC_PATH, {
+        sendmmsg: { args: ["i32", "ptr", "u64", "i32"], returns: "i32" },
+        recvmmsg: { args: ["i32", "ptr", "u64", "i32", "ptr"], returns: "i32" },
+      }).symbols
+    : null;
+
+/** The most messages one sendmmsg/recvmmsg call (one scratch table) takes. */
+export const MSG_BATCH = 64;
+/** True where sendmmsg/recvmmsg exist (Linux, FreeBSD). */
+export const HAVE_MMSG = mmsgSyms !== null;
+/** Bytes per slot of the msghdr table: an mmsghdr where those exist, else a msghdr. */
+const MSG_STRIDE = NET.MMSGHDR_SIZE > 0 ? NET.MMSGHDR_SIZE : NET.MSGHDR_SIZE;
+// SAFETY: one ArrayBuffer (never detached, kept alive by this module) holds the msghdr
+// table and one iovec per slot; the kernel reads it only during the synchronous call.
+const msgMem = new ArrayBuffer(MSG_BATCH * (MSG_STRIDE + 16));
+const msg32 = new Uint32Array(msgMem);
+const msgBase = ptr(new Uint8Array(msgMem)) as number;
+const IOV_AT = MSG_BATCH * MSG_STRIDE;
+const MSG_WORDS = MSG_STRIDE >> 2;
+
+/** Writes a pointer (as lo, hi u32 words) at byte offset `off` of the table. */
+function putPtr(off: number, p: number): void {
+  msg32[off >> 2] = p >>> 0;
+  msg32[(off >> 2) + 1] = Math.floor(p / TWO32);
+}
+
+/**
+ * Fills message slot `i` (0 ≤ i < MSG_BATCH): `len` bytes of `data`; the peer address at
+ * `namePtr` (to send to: `nameLen` bytes; to receive into: its capacity; 0 for none: the
+ * caller's ArrayBuffer-backed memory, its address taken once); ancillary data `control`
+ * (`controlLen` bytes to send, or capacity to receive; ArrayBuffer-backed).
+ *
+ * SAFETY: `data`'s address is taken here: call this right before the send/recv call with
+ * no allocation and no `.buffer` access in between (either could move a small array's
+ * inline storage); the kernel drops every pointer when the call returns.
+ */
+export function setMsg(i: number, data: Uint8Array, len: number, namePtr: number, nameLen: number, control: Uint8Array | null, controlLen: number): void {
+  const w = (i * MSG_STRIDE) >> 2;
+  const iov = (IOV_AT >> 2) + i * 4;
+  // Every word of the slot is written: fields, and 0 in the padding and the high halves,
+  // so nothing of a previous message remains.
+  for (let k = 0; k < MSG_WORDS; k++) msg32[w + k] = 0;
+  putPtr(w << 2, nameLen === 0 ? 0 : namePtr);
+  msg32[w + (NET.MSG_NAMELEN_OFF >> 2)] = nameLen;
+  putPtr((w << 2) + NET.MSG_IOV_OFF, msgBase + (iov << 2));
+  msg32[w + (NET.MSG_IOVLEN_OFF >> 2)] = 1;
+  putPtr((w << 2) + NET.MSG_CONTROL_OFF, control === null || controlLen === 0 ? 0 : (ptr(control) as number));
+  msg32[w + (NET.MSG_CONTROLLEN_OFF >> 2)] = control === null ? 0 : controlLen;
+  putPtr(iov << 2, len === 0 ? 0 : (ptr(data) as number));
+  msg32[iov + 2] = clampLen(len);
+  msg32[iov + 3] = 0;
+}
+
+/** sendmsg of slot `i`: bytes sent or −errno. */
+export function sendmsgAt(fd: number, i: number, flags: number): number {
+  return ret(msgSyms.sendmsg(fd, msgBase + i * MSG_STRIDE, flags));
+}
+
+/** recvmsg into slot `i`: bytes received (or, with MSG_TRUNC on Linux, the datagram's length) or −errno. */
+export function recvmsgAt(fd: number, i: number, flags: number): number {
+  return ret(msgSyms.recvmsg(fd, msgBase + i * MSG_STRIDE, flags));
+}
+
+/** sendmmsg of slots 0…n−1: messages sent or −errno (HAVE_MMSG only). */
+export function sendmmsgN(fd: number, n: number, flags: number): number {
+  return ret(mmsgSyms!.sendmmsg(fd, msgBase, n, flags));
+}
+
+/** recvmmsg into slots 0…n−1 (no timeout): messages received or −errno (HAVE_MMSG only). */
+export function recvmmsgN(fd: number, n: number, flags: number): number {
+  return ret(mmsgSyms!.recvmmsg(fd, msgBase, n, flags, null));
+}
+
+/** After a call: slot `i`'s address length (the source's, after a recv). */
+export function msgNameLen(i: number): number {
+  return msg32[(i * MSG_STRIDE + NET.MSG_NAMELEN_OFF) >> 2]!;
+}
+
+/** After a recv: slot `i`'s ancillary data length. */
+export function msgControlLen(i: number): number {
+  return msg32[(i * MSG_STRIDE + NET.MSG_CONTROLLEN_OFF) >> 2]!;
+}
+
+/** After a recv: slot `i`'s msg_flags (MSG_TRUNC, MSG_CTRUNC). */
+export function msgFlags(i: number): number {
+  return msg32[(i * MSG_STRIDE + NET.MSG_FLAGS_OFF) >> 2]! | 0;
+}
+
+/** After sendmmsg/recvmmsg: slot `i`'s msg_len (bytes of that message). */
+export function mmsgLen(i: number): number {
+  return msg32[(i * MSG_STRIDE + NET.MMSG_LEN_OFF) >> 2]!;
+}
+
+/** getsockopt into `out`: the option's length or −errno. */
+export function getsockoptBuf(fd: number, level: number, name: number, out: Uint8Array): number {
+  lenScratch[0] = out.byteLength;
+  const r = msgSyms.getsockopt(fd, level, name, out, lenScratch);
+  return r < 0 ? -errnoView[0]! : lenScratch[0]!;
+}
+
+/** unlink(2) of a NUL-terminated path: 0 or −errno. */
+export function unlink(path: Uint8Array): number {
+  return ret(msgSyms.unlink(path));
 }

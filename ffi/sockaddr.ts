@@ -179,12 +179,13 @@ export function encodeIPv6(out: Uint8Array, addr: Uint8Array, port: number, scop
 
 /**
  * Encodes a sockaddr_un for `path` into `out`; returns its length, or -1 when the path
- * (UTF-8, plus its NUL) does not fit sun_path. A leading NUL makes a Linux abstract name.
+ * (UTF-8, plus its NUL) does not fit sun_path. A leading NUL makes a Linux abstract name,
+ * which has no terminating NUL and may fill sun_path.
  */
 export function encodeUnix(out: Uint8Array, path: string, k: PlatformConstants = SYS): number {
   const bytes = new TextEncoder().encode(path);
-  if (bytes.length === 0 || bytes.length >= k.SUN_PATH_MAX) return -1;
   const abstract = bytes[0] === 0;
+  if (bytes.length === 0 || bytes.length > k.SUN_PATH_MAX - (abstract ? 0 : 1)) return -1;
   const len = 2 + bytes.length + (abstract ? 0 : 1);
   out.fill(0, 0, 2 + k.SUN_PATH_MAX);
   writeFamily(out, k.AF_UNIX, len, k);

@@ -247,3 +247,35 @@ export function liburing(): LiburingSyms | null {
   }
   return liburingSyms;
 }
+
+// ---- path ops and ftruncate (appended for lib/driver/uring/paths.ts) ----
+/** IORING_OP_RENAMEAT (5.11): fd olddirfd, addr oldpath, len newdirfd, addr2 newpath. */
+export const OP_RENAMEAT = 35;
+/** IORING_OP_UNLINKAT (5.11): fd dirfd, addr path, op flags AT_REMOVEDIR for a directory. */
+export const OP_UNLINKAT = 36;
+/** IORING_OP_MKDIRAT (5.15): fd dirfd, addr path, len mode. */
+export const OP_MKDIRAT = 37;
+/** IORING_OP_SYMLINKAT (5.15): fd newdirfd, addr target, addr2 linkpath. */
+export const OP_SYMLINKAT = 38;
+/** IORING_OP_FTRUNCATE (6.9): fd, off = the new length. */
+export const OP_FTRUNCATE = 55;
+export const AT_SYMLINK_NOFOLLOW = 0x100;
+export const AT_REMOVEDIR = 0x200;
+/** statx mask: the basic fields and the birth time. */
+export const STATX_BTIME = 0x800;
+/** struct statx: byte offsets of the fields beyond {@link STATX}'s. */
+export const STATX_MORE = {
+  nlink: 0x10,
+  uid: 0x14,
+  gid: 0x18,
+  atimeSec: 0x40,
+  atimeNsec: 0x48,
+  btimeSec: 0x50,
+  btimeNsec: 0x58,
+  ctimeSec: 0x60,
+  ctimeNsec: 0x68,
+  rdevMajor: 0x80,
+  rdevMinor: 0x84,
+  devMajor: 0x88,
+  devMinor: 0x8c,
+} as const;

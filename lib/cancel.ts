@@ -433,6 +433,36 @@ class WithSignal<T> extends BaseFuture<T> implements EventListenerObject {
 }
 
 /**
+ * The `{ signal }` option the I/O calls take (as Bun's and Node's do): aborting the signal
+ * cancels the call, which then throws the signal's reason.
+ *
+ * @example
+ * ```ts
+ * const ac = new AbortController();
+ * const bytes = yield* readFile("big.bin", { signal: ac.signal });
+ * ```
+ */
+export interface SignalOption {
+  signal?: AbortSignal | undefined;
+}
+
+/**
+ * `fut` bound to `opts.signal` when one is given (see {@link withSignal}), else `fut` itself;
+ * a `signal` that is not an AbortSignal is a TypeError naming `what`.
+ *
+ * @example
+ * ```ts
+ * return withSignalOption(new ReadFile(path), opts, "readFile()");
+ * ```
+ */
+export function withSignalOption<T>(fut: BaseFuture<T>, opts: SignalOption | undefined, what: string): BaseFuture<T> {
+  const signal = opts?.signal;
+  if (signal === undefined) return fut;
+  if (!(signal instanceof AbortSignal)) throw new TypeError(`${what} { signal } must be an AbortSignal, got ${signal === null ? "null" : typeof signal}`);
+  return new WithSignal(fut, signal);
+}
+
+/**
  * Runs `fut` until `signal` aborts: then `fut` is cancelled and `signal.reason` is thrown
  * (an AbortError DOMException unless the aborter gave a reason).
  *

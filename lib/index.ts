@@ -130,7 +130,7 @@ export {
   type JoinNext,
   type Shutdown,
 } from "./combinators/index.ts";
-export { CancellationToken, CancelledError, DropGuard, withSignal, withToken, type WaitCancelled } from "./cancel.ts";
+export { CancellationToken, CancelledError, DropGuard, withSignal, withToken, type SignalOption, type WaitCancelled } from "./cancel.ts";
 export { run, isHosted, TICKS_PER_SLICE, type RunOptions } from "./interop/hosted.ts";
 export { fromPromise, toPromise } from "./interop/promise.ts";
 export { toReadableStream, toWritableStream, frames, streamIterator, type WebStreamOptions, type FrameSource } from "./interop/web.ts";
@@ -155,6 +155,19 @@ export { split, reunite, ReadHalf, WriteHalf } from "./io/split.ts";
 export { LinesCodec, LengthDelimitedCodec, type Decoder, type Encoder, type LengthDelimitedOptions } from "./io/codec.ts";
 export { Framed, FramedRead, FramedWrite, type FramedOptions } from "./io/framed.ts";
 export * as fs from "./fs/index.ts";
+export { signal, ctrlC, SignalStream, type SignalName } from "./signal/signal.ts";
+export { Command, type CommandOutput } from "./process/command.ts";
+export { Child, ChildOutput, ExitStatus } from "./process/child.ts";
+export type { Stdio } from "./process/spawn.ts";
+export { pipe, PipeReader, PipeWriter } from "./io/pipe.ts";
+export { stdin, stdout, stderr, Stdin, StdWriter } from "./io/stdio.ts";
+export { spawnBlocking, blockingCancelled, setBlockingPoolSize, blockingPoolSize, startBlockingPool } from "./blocking/blocking.ts";
+export { UdpSocket, type UdpBindOptions, type UdpTarget } from "./net/udp.ts";
+export { UnixListener, UnixStream, type PeerCred } from "./net/unix.ts";
+export { UnixDatagram } from "./net/unix_dgram.ts";
+export { TruncatedError, type Datagram, type OutDatagram } from "./net/dgram.ts";
+export { lookup, LookupError, type LookupAddress, type LookupOptions } from "./net/lookup.ts";
+export { AsyncFd, AsyncFdReadyGuard } from "./io/asyncfd.ts";
 export { Sim, SimulationError, type SimHostContext, type SimResult, type SimRunOptions, type ChaosOptions } from "./sim/sim.ts";
 export type { SimOptions, LinkOptions } from "./driver/sim/config.ts";
 export { pause, resume, advance, isPaused } from "./time/control.ts";

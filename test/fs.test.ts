@@ -175,6 +175,42 @@ forEachBackend("fs", ({ run, backend, runtime }) => {
     });
   });
 
+  test("readFile and writeFile take { signal }: an abort mid-way throws the signal's reason and leaves no fd open", () => {
+    const big = pattern(8 * 1024 * 1024, 5);
+    writeFileSync(p("sig"), big);
+    const out = run(function* () {
+      const reasons: unknown[] = [];
+      for (const make of [
+        (s: AbortSignal) => fs.readFile(p("sig"), { signal: s }),
+        (s: AbortSignal) => fs.writeFile(p("sig-w"), big, { signal: s }),
+      ]) {
+        const ac = new AbortController();
+        const h = spawn(make(ac.signal) as ReturnType<typeof fs.readFile>);
+        yield* sleep(0); // started: the open (and maybe a chunk) is under way
+        ac.abort(new Error("stop"));
+        try {
+          yield* h;
+        } catch (e) {
+          reasons.push((e as { cause?: unknown }).cause ?? e);
+        }
+      }
+      // A signal that is already aborted stops the call at its first poll.
+      const done = new AbortController();
+      done.abort(new Error("already"));
+      try {
+        yield* fs.readFile(p("sig"), { signal: done.signal });
+      } catch (e) {
+        reasons.push(e);
+      }
+      for (let i = 0; i < 500 && runtime().driver.pendingWork > 0; i++) yield* sleep(1);
+      return reasons.map((r) => (r as Error).message);
+    });
+    expect(out.length).toBe(3);
+    expect(out[2]).toBe("already");
+    for (const m of out.slice(0, 2)) expect(["stop"]).toContain(m);
+    expect(() => fs.readFile(p("sig"), { signal: "nope" as unknown as AbortSignal })).toThrow(TypeError);
+  });
+
   test("no op, owned buffer or pool job is left behind", () => {
     const d = runtime().driver;
     expect(d.pendingWork).toBe(0);

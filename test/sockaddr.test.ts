@@ -71,6 +71,11 @@ describe("sockaddr", () => {
     const a = decodeSockaddr(b, len, LINUX)!;
     expect([a.family, a.address]).toEqual(["unix", "/tmp/reel.sock"]);
     expect(encodeUnix(b, "x".repeat(200), LINUX)).toBe(-1);
+    // sun_path is 108 bytes: a path takes 107 and its NUL; an abstract name all 108.
+    expect(encodeUnix(b, "p".repeat(107), LINUX)).toBe(2 + 107 + 1);
+    expect(encodeUnix(b, "p".repeat(108), LINUX)).toBe(-1);
+    expect(encodeUnix(b, `\0${"a".repeat(107)}`, LINUX)).toBe(2 + 108);
+    expect(encodeUnix(b, `\0${"a".repeat(108)}`, LINUX)).toBe(-1);
   });
 
   test.each(["1.2.3", "1.2.3.256", "01.2.3.4", "a.b.c.d", "", "1.2.3.4.5"])("bad IPv4 %p is rejected", (s) => {

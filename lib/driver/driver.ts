@@ -27,8 +27,9 @@
  */
 import { Clock, setActiveClock } from "../time/clock.ts";
 import { TimerWheel } from "../time/wheel.ts";
-import type { FileFd, FileFuture, IoFd, StatFields } from "./fd.ts";
+import type { FileFd, FileFuture, IoFd, PathOps, StatFields } from "./fd.ts";
 import { realSockets, type SocketApi } from "./sockets.ts";
+import { ResolverClient } from "./resolver.ts";
 
 /**
  * What a driver counts, for `runtime.metrics()`: plain counters, bumped on the paths that
@@ -67,6 +68,8 @@ export abstract class Driver {
   readonly stats = new DriverStats();
   private work = 0;
   private closedFlag = false;
+  private closers: (() => void)[] | null = null;
+  private resolverClient: ResolverClient | null = null;
 
   /** @param clock the driver's clock: real time by default; the simulator passes a virtual one. */
   constructor(clock: Clock = new Clock()) {
@@ -93,14 +96,32 @@ export abstract class Driver {
     return realSockets;
   }
 
-  /** Binds a pollable fd (a socket, a pipe) to this driver: the per-fd interface. */
-  abstract socket(fd: number): IoFd;
+  /**
+   * Name lookups (getaddrinfo on the resolver pool, woken through this driver): the
+   * system's, unless the backend stands in for it (the simulator). Made on first use.
+   */
+  get resolver(): ResolverClient {
+    return this.resolverClient ?? (this.resolverClient = new ResolverClient(this));
+  }
+
+  /** Binds a pollable fd (a socket, a pipe) to this driver: the per-fd interface. `flags`: FD_DATAGRAM (fd.ts). */
+  abstract socket(fd: number, flags?: number): IoFd;
   /** Binds a regular file's fd to this driver. */
   abstract file(fd: number): FileFd;
   /** Opens `path` (flags are O_* bits, O_CLOEXEC included): resolves to the fd. */
   abstract openFile(path: string, flags: number, mode: number): FileFuture<number>;
   /** stat of a path. */
   abstract statPath(path: string): FileFuture<StatFields>;
+  /** The path operations (mkdir, rename, unlink, readDir, …): see {@link PathOps}. */
+  abstract readonly paths: PathOps;
+  /**
+   * Binds an fd this process shares with others (an inherited stdin/stdout/stderr: a
+   * terminal, a pipe, a file) *without* making it non-blocking — flipping O_NONBLOCK on a
+   * shared open file would change it for the parent shell too. The backend reads and
+   * writes it with what works on a blocking fd (io_uring ops; a dedicated Worker on the
+   * readiness backends). The IoFd owns `fd` (pass a dup, not 0/1/2 themselves).
+   */
+  abstract inherited(fd: number): IoFd;
   /**
    * An fd that becomes readable when this driver has events to deliver, or -1 when the
    * backend has none. Hosted mode watches it while the runtime is idle.
@@ -173,6 +194,14 @@ export abstract class Driver {
   }
 
   /**
+   * Called before starting something that needs the real operating system — a child
+   * process, a signal handler, a pipe, a thread of the blocking pool — named by `what`
+   * ("Child processes are"). A backend that stands in for the kernel (the simulator)
+   * throws RuntimeError ESIM naming it; the others do nothing.
+   */
+  requireOs(_what: string): void {}
+
+  /**
    * For the executor's deadlock error: what this driver can say about why nothing can wake
    * a task (the simulator names its seed and virtual time); empty by default.
    */
@@ -196,6 +225,20 @@ export abstract class Driver {
     return this.work > 0 || this.wheel.size > 0;
   }
 
+  /**
+   * Runs `fn` when this driver closes, before the backend is released (for clients bound
+   * to the driver: a pool's eventfd, a signal pump, child watchers). Returns a function
+   * that unregisters it. Each runs once; one that throws is reported, not propagated.
+   */
+  atClose(fn: () => void): () => void {
+    const list = (this.closers ??= []);
+    list.push(fn);
+    return () => {
+      const i = list.indexOf(fn);
+      if (i >= 0) list.splice(i, 1);
+    };
+  }
+
   /** True once close() ran. */
   get isClosed(): boolean {
     return this.closedFlag;
@@ -207,6 +250,16 @@ export abstract class Driver {
    */
   close(): void {
     if (this.closedFlag) return;
+    const closers = this.closers ?? [];
+    this.closers = null;
+    for (const fn of closers.reverse()) {
+      try {
+        fn();
+      } catch (err) {
+        console.error("reel: a client of the driver failed to close:", err);
+      }
+    }
+    this.resolverClient?.close(); // lookups still in flight are given up while the driver can deregister
     this.closedFlag = true;
     this.shutdown();
   }

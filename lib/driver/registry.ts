@@ -8,7 +8,9 @@
  * - Readiness is stored per registration with a `tick` that advances on every event. An op
  *   that hit EAGAIN clears readiness only if the tick it observed is still current, so a
  *   newer event is never cleared by an older observation (tokio's ScheduledIo).
- * - READ_CLOSED, WRITE_CLOSED and ERROR are final once seen: never cleared.
+ * - READ_CLOSED, WRITE_CLOSED and ERROR are final once seen: the registry never clears
+ *   them (a datagram socket's per-fd layer does, on EAGAIN: its errors are not final —
+ *   readiness/fd.ts).
  * - Wakers are taken out of their slots before `wake()` (which only enqueues), so no table
  *   is mutated while being iterated.
  * - Every registration counts as driver work (it may wake a task) until it is removed.

@@ -10,8 +10,12 @@
  * fcntl and SO_NOSIGPIPE, so every socket handed out is non-blocking, close-on-exec and
  * SIGPIPE-free.
  *
+ * The Unix-socket file calls (socketFileId, unlink) are here too: a listener removes the
+ * file it created through the same backend that created it.
+ *
  * Must never: throw, block, or leave a half-set-up socket open on a failure.
  */
+import { lstatSync } from "node:fs";
 import * as libc from "../../ffi/libc.ts";
 import { SYS } from "../../ffi/constants.ts";
 
@@ -40,6 +44,16 @@ export interface SocketApi {
   shutdown(fd: number, how: number): number;
   /** Closes an fd that no driver holds (set-up failed, or never used). */
   close(fd: number): number;
+  /** A connected pair of new non-blocking, close-on-exec sockets into `fds`: 0 or −errno (none left open). */
+  socketpair(domain: number, type: number, protocol: number, fds: Int32Array): number;
+  /** getsockopt into `out` (a struct option: ucred, xucred): the option's length or −errno. */
+  getsockopt(fd: number, level: number, name: number, out: Uint8Array): number;
+  /** The identity ("dev:ino") of the socket file at `path`, or null when there is none (or it is not a socket). */
+  socketFileId(path: string): string | null;
+  /** unlink(2) of a socket file: 0 or −errno. */
+  unlink(path: string): number;
+  /** fcntl(F_GETFL): the fd's status flags (O_NONBLOCK, …) or −errno. */
+  fdFlags(fd: number): number;
 }
 
 const HAS_SOCK_FLAGS = SYS.SOCK_NONBLOCK > 0;
@@ -81,4 +95,27 @@ export const realSockets: SocketApi = {
   getpeername: (fd, addr, len) => libc.getpeername(fd, addr, len),
   shutdown: (fd, how) => libc.shutdown(fd, how),
   close: (fd) => libc.close(fd),
+  socketpair(domain, type, protocol, fds) {
+    const r = libc.socketpair(domain, type | (HAS_SOCK_FLAGS ? SYS.SOCK_NONBLOCK | SYS.SOCK_CLOEXEC : 0), protocol, fds);
+    if (r < 0) return r;
+    const a = prepare(fds[0]!);
+    if (a < 0) {
+      libc.close(fds[1]!);
+      return a;
+    }
+    const b = prepare(fds[1]!);
+    if (b < 0) libc.close(fds[0]!);
+    return b < 0 ? b : 0;
+  },
+  getsockopt: (fd, level, name, out) => libc.getsockoptBuf(fd, level, name, out),
+  socketFileId(path) {
+    try {
+      const st = lstatSync(path, { throwIfNoEntry: false });
+      return st !== undefined && st.isSocket() ? `${st.dev}:${st.ino}` : null;
+    } catch {
+      return null; // unreadable (EACCES, ENOTDIR): not a file this process can tell is its own
+    }
+  },
+  unlink: (path) => libc.unlink(new TextEncoder().encode(`${path}\0`)),
+  fdFlags: (fd) => libc.fcntl(fd, SYS.F_GETFL, 0),
 };

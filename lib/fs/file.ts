@@ -1,6 +1,7 @@
 /**
- * Files as futures: open, read, write, stat, fsync, close, and linked writes (the
- * whole-file helpers are in whole.ts; lib/fs/index.ts is the surface).
+ * Files as futures: open, read, write (positional: readAt, writeAt), stat, fsync,
+ * setLen, close, and linked writes (the whole-file helpers are in whole.ts, the path
+ * operations in paths.ts; lib/fs/index.ts is the surface).
  *
  * Backends: each op goes through the driver's per-file interface (lib/driver/fd.ts
  * FileFd): ring ops on io_uring — real asynchronous file I/O — and, on the readiness
@@ -10,9 +11,15 @@
  * Positions: a File tracks its own position and passes explicit offsets, so a read or
  * write whose future is cancelled never moves it (the bytes stay in the file). One op
  * moves at most 1 MiB; readFile/writeFile and the chunk reader loop over that, so a
- * 64 MB file streams through one chunk-sized buffer. Two writes to the same file are
- * not ordered unless linked: {@link File.writeLinked} chains them (IOSQE_IO_LINK on
- * io_uring; one after the other on the pool).
+ * 64 MB file streams through one chunk-sized buffer.
+ *
+ * Order: a file's mutations — writes, linked writes, setLen, sync — take effect in the
+ * order they were issued (first polled), even when two of them are in flight at once
+ * over one range: the driver queues them per file (lib/driver/fd.ts). Reads are not
+ * ordered against writes still in flight. {@link File.writeLinked} submits several parts
+ * as one chain (IOSQE_IO_LINK on io_uring).
+ *
+ * Errors: every SysError names the path (`open failed: ENOENT (/etc/nope)`).
  *
  * Closing: `close()` closes at the call, whether or not its future is awaited or
  * cancelled; pending ops of the file then fail with EBADF, and nothing reel submitted for
@@ -23,7 +30,7 @@
  */
 import { BaseFuture, FutureStateError, PENDING, gen, ready, type Context, type Poll } from "../future.ts";
 import { currentDriver } from "../current.ts";
-import { RuntimeError, checkBuffer } from "../errors.ts";
+import { RuntimeError, SysError, checkBuffer } from "../errors.ts";
 import { FILE_CHUNK, closedError, type FileFd, type FileFuture, type StatFields } from "../driver/fd.ts";
 import type { Driver } from "../driver/driver.ts";
 
@@ -60,21 +67,94 @@ function parseFlags(flags: OpenFlags): number {
   return f | O_CLOEXEC;
 }
 
-/** What stat() reports. */
+/** S_IFMT type bits. */
+const S_IFREG = 0o100000;
+const S_IFDIR = 0o040000;
+const S_IFLNK = 0o120000;
+const S_IFIFO = 0o010000;
+const S_IFSOCK = 0o140000;
+const S_IFCHR = 0o020000;
+const S_IFBLK = 0o060000;
+
+/**
+ * What stat() / metadata() report: size, mode (type and permission bits), times in ms
+ * since the epoch, and the identity fields. `birthtimeMs` is 0 where the filesystem does
+ * not record it.
+ *
+ * @example
+ * ```ts
+ * const st = yield* fs.metadata("data.bin");
+ * if (st.isFile()) console.log(`${st.size} bytes, mode ${(st.mode & 0o777).toString(8)}`);
+ * ```
+ */
 export class Stats {
+  readonly nlink: number;
+  readonly uid: number;
+  readonly gid: number;
+  readonly dev: number;
+  readonly rdev: number;
+  readonly atimeMs: number;
+  readonly ctimeMs: number;
+  readonly birthtimeMs: number;
+
   constructor(
     readonly size: number,
     readonly mode: number,
     readonly ino: number,
     readonly blocks: number,
     readonly mtimeMs: number,
-  ) {}
+    more: Partial<StatFields> = {},
+  ) {
+    this.nlink = more.nlink ?? 0;
+    this.uid = more.uid ?? 0;
+    this.gid = more.gid ?? 0;
+    this.dev = more.dev ?? 0;
+    this.rdev = more.rdev ?? 0;
+    this.atimeMs = more.atimeMs ?? 0;
+    this.ctimeMs = more.ctimeMs ?? 0;
+    this.birthtimeMs = more.birthtimeMs ?? 0;
+  }
+  /** The permission bits (mode & 0o7777). */
+  get permissions(): number {
+    return this.mode & 0o7777;
+  }
   isFile(): boolean {
-    return (this.mode & S_IFMT) === 0o100000;
+    return (this.mode & S_IFMT) === S_IFREG;
   }
   isDirectory(): boolean {
-    return (this.mode & S_IFMT) === 0o040000;
+    return (this.mode & S_IFMT) === S_IFDIR;
   }
+  /** A symbolic link (only symlinkMetadata() can see one: metadata() follows links). */
+  isSymbolicLink(): boolean {
+    return (this.mode & S_IFMT) === S_IFLNK;
+  }
+  isFIFO(): boolean {
+    return (this.mode & S_IFMT) === S_IFIFO;
+  }
+  isSocket(): boolean {
+    return (this.mode & S_IFMT) === S_IFSOCK;
+  }
+  isCharacterDevice(): boolean {
+    return (this.mode & S_IFMT) === S_IFCHR;
+  }
+  isBlockDevice(): boolean {
+    return (this.mode & S_IFMT) === S_IFBLK;
+  }
+}
+
+/**
+ * `err` with `path` named in its message (a SysError from the driver names only the
+ * syscall); anything else unchanged.
+ *
+ * @example
+ * ```ts
+ * try { … } catch (e) { throw withPath(e, "/etc/nope"); } // open failed: ENOENT (/etc/nope)
+ * ```
+ */
+export function withPath(err: unknown, path: string | null): unknown {
+  if (!(err instanceof SysError) || path === null || err.message.includes(path)) return err;
+  const detail = /\((.*)\)$/.exec(err.message)?.[1];
+  return new SysError(err.errno, err.syscall, err.code, detail !== undefined ? `${path}: ${detail}` : path);
 }
 
 const OPEN = 0;
@@ -84,6 +164,7 @@ const STAT = 3;
 const FSYNC = 4;
 const LINKED = 5;
 const STAT_PATH = 6;
+const TRUNCATE = 7;
 
 /** One file op: asks the file's (or, for a path, the current) driver for it on its first poll. */
 class FsOp<T> extends BaseFuture<T> {
@@ -112,7 +193,7 @@ class FsOp<T> extends BaseFuture<T> {
     } catch (err) {
       this.done = true;
       this.inner = null;
-      throw err;
+      throw withPath(err, this.path ?? this.file?.path ?? null);
     }
     if (r === PENDING) return PENDING;
     this.done = true;
@@ -125,7 +206,8 @@ class FsOp<T> extends BaseFuture<T> {
   private start(): FileFuture<unknown> {
     if (this.file === null) {
       const d = (this.driver = currentDriver());
-      this.inner = this.kind === OPEN ? d.openFile(this.path!, this.arg, 0o666) : d.statPath(this.path!);
+      // OPEN carries its flags in `arg` and its creation mode in `pos`.
+      this.inner = this.kind === OPEN ? d.openFile(this.path!, this.arg, this.pos) : d.statPath(this.path!);
       return this.inner;
     }
     const h = this.file.handle();
@@ -138,6 +220,8 @@ class FsOp<T> extends BaseFuture<T> {
         return (this.inner = h.stat());
       case FSYNC:
         return (this.inner = h.sync(this.arg === 1));
+      case TRUNCATE:
+        return (this.inner = h.truncate(this.arg));
       default:
         return (this.inner = h.writeLinked(this.parts!));
     }
@@ -151,8 +235,16 @@ class FsOp<T> extends BaseFuture<T> {
   }
 }
 
-function toStats(f: StatFields): Stats {
-  return new Stats(f.size, f.mode, f.ino, f.blocks, f.mtimeMs);
+/**
+ * A {@link Stats} from the driver's fields.
+ *
+ * @example
+ * ```ts
+ * const st = toStats(fields);
+ * ```
+ */
+export function toStats(f: StatFields): Stats {
+  return new Stats(f.size, f.mode, f.ino, f.blocks, f.mtimeMs, f);
 }
 
 /**
@@ -202,6 +294,24 @@ export class File {
   write(buf: Uint8Array, position?: number): BaseFuture<number> {
     checkBuffer(buf, "write() buffer");
     return this.advancing(new FsOp<number>(WRITE, this.open(), null, buf, position ?? this.position), position === undefined);
+  }
+
+  /** Reads up to buf.length (≤ 1 MiB) bytes at `position` (pread): the count, 0 past the end. `position` is unchanged. */
+  readAt(buf: Uint8Array, position: number): BaseFuture<number> {
+    return this.read(buf, checkPosition(position, "readAt"));
+  }
+
+  /**
+   * Writes up to buf.length (≤ 1 MiB) bytes at `position` (pwrite): the count. Writes to
+   * one file land in issue order, even to overlapping ranges (see the module header).
+   */
+  writeAt(buf: Uint8Array, position: number): BaseFuture<number> {
+    return this.write(buf, checkPosition(position, "writeAt"));
+  }
+
+  /** Truncates or extends the file to `len` bytes (ftruncate), ordered after the writes issued before it. */
+  setLen(len: number): BaseFuture<void> {
+    return new FsOp<void>(TRUNCATE, this.open(), null, null, -1, checkPosition(len, "setLen"));
   }
 
   /** Writes all of buf (in ≤ 1 MiB ops). Not cancel-safe: a prefix may have been written. */
@@ -264,17 +374,25 @@ export class File {
   }
 }
 
+/** Validates an offset or length: an integer 0 … 2^53. */
+function checkPosition(n: number, what: string): number {
+  if (typeof n !== "number" || !Number.isSafeInteger(n) || n < 0) throw new RangeError(`Invalid ${what}() position ${String(n)}: must be an integer ≥ 0`);
+  return n;
+}
+
 /**
- * Opens `path`. Resolves to a {@link File}.
+ * Opens `path` (`mode`: the permission bits a created file gets, before the umask).
+ * Resolves to a {@link File}.
  *
  * @example
  * ```ts
  * const f = yield* open("data.bin", "r");
  * ```
  */
-export function open(path: string, flags: OpenFlags = "r"): BaseFuture<File> {
+export function open(path: string, flags: OpenFlags = "r", mode = 0o666): BaseFuture<File> {
   if (typeof path !== "string" || path.length === 0) throw new TypeError(`Invalid path ${JSON.stringify(path)}: must be a non-empty string`);
-  return new FsOp<File>(OPEN, null, path, null, -1, parseFlags(flags));
+  if (!Number.isInteger(mode) || mode < 0 || mode > 0o7777) throw new RangeError(`Invalid open() mode ${String(mode)}: must be an integer 0-0o7777`);
+  return new FsOp<File>(OPEN, null, path, null, mode, parseFlags(flags));
 }
 
 /** `file.read(buf, position)`. @example `const n = yield* read(f, buf);` */

@@ -13,6 +13,7 @@
  */
 import { BaseFuture, FutureStateError, PENDING, gen, ready, type Context, type Future, type Poll } from "../future.ts";
 import { checkBuffer } from "../errors.ts";
+import { withSignalOption, type SignalOption } from "../cancel.ts";
 import { CHUNK, open, type File } from "./file.ts";
 
 const OPENING = 0;
@@ -132,29 +133,31 @@ class WriteFile extends Whole<void> {
 }
 
 /**
- * Reads a whole file. Cancelling it closes the file at once.
+ * Reads a whole file. Cancelling it (or aborting `opts.signal`) closes the file at once.
  *
  * @example
  * ```ts
  * const bytes = yield* readFile("config.json");
+ * const ac = new AbortController();
+ * const big = yield* readFile("big.bin", { signal: ac.signal }); // ac.abort() stops it
  * ```
  */
-export function readFile(path: string): BaseFuture<Uint8Array> {
-  return new ReadFile(path, "r");
+export function readFile(path: string, opts?: SignalOption): BaseFuture<Uint8Array> {
+  return withSignalOption(new ReadFile(path, "r"), opts, "readFile()");
 }
 
 /**
- * Creates or truncates `path` and writes `data` to it. Cancelling it closes the file at
- * once (a prefix of `data` may have been written).
+ * Creates or truncates `path` and writes `data` to it. Cancelling it (or aborting
+ * `opts.signal`) closes the file at once (a prefix of `data` may have been written).
  *
  * @example
  * ```ts
  * yield* writeFile("out.txt", new TextEncoder().encode("hello"));
  * ```
  */
-export function writeFile(path: string, data: Uint8Array): BaseFuture<void> {
+export function writeFile(path: string, data: Uint8Array, opts?: SignalOption): BaseFuture<void> {
   checkBuffer(data, "writeFile() data");
-  return new WriteFile(path, data);
+  return withSignalOption(new WriteFile(path, data), opts, "writeFile()");
 }
 
 /**

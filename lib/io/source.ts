@@ -20,7 +20,7 @@ import { currentDriver, currentDriverOrNull } from "../current.ts";
 import { realSockets } from "../driver/sockets.ts";
 import { RuntimeError, SysError } from "../errors.ts";
 import { proceed } from "../task/coop.ts";
-import { NO_BUFS, SYSCALL, closedError, type Direction, type IoFd, type IoOp } from "../driver/fd.ts";
+import { NO_BUFS, SYSCALL, closedError, type Direction, type IoFd, type IoOp, type Msg, type MsgOp } from "../driver/fd.ts";
 
 /**
  * A non-blocking fd and, once used, its per-fd interface.
@@ -39,6 +39,8 @@ export class IoSource {
   constructor(
     /** A valid non-blocking fd owned by this source, or -1 once closed. */
     public fd: number,
+    /** Passed to `driver.socket()` when bound: FD_DATAGRAM or 0 (lib/driver/fd.ts). */
+    private readonly flags = 0,
   ) {}
 
   get isClosed(): boolean {
@@ -53,7 +55,7 @@ export class IoSource {
       if (io.driver !== currentDriverOrNull()) throw foreignError(syscall);
       return io;
     }
-    return (this.io = currentDriver().socket(this.fd));
+    return (this.io = currentDriver().socket(this.fd, this.flags));
   }
 
   /**
@@ -64,6 +66,16 @@ export class IoSource {
     if (this.fd < 0) throw closedError(SYSCALL[op]!);
     if (!proceed(cx)) return PENDING;
     return this.bound(SYSCALL[op]!).pollOp(cx, op, buf, bufs);
+  }
+
+  /**
+   * Sends or receives up to `count` messages (see IoFd.pollMsg): how many moved, or
+   * PENDING. Consumes one unit of the coop budget.
+   */
+  pollMsg(cx: Context, op: MsgOp, msgs: readonly Msg[], count: number, flags: number): Poll<number> {
+    if (this.fd < 0) throw closedError(SYSCALL[op]!);
+    if (!proceed(cx)) return PENDING;
+    return this.bound(SYSCALL[op]!).pollMsg(cx, op, msgs, count, flags);
   }
 
   /** The connect handshake (see IoFd.pollConnect). */
@@ -83,9 +95,21 @@ export class IoSource {
     this.io?.clearReady(dir);
   }
 
-  /** Forgets `waker` if a cancelled op left it (and cancels that op's in-flight work). */
-  dropWaker(dir: Direction, waker: Waker | null): void {
-    if (this.io !== null && waker !== null) this.io.dropWaker(dir, waker);
+  /** Forgets `waker` if a cancelled op left it (and cancels that op's in-flight work; `msgs`: a message op's array). */
+  dropWaker(dir: Direction, waker: Waker | null, msgs?: readonly Msg[]): void {
+    if (this.io !== null && waker !== null) this.io.dropWaker(dir, waker, msgs);
+  }
+
+  /**
+   * Gives the fd back without closing it (see IoFd.detach): the caller owns the number
+   * again. Waiting tasks fail with EBADF. -1 when already closed or detached.
+   */
+  detach(): number {
+    const fd = this.fd;
+    if (fd < 0) return -1;
+    this.fd = -1;
+    const io = this.io;
+    return io !== null ? io.detach() : fd;
   }
 
   /** Closes the fd (through the driver once bound); idempotent. Waiting tasks fail with EBADF. */

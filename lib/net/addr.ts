@@ -1,9 +1,11 @@
 /**
- * Address resolution for TCP: `{ hostname, port }` → an encoded sockaddr.
+ * Address resolution without a lookup: `{ hostname, port }` → an encoded sockaddr.
  *
  * Accepts IPv4 literals, IPv6 literals (with or without brackets, with a numeric
- * %scope), and "localhost" (127.0.0.1). Other names need DNS, which reel does not do yet:
- * they fail with a TypeError that says so, never with a silent fallback.
+ * %scope), and "localhost" (127.0.0.1). This is what synchronous calls (bind) take; other
+ * names need a lookup (dns/lookup.ts), which the asynchronous calls (TcpStream.connect,
+ * UDP sends) make: here they fail with a TypeError that says so, never with a silent
+ * fallback. {@link isHostName} tells a name from a malformed literal.
  *
  * Must never: block on name resolution.
  */
@@ -47,6 +49,25 @@ export function resolve(opts: HostPort, what = "address"): Resolved {
   const v6 = parseIPv6(bare);
   if (v6 !== null) return { domain: SYS.AF_INET6, sockaddr, length: encodeIPv6(sockaddr, v6.bytes, port, v6.scopeId) };
   throw new TypeError(
-    `Cannot resolve hostname "${host}": reel accepts IP literals and "localhost" (DNS lookup is not implemented yet)`,
+    isHostName(host)
+      ? `Cannot resolve hostname "${host}" in ${what}: it takes an IP literal or "localhost" (names need a lookup: lookup(), TcpStream.connect)`
+      : `Cannot resolve hostname "${host}": not an IP address, and not a host name`,
   );
+}
+
+/**
+ * True when `host` is a name to look up: a non-empty string that is not an IP literal and
+ * does not look like a malformed one (no ':', '[', ']', '%'; not digits and dots only).
+ *
+ * @example
+ * ```ts
+ * isHostName("db.internal"); // true
+ * isHostName("127.0.0.1");   // false: a literal
+ * isHostName("1.2.3");       // false: a malformed IPv4 literal, not a name
+ * ```
+ */
+export function isHostName(host: unknown): host is string {
+  if (typeof host !== "string" || host.length === 0) return false;
+  if (/[:[\]%\s]/.test(host) || /^[0-9.]+$/.test(host)) return false;
+  return parseIPv4(host) === null;
 }

@@ -22,10 +22,11 @@ import { SYS } from "../../ffi/constants.ts";
 import { decodeSockaddr, type SocketAddr } from "../../ffi/sockaddr.ts";
 import { BaseFuture, FutureStateError, PENDING, type Context, type Poll, type Waker } from "../future.ts";
 import { DIR_READ, DIR_WRITE, OP_ACCEPT, OP_READ, OP_WRITE, acceptAddr, acceptAddrLen, closedError } from "../driver/fd.ts";
-import { check } from "../errors.ts";
+import { check, checkPort } from "../errors.ts";
 import { IoSource } from "../io/source.ts";
 import { read as readOp, readExact as readExactOp, write as writeOp, writeAll as writeAllOp } from "../io/stream.ts";
-import { resolve, type HostPort, type Resolved } from "./addr.ts";
+import { isHostName, resolve, type HostPort, type Resolved } from "./addr.ts";
+import { HappyConnect } from "./happy.ts";
 import { closeAndThrow, newSocket, prepareFd, setIntOption, sockName, sockets } from "./socket.ts";
 
 /**
@@ -165,7 +166,13 @@ export class TcpStream extends SocketBase {
     super(src);
   }
 
-  /** Connects (the non-blocking handshake); fails with SysError ECONNREFUSED etc. */
+  /**
+   * Connects (the non-blocking handshake); fails with SysError ECONNREFUSED etc. An IP
+   * literal is connected to directly; a host name (including "localhost") is looked up
+   * and its addresses raced Happy-Eyeballs style (IPv6 first, IPv4 250 ms later or as
+   * soon as IPv6 fails; the first to connect wins, the others are closed). A failed lookup
+   * is a LookupError.
+   */
   static connect(opts: HostPort): BaseFuture<TcpStream> {
     return new Connect(opts);
   }
@@ -258,11 +265,12 @@ function detachedError(op: number): TypeError {
   return new TypeError(`The ${op === OP_READ ? "read" : "write"} buffer is detached (its ArrayBuffer was transferred)`);
 }
 
-/** The non-blocking connect handshake. */
+/** The non-blocking connect handshake (or, for a host name, Happy Eyeballs: happy.ts). */
 class Connect extends BaseFuture<TcpStream> {
   private src: IoSource | null = null;
   private addr: Resolved | null = null;
   private waker: Waker | null = null;
+  private happy: HappyConnect | null = null;
   private done = false;
   constructor(private readonly opts: HostPort) {
     super();
@@ -271,6 +279,16 @@ class Connect extends BaseFuture<TcpStream> {
   poll(cx: Context): Poll<TcpStream> {
     if (this.done) throw new FutureStateError("connect() future polled after completion");
     try {
+      if (this.happy === null && this.src === null && isHostName(this.opts?.hostname)) {
+        this.happy = new HappyConnect(this.opts.hostname!, checkPort(this.opts.port, "port for TcpStream.connect()"));
+      }
+      if (this.happy !== null) {
+        const s = this.happy.poll(cx);
+        if (s === PENDING) return PENDING;
+        this.done = true;
+        this.happy = null;
+        return new TcpStream(s);
+      }
       const src = this.src ?? this.start();
       const addr = this.addr!;
       if (src.pollConnect(cx, addr.sockaddr, addr.length, this.detail()) === PENDING) {
@@ -301,6 +319,8 @@ class Connect extends BaseFuture<TcpStream> {
 
   private fail(): void {
     this.done = true;
+    this.happy?.cancel();
+    this.happy = null;
     const src = this.src;
     this.src = null;
     src?.close();

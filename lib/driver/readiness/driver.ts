@@ -12,11 +12,12 @@
 import { Driver } from "../driver.ts";
 import { Registry } from "../registry.ts";
 import { Retirer } from "../retire.ts";
-import type { FileFd, FileFuture, IoFd, StatFields } from "../fd.ts";
+import type { FileFd, FileFuture, IoFd, PathOps, StatFields } from "../fd.ts";
 import type { Poller } from "./poller.ts";
 import { ReadinessFd } from "./fd.ts";
 import { PoolClient } from "./pool.ts";
-import { PoolFile, openOnPool, statOnPool } from "./files.ts";
+import { PoolFile, PoolPaths, openOnPool, statOnPool } from "./files.ts";
+import { WorkerFd } from "./shared.ts";
 
 /**
  * A Driver over a readiness Poller.
@@ -51,8 +52,8 @@ export class ReadinessDriver extends Driver {
     return this.registry.size;
   }
 
-  socket(fd: number): IoFd {
-    return new ReadinessFd(this, fd);
+  socket(fd: number, flags = 0): IoFd {
+    return new ReadinessFd(this, fd, flags);
   }
 
   file(fd: number): FileFd {
@@ -65,6 +66,18 @@ export class ReadinessDriver extends Driver {
 
   statPath(path: string): FileFuture<StatFields> {
     return statOnPool(this.client(), path);
+  }
+
+  private pathOps: PoolPaths | null = null;
+
+  /** Path ops: all on the blocking pool (files.ts). */
+  get paths(): PathOps {
+    return (this.pathOps ??= new PoolPaths(this.client()));
+  }
+
+  /** A shared fd, never made non-blocking: its reads and writes run on a Worker of its own (shared.ts). */
+  inherited(fd: number): IoFd {
+    return new WorkerFd(this, this.client(), fd);
   }
 
   private client(): PoolClient {

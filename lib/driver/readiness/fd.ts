@@ -16,9 +16,20 @@
  * reported as success or as a plain EOF, even where the emulation (libkqueue) consumed
  * the socket's own error. Where the syscall reports the error itself, that is the one.
  *
+ * Messages (pollMsg): one sendmsg/recvmsg, or one sendmmsg/recvmmsg for a batch (a loop
+ * of single calls where those do not exist). A batch that stops early on an error after
+ * at least one message keeps that error for the next call, as the kernel's recvmmsg
+ * does, so a one-shot socket error (an ICMP-reported ECONNREFUSED) is never dropped.
+ * On a datagram socket (FD_DATAGRAM) an error is not final: the kernel reports it once
+ * and the socket goes on. So there EAGAIN clears the error and closed bits with the
+ * ready bit (a stream keeps them, as the registry does), else a poll would see
+ * "ready" forever and spin on EAGAIN; and an error an event carried that the syscall no
+ * longer sees (libkqueue consumes SO_ERROR) is reported once, in place of that EAGAIN.
+ *
  * Closing: nothing of a readiness op outlives its poll (each is one synchronous syscall),
  * so close() deregisters (unless the driver already closed: its poller is gone, and its
- * fd's number may belong to someone else now) and closes the fd at once.
+ * fd's number may belong to someone else now) and closes the fd at once. detach() does
+ * the same without the close.
  *
  * Must never: block, retry anything but EAGAIN and EINTR, or hide an error.
  */
@@ -29,12 +40,13 @@ import { SOCKADDR_MAX } from "../../../ffi/sockaddr.ts";
 import { PENDING, type Context, type Poll, type Waker } from "../../future.ts";
 import { SysError } from "../../errors.ts";
 import { READ_READY, WRITE_READY, type ScheduledIo } from "../registry.ts";
-import { READABLE, READ_WRITE, WRITABLE } from "./poller.ts";
+import { ERROR, READABLE, READ_CLOSED, READ_WRITE, WRITABLE, WRITE_CLOSED } from "./poller.ts";
 import {
-  DIR_READ, OP_ACCEPT, OP_READ, OP_READV, OP_WRITE, SYSCALL, acceptAddr, acceptAddrLen, closedError,
-  type Direction, type IoFd, type IoOp,
+  DIR_READ, FD_DATAGRAM, OP_ACCEPT, OP_READ, OP_READV, OP_RECVMSG, OP_WRITE, SYSCALL, acceptAddr, acceptAddrLen, closedError,
+  type Direction, type IoFd, type IoOp, type Msg, type MsgOp,
 } from "../fd.ts";
 import type { ReadinessDriver } from "./driver.ts";
+import { attemptMsgs } from "../msgcall.ts";
 
 /** Flags for send(): no SIGPIPE where the platform has MSG_NOSIGNAL (Darwin uses SO_NOSIGPIPE). */
 const SEND_FLAGS = SYS.MSG_NOSIGNAL > 0 ? SYS.MSG_NOSIGNAL : 0;
@@ -86,11 +98,15 @@ export class ReadinessFd implements IoFd {
   private writeTick = 0;
   /** The socket's error was reported to a caller already (by a syscall or from io.error). */
   private errorTaken = false;
+  /** An error that ended a message batch early (−errno), thrown by the next pollMsg. */
+  private readonly msgErr = new Int32Array(1);
 
   constructor(
     readonly driver: ReadinessDriver,
     /** A valid non-blocking fd owned by this object, or -1 once closed. */
     public fd: number,
+    /** FD_DATAGRAM or 0 (lib/driver/fd.ts): a datagram has no EOF (an empty one is data). */
+    private readonly flags = 0,
   ) {
     this.io = driver.registry.register(fd, READ_WRITE);
   }
@@ -149,6 +165,53 @@ export class ReadinessFd implements IoFd {
     return undefined;
   }
 
+  pollMsg(cx: Context, op: MsgOp, msgs: readonly Msg[], count: number, flags: number): Poll<number> {
+    const recv = op === OP_RECVMSG;
+    const syscall = recv ? "recvmsg" : "sendmsg";
+    if (this.fd < 0) throw closedError(syscall);
+    const held = this.msgErr[0]!;
+    if (held !== 0) {
+      this.msgErr[0] = 0;
+      throw new SysError(-held, syscall);
+    }
+    const io = this.io;
+    const reg = this.driver.registry;
+    const mask = recv ? READ_READY : WRITE_READY;
+    const bit = recv ? READABLE : WRITABLE;
+    const f = recv ? flags : flags | SEND_FLAGS;
+    for (;;) {
+      if (reg.pollReady(io, mask, cx) === PENDING) return PENDING;
+      if (io.closed || this.fd < 0) throw closedError(syscall);
+      const tick = io.tick;
+      const r = attemptMsgs(this.fd, recv, msgs, count, f, this.msgErr);
+      if (r >= 0) {
+        // A stream's EOF where the event said the socket failed: that error, once.
+        if (recv && (this.flags & FD_DATAGRAM) === 0 && msgs[0]!.size === 0 && io.error !== 0 && !this.errorTaken) {
+          this.errorTaken = true;
+          throw new SysError(io.error, syscall);
+        }
+        // A batch cut short drained (or filled) the socket: skip the next EAGAIN round trip.
+        if (count > 1 && r < count) reg.clearReadiness(io, bit, tick);
+        return r;
+      }
+      if (r === -EAGAIN) {
+        if ((this.flags & FD_DATAGRAM) === 0) {
+          reg.clearReadiness(io, bit, tick);
+          continue;
+        }
+        reg.clearReadiness(io, bit | ERROR | (recv ? READ_CLOSED : WRITE_CLOSED), tick);
+        if (io.error !== 0 && !this.errorTaken) {
+          this.errorTaken = true;
+          throw new SysError(io.error, syscall);
+        }
+        continue;
+      }
+      if (r === -EINTR) continue;
+      this.errorTaken = true;
+      throw new SysError(-r, syscall);
+    }
+  }
+
   pollReady(cx: Context, dir: Direction): Poll<number> {
     if (this.fd < 0) throw closedError("poll");
     const r = this.driver.registry.pollReady(this.io, dir === DIR_READ ? READ_READY : WRITE_READY, cx);
@@ -164,6 +227,14 @@ export class ReadinessFd implements IoFd {
 
   dropWaker(dir: Direction, waker: Waker | null): void {
     if (waker !== null) this.driver.registry.dropWaker(this.io, dir === DIR_READ ? READ_READY : WRITE_READY, waker);
+  }
+
+  detach(): number {
+    const fd = this.fd;
+    if (fd < 0) return -1;
+    this.fd = -1;
+    this.driver.registry.deregister(this.io); // a no-op once the driver closed
+    return fd;
   }
 
   close(): void {

@@ -1,7 +1,14 @@
 /**
  * Regular files on the readiness backends: the {@link FileFd} interface over the blocking
  * pool (pool.ts). Each op is a job a worker runs; the file tracks its jobs so that its
- * fd number is never released while a worker may still act on it.
+ * fd number is never released while a worker may still act on it. Also the path
+ * operations on the pool ({@link PoolPaths}): every backend's readDir, readLink and
+ * realPath, and all of them on the readiness backends.
+ *
+ * Order: a file sends every job to one pool Worker (its lane, chosen when it is opened),
+ * which runs them one after the other in submission order — so two writes to one range
+ * land in the order they were issued, and a truncate or fsync comes after the writes
+ * issued before it.
  *
  * Closing, the one rule (lib/driver/fd.ts): `close()` abandons the file's queued jobs
  * (they never run; their futures fail with EBADF). If no worker is inside a call on the
@@ -16,11 +23,14 @@
 import * as libc from "../../../ffi/libc.ts";
 import { EINTR } from "../../../ffi/errno.ts";
 import { FutureStateError, PENDING, type Context, type Poll } from "../../future.ts";
-import { FILE_CHUNK, type FileFd, type FileFuture, type StatFields } from "../fd.ts";
+import { FILE_CHUNK, type DirEntryFields, type FileFd, type FileFuture, type PathOps, type StatFields } from "../fd.ts";
 import type { Retirer } from "../retire.ts";
 import type { Driver } from "../driver.ts";
 import { SysError } from "../../errors.ts";
-import { AS_NUMBER, AS_STAT, AS_VOID, JobFuture, type Job, type JobOwner, type PoolClient } from "./pool.ts";
+import { AS_DIR, AS_NUMBER, AS_STAT, AS_STRING, AS_VOID, JobFuture, POOL_WORKERS, type Job, type JobOwner, type JobRequest, type PoolClient } from "./pool.ts";
+
+/** The next file's lane (pool Worker index): files are spread round-robin. */
+let nextLane = 0;
 
 /**
  * An open regular file on the pool.
@@ -36,6 +46,8 @@ export class PoolFile implements FileFd, JobOwner {
   private readonly jobs = new Set<Job>();
   /** The number this file pinned at close, while its running jobs end; -1 otherwise. */
   private pinned = -1;
+  /** The pool Worker that runs all of this file's jobs (see the module header). */
+  readonly lane = nextLane++ % POOL_WORKERS;
 
   constructor(
     readonly driver: Driver,
@@ -65,6 +77,10 @@ export class PoolFile implements FileFd, JobOwner {
 
   sync(datasync: boolean): FileFuture<void> {
     return new JobFuture<void>(this.client, { op: "fsync", fd: this.fd, datasync }, this, null, AS_VOID);
+  }
+
+  truncate(len: number): FileFuture<void> {
+    return new JobFuture<void>(this.client, { op: "ftruncate", fd: this.fd, len }, this, null, AS_VOID);
   }
 
   jobStarted(job: Job): void {
@@ -159,4 +175,57 @@ export function openOnPool(client: PoolClient, path: string, flags: number, mode
  */
 export function statOnPool(client: PoolClient, path: string): FileFuture<StatFields> {
   return new JobFuture<StatFields>(client, { op: "stat", path }, null, null, AS_STAT);
+}
+
+/**
+ * The path operations as pool jobs (round-robin over the pool's Workers).
+ *
+ * @example
+ * ```ts
+ * const paths = new PoolPaths(client);
+ * const fut = paths.readDir("/tmp"); // a FileFuture<DirEntryFields[]>
+ * ```
+ */
+export class PoolPaths implements PathOps {
+  constructor(private readonly client: PoolClient) {}
+
+  private job<T>(req: JobRequest, as: typeof AS_VOID | typeof AS_STAT | typeof AS_STRING | typeof AS_DIR): FileFuture<T> {
+    return new JobFuture<T>(this.client, req, null, null, as);
+  }
+
+  mkdir(path: string, mode: number): FileFuture<void> {
+    return this.job({ op: "mkdir", path, mode }, AS_VOID);
+  }
+
+  rename(from: string, to: string): FileFuture<void> {
+    return this.job({ op: "rename", path: from, path2: to }, AS_VOID);
+  }
+
+  unlink(path: string, dir: boolean): FileFuture<void> {
+    return this.job({ op: dir ? "rmdir" : "unlink", path }, AS_VOID);
+  }
+
+  symlink(target: string, path: string): FileFuture<void> {
+    return this.job({ op: "symlink", path: target, path2: path }, AS_VOID);
+  }
+
+  readLink(path: string): FileFuture<string> {
+    return this.job({ op: "readlink", path }, AS_STRING);
+  }
+
+  readDir(path: string): FileFuture<DirEntryFields[]> {
+    return this.job({ op: "readdir", path }, AS_DIR);
+  }
+
+  realPath(path: string): FileFuture<string> {
+    return this.job({ op: "realpath", path }, AS_STRING);
+  }
+
+  truncate(path: string, len: number): FileFuture<void> {
+    return this.job({ op: "truncate", path, len }, AS_VOID);
+  }
+
+  stat(path: string, follow: boolean): FileFuture<StatFields> {
+    return this.job({ op: follow ? "stat" : "lstat", path }, AS_STAT);
+  }
 }

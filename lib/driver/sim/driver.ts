@@ -26,7 +26,7 @@
  * Must never import: lib/executor.ts, bun:ffi
  */
 import { Driver } from "../driver.ts";
-import type { FileFd, FileFuture, IoFd, StatFields } from "../fd.ts";
+import type { FileFd, FileFuture, IoFd, PathOps, StatFields } from "../fd.ts";
 import type { SocketApi } from "../sockets.ts";
 import { Clock } from "../../time/clock.ts";
 import { RuntimeError, SysError } from "../../errors.ts";
@@ -42,6 +42,7 @@ import type { SimHost } from "./host.ts";
 import { SimFd } from "./fd.ts";
 import { SimSockets } from "./sockets.ts";
 import { Interceptor } from "./intercept.ts";
+import { notSimulated } from "./unsupported.ts";
 
 /**
  * The simulation driver.
@@ -111,6 +112,29 @@ export class SimDriver extends Driver {
 
   statPath(_path: string): FileFuture<StatFields> {
     throw filesError();
+  }
+
+  /** Path operations (mkdir, rename, readDir, …): files are not simulated, each throws ESIM. */
+  readonly paths: PathOps = {
+    mkdir: () => { throw filesError(); },
+    rename: () => { throw filesError(); },
+    unlink: () => { throw filesError(); },
+    symlink: () => { throw filesError(); },
+    readLink: () => { throw filesError(); },
+    readDir: () => { throw filesError(); },
+    realPath: () => { throw filesError(); },
+    truncate: () => { throw filesError(); },
+    stat: () => { throw filesError(); },
+  };
+
+  /** Processes, signals, pipes and threads are the real machine's: refused (see Driver.requireOs). */
+  override requireOs(what: string): void {
+    throw notSimulated(what, "run it on a real backend");
+  }
+
+  /** Standard I/O (an inherited terminal, pipe or file) is the real process's: not simulated. */
+  inherited(_fd: number): IoFd {
+    throw notSimulated("Standard input and output are", "a simulation has no terminal; print with console.log");
   }
 
   /** Delivers what the network has due now; never waits (virtual time moves in turnFrozen). */
@@ -207,5 +231,6 @@ export class SimDriver extends Driver {
 }
 
 function filesError(): RuntimeError {
-  return new RuntimeError("Files are not simulated: the simulation backend runs sockets and timers only (use a real backend for file I/O)", "ESIM");
+  return notSimulated("Files are", "use a real backend for file I/O");
 }
+

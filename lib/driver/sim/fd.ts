@@ -15,11 +15,12 @@ import { SysError } from "../../errors.ts";
 import { decodeSockaddr } from "../../../ffi/sockaddr.ts";
 import { EAFNOSUPPORT } from "./errno.ts";
 import {
-  DIR_READ, OP_ACCEPT, OP_READ, OP_READV, OP_WRITE, SYSCALL, closedError, type Direction, type IoFd, type IoOp,
+  DIR_READ, OP_ACCEPT, OP_READ, OP_READV, OP_WRITE, SYSCALL, closedError, type Direction, type IoFd, type IoOp, type Msg, type MsgOp,
 } from "../fd.ts";
 import type { Driver } from "../driver.ts";
 import type { SimNet } from "./net.ts";
 import type { SimSocket } from "./socket.ts";
+import { notSimulated } from "./unsupported.ts";
 
 /**
  * A simulated socket bound to the simulation driver.
@@ -94,6 +95,16 @@ export class SimFd implements IoFd {
     if (dir === DIR_READ) {
       if (s.readWaker === waker) s.readWaker = null;
     } else if (s.writeWaker === waker) s.writeWaker = null;
+  }
+
+  pollMsg(_cx: Context, op: MsgOp, _msgs: readonly Msg[], _count: number, _flags: number): Poll<number> {
+    if (this.fd < 0) throw closedError(SYSCALL[op]!);
+    throw new SysError(EAFNOSUPPORT, SYSCALL[op]!, undefined, "message operations are not simulated yet");
+  }
+
+  /** A simulated socket has no real fd to give back (AsyncFd.intoInner): refused. */
+  detach(): number {
+    throw notSimulated("Detaching a simulated socket's fd (AsyncFd.intoInner) is", "a simulated socket is not a kernel fd");
   }
 
   close(): void {

@@ -18,7 +18,7 @@
 import { SYS } from "../../../ffi/constants.ts";
 import { decodeSockaddr } from "../../../ffi/sockaddr.ts";
 import type { SocketApi } from "../sockets.ts";
-import { EADDRINUSE, EADDRNOTAVAIL, EAFNOSUPPORT, EBADF, EINVAL, ENOPROTOOPT, ENOTCONN, EPROTONOSUPPORT } from "./errno.ts";
+import { EADDRINUSE, EADDRNOTAVAIL, EAFNOSUPPORT, EBADF, EINVAL, ENOENT, ENOPROTOOPT, ENOTCONN, EPROTONOSUPPORT } from "./errno.ts";
 import { ANY4, ANY6 } from "./host.ts";
 import type { SimNet } from "./net.ts";
 import { ST_CONNECTING, ST_LISTEN, ST_NEW, ST_OPEN, type SimSocket } from "./socket.ts";
@@ -26,6 +26,9 @@ import { encodeAddr } from "./tcp.ts";
 import { EV_BIND, EV_LISTEN } from "./trace.ts";
 
 const FLAGS = SYS.SOCK_NONBLOCK > 0 ? SYS.SOCK_NONBLOCK | SYS.SOCK_CLOEXEC : 0;
+
+/** O_RDWR (the same on Linux and the BSDs): what F_GETFL reports for a socket besides O_NONBLOCK. */
+const O_RDWR = 2;
 
 /** Linux's SOMAXCONN (the backlog cap). */
 const SOMAXCONN = 4096;
@@ -195,5 +198,27 @@ export class SimSockets implements SocketApi {
     if (s === undefined) return this.net.forgetCrashed(fd) ? 0 : -EBADF;
     this.net.tcp.close(s);
     return 0;
+  }
+
+  socketpair(_domain: number, _type: number, _protocol: number, _fds: Int32Array): number {
+    return -EAFNOSUPPORT;
+  }
+
+  getsockopt(fd: number, _level: number, _name: number, _out: Uint8Array): number {
+    const s = this.sock(fd);
+    return typeof s === "number" ? s : -ENOPROTOOPT;
+  }
+
+  socketFileId(_path: string): string | null {
+    return null;
+  }
+
+  unlink(_path: string): number {
+    return -ENOENT;
+  }
+
+  fdFlags(fd: number): number {
+    const s = this.sock(fd);
+    return typeof s === "number" ? s : SYS.O_NONBLOCK | O_RDWR;
   }
 }

@@ -40,6 +40,7 @@ function keepFor(shift: number): number {
 export class OwnedBuf {
   /** The data pointer, stable for the buffer's life (ArrayBuffer-backed). */
   readonly addr: number;
+  private words: Uint32Array | null = null;
   constructor(
     readonly bytes: Uint8Array,
     readonly shift: number,
@@ -47,6 +48,11 @@ export class OwnedBuf {
     // SAFETY: `bytes` views its own ArrayBuffer (never inline storage) that this object
     // keeps alive; whoever hands `addr` to the kernel keeps this object referenced.
     this.addr = ptr(bytes) as number;
+  }
+
+  /** A u32 view of the whole buffer (for structs the kernel reads: msghdr, iovec), made once. */
+  get u32(): Uint32Array {
+    return this.words ?? (this.words = new Uint32Array(this.bytes.buffer));
   }
 }
 

@@ -40,7 +40,7 @@ import { Driver } from "../driver.ts";
 import { Registry, type ScheduledIo } from "../registry.ts";
 import { Retirer } from "../retire.ts";
 import { Slab } from "../slab.ts";
-import type { FileFd, FileFuture, IoFd, StatFields } from "../fd.ts";
+import type { FileFd, FileFuture, IoFd, PathOps, StatFields } from "../fd.ts";
 import { K_FD, K_PLAIN, ST_CANCELLING, ST_DETACHED, ST_DONE, ST_FREE, ST_SUBMITTED, UringOp, type FdOwnerCount, type OpKind, type OpSink, type UringCaps } from "./op.ts";
 import { ReadinessBridge } from "./poll.ts";
 import { Ring, type RingOptions, type RingPath } from "./ring.ts";
@@ -48,6 +48,8 @@ import { BufferPool } from "./buf.ts";
 import { BufRing, PBUF_COUNT } from "./pbuf.ts";
 import { UringFd } from "./socket.ts";
 import { UringFile, openOnRing, statOnRing } from "./files.ts";
+import { UringPaths } from "./paths.ts";
+import { PoolClient } from "../readiness/pool.ts";
 
 /**
  * A Driver over io_uring.
@@ -152,8 +154,8 @@ export class UringDriver extends Driver {
     return this.ops.size;
   }
 
-  socket(fd: number): IoFd {
-    return new UringFd(this, fd);
+  socket(fd: number, flags = 0): IoFd {
+    return new UringFd(this, fd, flags);
   }
 
   file(fd: number): FileFd {
@@ -166,6 +168,29 @@ export class UringDriver extends Driver {
 
   statPath(path: string): FileFuture<StatFields> {
     return statOnRing(this, path);
+  }
+
+  private pathOps: UringPaths | null = null;
+  private pool_: PoolClient | null = null;
+
+  /** Path ops: ring ops where the kernel has them, the blocking pool otherwise (paths.ts). */
+  get paths(): PathOps {
+    return (this.pathOps ??= new UringPaths(this));
+  }
+
+  /** A shared (blocking) fd: ring ops work on it as they are, so it is a UringFd like any other. */
+  inherited(fd: number): IoFd {
+    return new UringFd(this, fd);
+  }
+
+  /** The blocking pool, for the calls the ring has no opcode for; closed with the driver. */
+  poolClient(): PoolClient {
+    if (this.pool_ === null) {
+      const client = new PoolClient(this.registry, this);
+      this.pool_ = client;
+      this.atClose(() => client.close());
+    }
+    return this.pool_;
   }
 
   /** Takes a free op slot. `owner`: the owner of the fd the op will name (owner.ts). */

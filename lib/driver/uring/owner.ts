@@ -89,4 +89,22 @@ export abstract class UringFdOwner implements FdOwnerCount {
     // EINTR on close still releases the fd on Linux and the BSDs: do not retry.
     if (r < 0 && r !== -EINTR) throw new SysError(-r, "close");
   }
+
+  /**
+   * Steps 1 and 2 without the close, for an fd handed back to its owner open
+   * (AsyncFd.intoInner): every op naming it is neutered or cancelled and reaped where the
+   * kernel allows, and the number is returned. An op the kernel still holds is settled at
+   * its CQE; it holds the same file (not the number, which is not released here).
+   */
+  protected releaseOpen(): number {
+    const fd = this.fd;
+    if (fd < 0) return -1;
+    this.fd = -1;
+    const d = this.driver;
+    if (this.kernelOps > 0 && !d.isClosed) {
+      d.neuterFd(fd);
+      if (this.kernelOps > 0) d.cancelFd(fd, this);
+    }
+    return fd;
+  }
 }

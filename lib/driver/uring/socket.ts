@@ -54,12 +54,13 @@ import { K_FD, K_PLAIN, ST_DONE, ST_FREE, type OpSink, type UringOp } from "./op
 import type { UringDriver } from "./driver.ts";
 import type { OwnedBuf } from "./buf.ts";
 import { UringFdOwner } from "./owner.ts";
+import { UringMsg } from "./msg.ts";
 import { SysError } from "../../errors.ts";
 import { READ_READY, WRITE_READY, type ScheduledIo } from "../registry.ts";
 import { READABLE, WRITABLE } from "../events.ts";
 import {
-  DIR_READ, OP_ACCEPT, OP_READ, OP_READV, OP_WRITE, SYSCALL, acceptAddr, acceptAddrLen, closedError,
-  type Direction, type IoFd, type IoOp,
+  DIR_READ, FD_DATAGRAM, OP_ACCEPT, OP_READ, OP_READV, OP_RECVMSG, OP_WRITE, SYSCALL, acceptAddr, acceptAddrLen, closedError,
+  type Direction, type IoFd, type IoOp, type Msg, type MsgOp,
 } from "../fd.ts";
 
 /** Largest recv / send one op makes. */
@@ -109,9 +110,23 @@ export class UringFd extends UringFdOwner implements IoFd, OpSink {
   private io: ScheduledIo | null = null;
   private readTick = 0;
   private writeTick = 0;
+  /** The message ops (msg.ts), made by the first pollMsg. */
+  private msg: UringMsg | null = null;
 
-  constructor(driver: UringDriver, fd: number) {
+  constructor(
+    driver: UringDriver,
+    fd: number,
+    /** FD_DATAGRAM or 0 (lib/driver/fd.ts). */
+    private readonly flags = 0,
+  ) {
     super(driver, fd);
+  }
+
+  /** sendmsg / recvmsg, one SQE per message (msg.ts). */
+  pollMsg(cx: Context, op: MsgOp, msgs: readonly Msg[], count: number, flags: number): Poll<number> {
+    if (this.closed) throw closedError(op === OP_RECVMSG ? "recvmsg" : "sendmsg");
+    const m = this.msg ?? (this.msg = new UringMsg(this.driver, this, (this.flags & FD_DATAGRAM) !== 0));
+    return op === OP_RECVMSG ? m.pollRecv(cx, this.fd, msgs, count, flags) : m.pollSend(cx, this.fd, msgs, count, flags);
   }
 
   /** One op: its result, or PENDING with the waker stored on the op. */
@@ -393,9 +408,10 @@ export class UringFd extends UringFdOwner implements IoFd, OpSink {
    * Cancels the op a cancelled future owned (matched by its waker): see the module header
    * for what happens to a result that arrives anyway.
    */
-  dropWaker(dir: Direction, w: Waker | null): void {
+  dropWaker(dir: Direction, w: Waker | null, msgs?: readonly Msg[]): void {
     if (w === null) return;
     if (this.io !== null) this.driver.registry.dropWaker(this.io, dir === DIR_READ ? READ_READY : WRITE_READY, w);
+    this.msg?.dropWaker(dir === DIR_READ, w, msgs);
     if (dir === DIR_READ) {
       if (this.readWaker !== w) return;
       this.readWaker = null;
@@ -440,9 +456,24 @@ export class UringFd extends UringFdOwner implements IoFd, OpSink {
    * fd is released. Idempotent.
    */
   close(): void {
-    if (this.closed) return;
+    if (this.abandon()) this.release();
+  }
+
+  /**
+   * Stops using the fd without closing it (AsyncFd.intoInner): this socket's ops are
+   * abandoned as by close(), every op still naming the fd is cancelled (uring/owner.ts),
+   * and the number is returned to the caller, open. -1 once closed.
+   */
+  detach(): number {
+    return this.abandon() ? this.releaseOpen() : -1;
+  }
+
+  /** Close's first half: abandons every op and waiter; false when already closed. */
+  private abandon(): boolean {
+    if (this.closed) return false;
     this.closed = true;
     const d = this.driver;
+    this.msg?.close();
     if (!d.isClosed) {
       for (const op of [this.readOp, this.writeOp, this.acceptOp]) if (op !== null) d.cancel(op);
       this.ms?.close();
@@ -459,7 +490,7 @@ export class UringFd extends UringFdOwner implements IoFd, OpSink {
     this.acceptQ.length = 0;
     if (this.stash !== null) d.pool.put(this.stash);
     this.stash = null;
-    this.release();
+    return true;
   }
 }
 
