@@ -239,9 +239,9 @@ export class Sim {
     return `10.0.${n >> 8}.${n & 0xff}`;
   }
 
-  /** Sets the latency/bandwidth of the links between two hosts (both ways). */
+  /** Sets the links between two hosts (both ways): latency, bandwidth, and UDP loss / duplication / reordering. */
   link(a: string, b: string, cfg: LinkOptions): this {
-    linkConfig(cfg, { latencyMin: 0, latencyMax: 0, bandwidth: 0 }, `link(${a}, ${b})`);
+    linkConfig(cfg, { latencyMin: 0, latencyMax: 0, bandwidth: 0, loss: 0, duplicate: 0, reorder: 0 }, `link(${a}, ${b})`);
     this.links.push({ a, b, cfg });
     return this;
   }

@@ -11,17 +11,27 @@
  */
 
 /**
- * A link's behaviour: one-way latency (a number, or `[min, max]` for uniform jitter) and
- * bandwidth in bytes per ms (0 = unlimited).
+ * A link's behaviour: one-way latency (a number, or `[min, max]` for uniform jitter),
+ * bandwidth in bytes per ms (0 = unlimited), and what happens to UDP datagrams on it:
+ * the probability that one is lost, sent twice, or held back one more latency (so later
+ * ones overtake it). TCP is not affected by the datagram knobs (its segments are
+ * retransmitted and ordered: partitions and holds are its faults).
  *
  * @example
  * ```ts
  * const wan: LinkOptions = { latency: [20, 40], bandwidth: 1250 }; // 20–40 ms, 10 Mbit/s
+ * const lossy: LinkOptions = { latency: [1, 5], loss: 0.1, duplicate: 0.02, reorder: 0.05 };
  * ```
  */
 export interface LinkOptions {
   latency?: number | readonly [number, number];
   bandwidth?: number;
+  /** UDP: probability that a datagram is lost (default 0). */
+  loss?: number;
+  /** UDP: probability that a datagram arrives twice (default 0). */
+  duplicate?: number;
+  /** UDP: probability that a datagram is held back one more latency (default 0; jitter alone also reorders). */
+  reorder?: number;
 }
 
 /**
@@ -75,7 +85,7 @@ export interface SimOptions {
  *
  * @example
  * ```ts
- * const c: LinkConfig = { latencyMin: 1, latencyMax: 3, bandwidth: 0 };
+ * const c: LinkConfig = { latencyMin: 1, latencyMax: 3, bandwidth: 0, loss: 0, duplicate: 0, reorder: 0 };
  * ```
  */
 export interface LinkConfig {
@@ -83,6 +93,10 @@ export interface LinkConfig {
   latencyMax: number;
   /** Bytes per ms; 0 = unlimited. */
   bandwidth: number;
+  /** UDP datagrams: probabilities of loss, duplication, reordering. */
+  loss: number;
+  duplicate: number;
+  reorder: number;
 }
 
 /**
@@ -118,12 +132,12 @@ function num(v: unknown, what: string, min: number, max = Number.MAX_SAFE_INTEGE
  *
  * @example
  * ```ts
- * linkConfig({ latency: [1, 5] }, cfg.link, "link(a, b)"); // { latencyMin: 1, latencyMax: 5, bandwidth: … }
+ * linkConfig({ latency: [1, 5] }, cfg.link, "link(a, b)"); // { latencyMin: 1, latencyMax: 5, bandwidth: …, loss: … }
  * ```
  */
 export function linkConfig(o: LinkOptions | undefined, dflt: LinkConfig, what: string): LinkConfig {
   if (o === undefined) return { ...dflt };
-  if (typeof o !== "object" || o === null) throw new TypeError(`Invalid sim option ${what}: expected { latency, bandwidth }`);
+  if (typeof o !== "object" || o === null) throw new TypeError(`Invalid sim option ${what}: expected { latency, bandwidth, loss, duplicate, reorder }`);
   let lo = dflt.latencyMin;
   let hi = dflt.latencyMax;
   if (o.latency !== undefined) {
@@ -134,7 +148,15 @@ export function linkConfig(o: LinkOptions | undefined, dflt: LinkConfig, what: s
     } else throw new TypeError(`Invalid sim option ${what}.latency: a number of ms or [min, max]`);
   }
   const bw = o.bandwidth === undefined ? dflt.bandwidth : o.bandwidth === Infinity ? 0 : num(o.bandwidth, `${what}.bandwidth`, 0);
-  return { latencyMin: lo, latencyMax: hi, bandwidth: bw };
+  const p = (v: number | undefined, name: string, d: number) => (v === undefined ? d : num(v, `${what}.${name}`, 0, 1));
+  return {
+    latencyMin: lo,
+    latencyMax: hi,
+    bandwidth: bw,
+    loss: p(o.loss, "loss", dflt.loss),
+    duplicate: p(o.duplicate, "duplicate", dflt.duplicate),
+    reorder: p(o.reorder, "reorder", dflt.reorder),
+  };
 }
 
 /**
@@ -149,8 +171,9 @@ export function linkConfig(o: LinkOptions | undefined, dflt: LinkConfig, what: s
  */
 export function simConfig(o: SimOptions = {}, env: Record<string, string | undefined> = process.env): SimConfig {
   if (typeof o !== "object" || o === null) throw new TypeError(`Invalid sim options: expected an object, got ${String(o)}`);
-  const link = linkConfig(o.link, { latencyMin: 0.5, latencyMax: 2, bandwidth: 0 }, "link");
-  const loopback = linkConfig(o.loopback, { latencyMin: 0, latencyMax: 0.05, bandwidth: 0 }, "loopback");
+  const calm = { loss: 0, duplicate: 0, reorder: 0 };
+  const link = linkConfig(o.link, { latencyMin: 0.5, latencyMax: 2, bandwidth: 0, ...calm }, "link");
+  const loopback = linkConfig(o.loopback, { latencyMin: 0, latencyMax: 0.05, bandwidth: 0, ...calm }, "loopback");
   const envSchedule = env.REEL_SIM_SCHEDULE;
   const schedule = o.schedule ?? (envSchedule === undefined || envSchedule === "" ? "fifo" : (envSchedule as "random" | "fifo"));
   if (schedule !== "random" && schedule !== "fifo") {

@@ -43,6 +43,8 @@ import { SimFd } from "./fd.ts";
 import { SimSockets } from "./sockets.ts";
 import { Interceptor } from "./intercept.ts";
 import { notSimulated } from "./unsupported.ts";
+import { SimResolver } from "./resolver.ts";
+import type { ResolverClient } from "../resolver.ts";
 
 /**
  * The simulation driver.
@@ -64,6 +66,7 @@ export class SimDriver extends Driver {
   readonly net: SimNet;
   readonly intercept: Interceptor;
   private readonly api: SimSockets;
+  private names: SimResolver | null = null;
   /** Host of each host's root task (lib/sim registers them). */
   private readonly hostRoots = new Map<object, SimHost>();
 
@@ -87,6 +90,11 @@ export class SimDriver extends Driver {
 
   override get sockets(): SocketApi {
     return this.api;
+  }
+
+  /** Lookups answered from the simulation's hosts (resolver.ts): no thread, no fd. */
+  override get resolver(): ResolverClient {
+    return (this.names ??= new SimResolver(this, this.net));
   }
 
   /** The per-fd interface of a simulated socket; a real fd (or any other number) is refused. */

@@ -27,5 +27,13 @@ export const EADDRNOTAVAIL = num("EADDRNOTAVAIL");
 export const EAFNOSUPPORT = num("EAFNOSUPPORT");
 /** A socket type the simulator does not implement (yet). */
 export const EPROTONOSUPPORT = num("EPROTONOSUPPORT");
+/** A datagram larger than the protocol allows. */
+export const EMSGSIZE = num("EMSGSIZE");
+/** sendmsg on an unconnected UDP socket without an address. */
+export const EDESTADDRREQ = num("EDESTADDRREQ");
+/** A Unix datagram to a socket connected to another one. */
+export const EPERM = num("EPERM");
+/** listen() on a datagram socket. */
+export const EOPNOTSUPP = num("EOPNOTSUPP");
 /** A socket option the simulator does not know. */
 export const ENOPROTOOPT = num("ENOPROTOOPT");

@@ -1,8 +1,11 @@
 /**
  * The per-fd interface (lib/driver/fd.ts) of a simulated socket: what `driver.socket(fd)`
- * hands out under the simulator, so IoSource, TcpListener and TcpStream run unchanged.
- * Every op goes to the TCP state machine (tcp.ts); readiness is computed from the socket's
- * state, not cached, so there is nothing to clear.
+ * hands out under the simulator, so IoSource and everything in net/ — TcpListener,
+ * TcpStream, UdpSocket, UnixListener, UnixStream, UnixDatagram — run unchanged. Stream
+ * sockets (TCP, Unix streams) go to the TCP state machine (tcp.ts; a Unix connect to
+ * unix.ts), datagram sockets (UDP, Unix datagrams) to dgram.ts; message ops on a stream
+ * are its reads and writes (no address, no ancillary data). Readiness is computed from
+ * the socket's state, not cached, so there is nothing to clear.
  *
  * Ownership: as on every backend, `close()` takes effect at once — pending ops are woken
  * and fail with EBADF (IoSource sees the fd gone), the peer sees FIN or a reset.
@@ -13,13 +16,15 @@
 import { PENDING, type Context, type Poll, type Waker } from "../../future.ts";
 import { SysError } from "../../errors.ts";
 import { decodeSockaddr } from "../../../ffi/sockaddr.ts";
-import { EAFNOSUPPORT } from "./errno.ts";
+import { EADDRNOTAVAIL, EAFNOSUPPORT, EOPNOTSUPP } from "./errno.ts";
 import {
-  DIR_READ, OP_ACCEPT, OP_READ, OP_READV, OP_WRITE, SYSCALL, closedError, type Direction, type IoFd, type IoOp, type Msg, type MsgOp,
+  DIR_READ, OP_ACCEPT, OP_READ, OP_READV, OP_RECVMSG, OP_WRITE, SYSCALL, closedError,
+  type Direction, type IoFd, type IoOp, type Msg, type MsgOp,
 } from "../fd.ts";
 import type { Driver } from "../driver.ts";
 import type { SimNet } from "./net.ts";
-import type { SimSocket } from "./socket.ts";
+import { K_TCP, K_UDP, K_UNIX_DGRAM, K_UNIX_STREAM, ST_OPEN, type SimSocket } from "./socket.ts";
+import { unixConnect } from "./unix.ts";
 import { notSimulated } from "./unsupported.ts";
 
 /**
@@ -32,16 +37,26 @@ import { notSimulated } from "./unsupported.ts";
  * ```
  */
 export class SimFd implements IoFd {
+  /** A datagram socket (UDP, Unix datagram). */
+  private readonly dgram: boolean;
+
   constructor(
     readonly driver: Driver,
     /** The simulated fd number while open; -1 once closed. */
     public fd: number,
     private readonly sock: SimSocket,
     private readonly net: SimNet,
-  ) {}
+  ) {
+    this.dgram = sock.kind === K_UDP || sock.kind === K_UNIX_DGRAM;
+  }
 
   pollOp(cx: Context, op: IoOp, buf: Uint8Array | null, bufs: readonly Uint8Array[]): Poll<number> {
     if (this.fd < 0) throw closedError(SYSCALL[op]!);
+    if (this.dgram) {
+      if (op === OP_READ) return this.net.dgram.read(this.sock, cx, buf!);
+      if (op === OP_WRITE) return this.net.dgram.write(this.sock, cx, buf!);
+      throw new SysError(EOPNOTSUPP, SYSCALL[op]!);
+    }
     const tcp = this.net.tcp;
     switch (op) {
       case OP_READ:
@@ -73,15 +88,67 @@ export class SimFd implements IoFd {
     return total;
   }
 
+  pollMsg(cx: Context, op: MsgOp, msgs: readonly Msg[], count: number, flags: number): Poll<number> {
+    if (this.fd < 0) throw closedError(SYSCALL[op]!);
+    const s = this.sock;
+    const recv = op === OP_RECVMSG;
+    if (this.dgram) return recv ? this.net.dgram.recv(s, cx, msgs, count, flags) : this.net.dgram.send(s, cx, msgs, count);
+    // A stream: each message is a read or a write (a receive of 0 bytes is the end of the stream).
+    const tcp = this.net.tcp;
+    for (let i = 0; i < count; i++) {
+      const m = msgs[i]!;
+      if (!recv && m.control !== null && m.controlLen > 0) {
+        throw notSimulated("Ancillary data (SCM_RIGHTS fd passing) is", "a simulated socket cannot carry real fds");
+      }
+      let r: Poll<number>;
+      try {
+        r = recv ? tcp.read(s, cx, m.buf, "recvmsg") : tcp.write(s, cx, m.buf, "sendmsg");
+      } catch (e) {
+        if (i === 0) throw e;
+        return i;
+      }
+      if (r === PENDING) return i > 0 ? i : PENDING;
+      m.len = m.size = r;
+      if (recv) m.addrLen = m.controlLen = m.flags = 0;
+      if (r < m.buf.byteLength) return i + 1;
+    }
+    return count;
+  }
+
   pollConnect(cx: Context, sockaddr: Uint8Array, len: number, detail: string): Poll<void> {
     if (this.fd < 0) throw closedError("connect");
+    const s = this.sock;
     const a = decodeSockaddr(sockaddr, len);
-    if (a === null || a.family === "unix") throw new SysError(EAFNOSUPPORT, "connect", undefined, detail);
-    return this.net.tcp.pollConnect(this.sock, cx, a.address, a.port, a.family === "IPv6", detail);
+    const unix = a !== null && a.family === "unix";
+    if (a === null || unix !== (s.kind === K_UNIX_STREAM || s.kind === K_UNIX_DGRAM) || (a.family === "IPv6" && !s.v6)) {
+      throw new SysError(EAFNOSUPPORT, "connect", undefined, detail);
+    }
+    const net = this.net;
+    switch (s.kind) {
+      case K_TCP:
+        return net.tcp.pollConnect(s, cx, a.address, a.port, a.family === "IPv6", detail);
+      case K_UNIX_STREAM:
+        if (s.state !== ST_OPEN) unixConnect(net, s, a.address, detail);
+        return undefined;
+      case K_UNIX_DGRAM: {
+        const r = net.dgram.named(s.host, a.address, "connect");
+        s.dgPeer = r;
+        s.peerPath = r.path;
+        return undefined;
+      }
+    }
+    // UDP: sets the peer (and binds an unbound socket); nothing is sent.
+    net.checkAlive(s, "connect");
+    if (!s.bound && !net.dgram.autobind(s)) throw new SysError(EADDRNOTAVAIL, "connect", undefined, detail);
+    s.remoteIp = s.v6 && a.family === "IPv4" ? `::ffff:${a.address}` : a.address;
+    s.remotePort = a.port;
+    s.state = ST_OPEN;
+    return undefined;
   }
 
   pollReady(cx: Context, dir: Direction): Poll<number> {
     if (this.fd < 0) throw closedError("poll");
+    if (this.dgram) return this.net.dgram.ready(this.sock, cx, dir === DIR_READ);
     return this.net.tcp.ready(this.sock, cx, dir === DIR_READ);
   }
 
@@ -94,23 +161,21 @@ export class SimFd implements IoFd {
     const s = this.sock;
     if (dir === DIR_READ) {
       if (s.readWaker === waker) s.readWaker = null;
-    } else if (s.writeWaker === waker) s.writeWaker = null;
+    } else {
+      if (s.writeWaker === waker) s.writeWaker = null;
+      if (this.dgram) this.net.dgram.dropSender(s, waker);
+    }
   }
 
-  pollMsg(_cx: Context, op: MsgOp, _msgs: readonly Msg[], _count: number, _flags: number): Poll<number> {
-    if (this.fd < 0) throw closedError(SYSCALL[op]!);
-    throw new SysError(EAFNOSUPPORT, SYSCALL[op]!, undefined, "message operations are not simulated yet");
+  close(): void {
+    if (this.fd < 0) return;
+    this.fd = -1;
+    if (this.dgram) this.net.dgram.close(this.sock);
+    else this.net.tcp.close(this.sock);
   }
 
   /** A simulated socket has no real fd to give back (AsyncFd.intoInner): refused. */
   detach(): number {
     throw notSimulated("Detaching a simulated socket's fd (AsyncFd.intoInner) is", "a simulated socket is not a kernel fd");
   }
-
-  close(): void {
-    if (this.fd < 0) return;
-    this.fd = -1;
-    this.net.tcp.close(this.sock);
-  }
 }
-

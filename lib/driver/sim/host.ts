@@ -1,6 +1,7 @@
 /**
  * Hosts and links of the simulated network. A host is a machine with a name, an IPv4
- * address (10.0.0.N) and an IPv6 one (fd00::N), its own port table and its own loopback;
+ * address (10.0.0.N) and an IPv6 one (fd00::N), its own port tables (TCP, UDP), its own
+ * Unix socket names and its own loopback;
  * it can be crashed (its sockets vanish, packets to it go unanswered) and restarted (a new
  * incarnation: packets for the old one's connections are answered with a reset). A link
  * is one direction between two hosts (or a host and itself): its latency and jitter, its
@@ -52,8 +53,16 @@ export class SimHost {
   up = true;
   /** Bumped by every crash: sockets of an older incarnation are gone. */
   incarnation = 0;
-  /** Sockets bound to each port (explicitly, or implicitly by connect/listen). */
+  /** TCP sockets bound to each port (explicitly, or implicitly by connect/listen). */
   readonly ports = new Map<number, SimSocket[]>();
+  /** UDP sockets bound to each port (explicitly, or implicitly by a send or connect). */
+  readonly udpPorts = new Map<number, SimSocket[]>();
+  /**
+   * Unix socket names on this host (its filesystem's socket files, and on Linux abstract
+   * names): the socket bound there, or null for a stale file (its socket closed; it stays
+   * until unlinked). `id` tells one file from a later one at the same path.
+   */
+  readonly unixNames = new Map<string, { sock: SimSocket | null; readonly id: number }>();
   /** Sockets of this incarnation that still exist (owned by an fd, or a connection in progress). */
   readonly sockets = new Set<SimSocket>();
 

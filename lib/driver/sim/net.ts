@@ -14,11 +14,11 @@
  * real syscall made on one by mistake fails with EBADF instead of touching a real file,
  * and a real fd handed to the simulator is recognised as foreign.
  *
- * How datagrams and Unix sockets plug in: a socket kind besides TCP adds its own module
- * beside tcp.ts (udp.ts: a datagram queue per socket, sends as one-off events through
- * the same links, with loss/duplication/reordering drawn from the seed; unix.ts: a port
- * table keyed by path, one per host, and the same streams as TCP over the host's
- * loopback), and SimSockets.socket() dispatches on the type and family it is given.
+ * Datagrams and Unix sockets: dgram.ts sends UDP datagrams as one-off events through the
+ * same links (loss, duplication and reordering drawn from the seed) and queues Unix
+ * datagrams at their receiver at once; unix.ts names Unix sockets per host and makes Unix
+ * streams — the same flows as TCP, over the host's loopback. SimSockets.socket()
+ * dispatches on the type and family it is given.
  *
  * Must never: read real time or Math.random, hand out a number the kernel could own, or
  * keep a crashed host's sockets reachable.
@@ -31,7 +31,8 @@ import type { SimConfig, LinkConfig } from "./config.ts";
 import { EventQueue, type SimEvent } from "./events.ts";
 import { ANY4, ANY6, Link, SimHost, isLoopback } from "./host.ts";
 import type { SimRng } from "./rng.ts";
-import { ST_LISTEN, SimSocket } from "./socket.ts";
+import { Flow, K_TCP, K_UDP, K_UNIX_DGRAM, K_UNIX_STREAM, ST_LISTEN, SimSocket } from "./socket.ts";
+import { Dgram } from "./dgram.ts";
 import {
   EV_FAULT, EV_SOCKET, FAULT_CRASH, FAULT_HOLD, FAULT_PARTITION, FAULT_RELEASE, FAULT_REPAIR, FAULT_RESET, FAULT_RESTART,
   type SimTrace,
@@ -71,6 +72,10 @@ export class SimNet {
   /** Events delivered so far. */
   delivered = 0;
   readonly tcp: Tcp;
+  /** UDP and Unix datagrams (dgram.ts). */
+  readonly dgram: Dgram;
+  /** Unix socket files ever made (their ids). */
+  private unixIds = 0;
   /** The host running the code that asks (the driver sets it: it knows the task tree). */
   currentHost: () => SimHost = () => this.main;
   /** The default host: where code outside any `sim.host()` runs. */
@@ -86,6 +91,7 @@ export class SimNet {
     readonly clock: Clock,
   ) {
     this.tcp = new Tcp(this);
+    this.dgram = new Dgram(this);
     this.main = this.addHost("main");
     trace.hostName = (i) => this.hosts[i]?.name ?? `host ${i}`;
   }
@@ -119,6 +125,14 @@ export class SimNet {
     const h = this.byName.get(name);
     if (h === undefined) throw new RangeError(`No simulated host is named "${name}"`);
     return h;
+  }
+
+  /** The host named `name` (case-insensitive, as host names are), or null: what a simulated lookup answers. */
+  hostNamed(name: string): SimHost | null {
+    const h = this.byName.get(name);
+    if (h !== undefined) return h;
+    for (const x of this.hosts) if (x.name.toLowerCase() === name) return x;
+    return null;
   }
 
   /** The host that owns `ip` (another host's address), or null (nobody: packets vanish). */
@@ -185,19 +199,21 @@ export class SimNet {
 
   // ---- sockets and fds ----
 
-  /** A new TCP socket on the current host, owned by a new fd. */
-  newSocket(v6: boolean): SimSocket {
+  /** A new socket of `kind` (K_TCP …) on the current host, owned by a new fd. */
+  newSocket(v6: boolean, kind = K_TCP): SimSocket {
     const host = this.currentHost();
     const s = new SimSocket(this.nextSocket++, host, v6, this.cfg.sendBuffer, this.cfg.receiveBuffer);
+    s.kind = kind;
     this.giveFd(s);
     host.sockets.add(s);
-    this.ev(EV_SOCKET, s.id, host.index, v6 ? 6 : 4);
+    this.ev(EV_SOCKET, s.id, host.index, kind === K_TCP ? (v6 ? 6 : 4) : kind === K_UDP ? (v6 ? 16 : 14) : kind === K_UNIX_STREAM ? 1 : 2);
     return s;
   }
 
   /** A socket made by the network itself (the server end of a connection), not yet owned by an fd. */
   connectionSocket(host: SimHost, v6: boolean, from: SimSocket): SimSocket {
     const s = new SimSocket(this.nextSocket++, host, v6, from.sndCap, from.rcvCap);
+    s.kind = from.kind;
     s.noDelay = from.noDelay;
     host.sockets.add(s);
     return s;
@@ -230,7 +246,7 @@ export class SimNet {
   /** Wakers stored in sockets right now (a leftover check: 0 once every waiting future is gone). */
   storedWakers(): number {
     let n = 0;
-    for (const s of this.fds.values()) n += (s.readWaker !== null ? 1 : 0) + (s.writeWaker !== null ? 1 : 0);
+    for (const s of this.fds.values()) n += (s.readWaker !== null ? 1 : 0) + (s.writeWaker !== null ? 1 : 0) + (s.senders?.size ?? 0);
     for (const h of this.hosts) for (const s of h.sockets) if (s.fd < 0) n += (s.readWaker !== null ? 1 : 0) + (s.writeWaker !== null ? 1 : 0);
     return n;
   }
@@ -239,9 +255,11 @@ export class SimNet {
   describeOpen(): string[] {
     const out: string[] = [];
     for (const [fd, s] of this.fds) {
-      const local = `${s.localIp || "-"}:${s.localPort}`;
-      const peer = s.remotePort !== 0 ? ` → ${s.remoteIp}:${s.remotePort}` : "";
-      out.push(`fd ${fd}: TCP${s.state === ST_LISTEN ? " listener" : ""} ${local}${peer} on ${s.host.name}`);
+      const unix = s.kind === K_UNIX_STREAM || s.kind === K_UNIX_DGRAM;
+      const local = unix ? JSON.stringify(s.path) : `${s.localIp || "-"}:${s.localPort}`;
+      const peer = unix ? (s.peerPath !== "" ? ` → ${JSON.stringify(s.peerPath)}` : "") : s.remotePort !== 0 ? ` → ${s.remoteIp}:${s.remotePort}` : "";
+      const kind = ["TCP", "UDP", "Unix stream", "Unix datagram"][s.kind]!;
+      out.push(`fd ${fd}: ${kind}${s.state === ST_LISTEN ? " listener" : ""} ${local}${peer} on ${s.host.name}`);
     }
     return out;
   }
@@ -265,9 +283,31 @@ export class SimNet {
 
   // ---- ports ----
 
+  /** The port table `s` binds in: its host's TCP or UDP one. */
+  portsOf(s: SimSocket): Map<number, SimSocket[]> {
+    return s.kind === K_UDP ? s.host.udpPorts : s.host.ports;
+  }
+
+  /** Enters `s` in its host's Unix names at `path` (bind). */
+  bindName(s: SimSocket, path: string): void {
+    s.path = path;
+    s.host.unixNames.set(path, { sock: s, id: ++this.unixIds });
+  }
+
+  /**
+   * `s` closed: its Unix name stays as a stale file (a socket file outlives its socket
+   * until unlinked), or goes with it (a Linux abstract name).
+   */
+  unbindName(s: SimSocket): void {
+    const e = s.path === "" ? undefined : s.host.unixNames.get(s.path);
+    if (e === undefined || e.sock !== s) return;
+    if (s.path.charCodeAt(0) === 0) s.host.unixNames.delete(s.path);
+    else e.sock = null;
+  }
+
   /** True when binding `s` to ip:port on its host would clash with a socket already bound. */
   portTaken(s: SimSocket, ip: string, port: number): boolean {
-    const list = s.host.ports.get(port);
+    const list = this.portsOf(s).get(port);
     if (list === undefined) return false;
     for (const o of list) {
       if (o === s) continue;
@@ -287,7 +327,7 @@ export class SimNet {
     const start = this.rng.below(span);
     for (let i = 0; i < span; i++) {
       const p = EPHEMERAL_LO + ((start + i) % span);
-      if (!s.host.ports.has(p) || !this.portTaken(s, ip, p)) return p;
+      if (!this.portsOf(s).has(p) || !this.portTaken(s, ip, p)) return p;
     }
     return 0;
   }
@@ -297,8 +337,9 @@ export class SimNet {
     s.localIp = ip;
     s.localPort = port;
     s.bound = true;
-    const list = s.host.ports.get(port);
-    if (list === undefined) s.host.ports.set(port, [s]);
+    const ports = this.portsOf(s);
+    const list = ports.get(port);
+    if (list === undefined) ports.set(port, [s]);
     else list.push(s);
   }
 
@@ -306,11 +347,12 @@ export class SimNet {
   unbindPort(s: SimSocket): void {
     if (!s.bound) return;
     s.bound = false;
-    const list = s.host.ports.get(s.localPort);
+    const ports = this.portsOf(s);
+    const list = ports.get(s.localPort);
     if (list === undefined) return;
     const i = list.indexOf(s);
     if (i >= 0) list.splice(i, 1);
-    if (list.length === 0) s.host.ports.delete(s.localPort);
+    if (list.length === 0) ports.delete(s.localPort);
   }
 
   /** The listener on `host` that a SYN to ip:port reaches, or null (the SYN is refused). */
@@ -368,7 +410,11 @@ export class SimNet {
     for (const l of [this.link(a, b), this.link(b, a)]) {
       l.held = false;
       const waiting = l.waiting.splice(0, l.waiting.length);
-      for (const e of waiting) this.tcp.wire.released(e, this.clock.now() + l.latency(this.rng));
+      for (const e of waiting) {
+        const at = this.clock.now() + l.latency(this.rng);
+        if (e instanceof Flow) this.tcp.wire.released(e, at);
+        else this.schedule(e, at);
+      }
     }
   }
 
@@ -385,13 +431,18 @@ export class SimNet {
     const socks = [...host.sockets];
     host.sockets.clear();
     host.ports.clear();
+    host.udpPorts.clear();
+    // The simulator has no disk: a crashed host's socket files go with it (a restart can bind them again).
+    host.unixNames.clear();
     for (const s of socks) {
       if (s.fd >= 0) this.crashed.add(s.fd);
       this.dropFd(s);
       s.dead = true;
       s.dropSend();
+      s.dropDgrams();
       if (s.acceptQ !== null) s.acceptQ.length = 0;
       s.wakeAll();
+      this.dgram.wakeSenders(s);
     }
   }
 

@@ -1,9 +1,11 @@
 /**
- * A simulated TCP socket and the wire between two of them. A {@link SimSocket} is one
- * endpoint: its addresses and options, its state (new, listening, connecting, open,
- * failed), its receive buffer (bytes that arrived and are not read yet), its send queue
- * (bytes written that the peer's window has no room for yet) and the errors TCP reports
- * once. A {@link Flow} is one direction of a connection on the wire: segments (data, FIN,
+ * A simulated socket and the wire between two of them. A {@link SimSocket} is one
+ * endpoint — TCP, UDP, a Unix stream or a Unix datagram socket ({@link K_TCP} …): its
+ * addresses and options, its state (new, listening, connecting, open, failed), its receive
+ * buffer (bytes that arrived and are not read yet; datagrams, whole, for the datagram
+ * kinds), its send queue (bytes written that the peer's window has no room for yet) and
+ * the errors it reports once. A Unix stream is a TCP-like pair of flows over its host's
+ * loopback; its names are the host's (net.ts). A {@link Flow} is one direction of a connection on the wire: segments (data, FIN,
  * reset, SYN, SYN-ACK) in sending order, delivered one at a time in that order, each at
  * its arrival time — so a connection's bytes never overtake each other while different
  * connections interleave as the seed decides.
@@ -23,6 +25,18 @@ import type { Waker } from "../../future.ts";
 import { SimEvent } from "./events.ts";
 import type { Link, SimHost } from "./host.ts";
 import type { SimRng } from "./rng.ts";
+
+/** Socket kinds. */
+export const K_TCP = 0;
+export const K_UDP = 1;
+export const K_UNIX_STREAM = 2;
+export const K_UNIX_DGRAM = 3;
+
+/** A datagram waiting in a receive queue: its bytes and its source, an encoded sockaddr of exactly its length. */
+export interface SimDatagram {
+  readonly data: Uint8Array;
+  readonly src: Uint8Array;
+}
 
 /** Created (maybe bound), not yet listening or connecting. */
 export const ST_NEW = 0;
@@ -158,6 +172,8 @@ export class Flow extends SimEvent {
 export class SimSocket {
   /** The fd its owner holds, or -1 (not yet accepted, or closed). */
   fd = -1;
+  /** K_TCP, K_UDP, K_UNIX_STREAM or K_UNIX_DGRAM. */
+  kind = K_TCP;
   state = ST_NEW;
   /** The host incarnation it was made in (a crash makes it gone). */
   readonly incarnation: number;
@@ -225,6 +241,23 @@ export class SimSocket {
   readWaker: Waker | null = null;
   writeWaker: Waker | null = null;
 
+  // Datagrams (UDP, Unix datagram): what arrived, whole, in arrival order.
+  private readonly dq: SimDatagram[] = [];
+  private dqHead = 0;
+  /** Bytes of the queued datagrams. */
+  dqBytes = 0;
+  /** Unix: the name it is bound to ("" unnamed), and its peer's. */
+  path = "";
+  peerPath = "";
+  /** Unix datagram: the socket connect() or socketpair() made its peer. */
+  dgPeer: SimSocket | null = null;
+  /** Unix datagram: wakers of senders waiting for room in this socket's queue. */
+  senders: Set<Waker> | null = null;
+  /** Unix datagram: the receiver whose full queue this socket's send waits on. */
+  waitingOn: SimSocket | null = null;
+  /** Options only stored and read back (UDP TTLs, broadcast, multicast TTL/loop), by level << 16 | name. */
+  opts: Map<number, number> | null = null;
+
   constructor(
     /** Its number in this simulation (traces name sockets by it). */
     readonly id: number,
@@ -245,6 +278,37 @@ export class SimSocket {
   get sendSpace(): number {
     const n = this.sndCap - this.sndBytes - this.inflight;
     return n > 0 ? n : 0;
+  }
+
+  /** Datagrams queued. */
+  get dgrams(): number {
+    return this.dq.length - this.dqHead;
+  }
+
+  /** Queues an arrived datagram. */
+  pushDgram(d: SimDatagram): void {
+    this.dq.push(d);
+    this.dqBytes += d.data.byteLength;
+  }
+
+  /** Takes the oldest datagram, or undefined. */
+  shiftDgram(): SimDatagram | undefined {
+    const d = this.dq[this.dqHead];
+    if (d === undefined) return undefined;
+    this.dq[this.dqHead++] = undefined as unknown as SimDatagram;
+    if (this.dqHead === this.dq.length) {
+      this.dq.length = 0;
+      this.dqHead = 0;
+    }
+    this.dqBytes -= d.data.byteLength;
+    return d;
+  }
+
+  /** Drops every queued datagram (close, crash). */
+  dropDgrams(): void {
+    this.dq.length = 0;
+    this.dqHead = 0;
+    this.dqBytes = 0;
   }
 
   /** Appends arrived bytes to the receive buffer. */

@@ -6,29 +6,49 @@
  * as the kernel's do, with the errno the kernel would give (EADDRINUSE, EADDRNOTAVAIL,
  * ENOTCONN, …).
  *
- * Supported now: TCP over IPv4 and IPv6 (dual-stack wildcard listeners as Linux's
- * default), SO_REUSEADDR/SO_REUSEPORT (Linux's rules), SO_SNDBUF/SO_RCVBUF (doubled, as
- * Linux reports them), SO_LINGER {on, 0}, SO_KEEPALIVE, TCP_NODELAY, IPV6_V6ONLY, SO_ERROR.
- * Datagram and Unix sockets answer EPROTONOSUPPORT/EAFNOSUPPORT until they are simulated
- * (see net.ts for how they plug in).
+ * Supported: TCP and UDP over IPv4 and IPv6 (dual-stack wildcard sockets as Linux's
+ * default; separate port tables), Unix stream and datagram sockets (names per host,
+ * socketpair, SO_PEERCRED: this process's identity, as every simulated host runs in it),
+ * SO_REUSEADDR/SO_REUSEPORT (Linux's rules), SO_SNDBUF/SO_RCVBUF (doubled, as Linux
+ * reports them), SO_LINGER {on, 0}, SO_KEEPALIVE, TCP_NODELAY, IPV6_V6ONLY, SO_ERROR; UDP's
+ * SO_BROADCAST, TTLs and multicast TTL/loop are stored and read back. Multicast
+ * membership is not simulated (ENOPROTOOPT); other families and types EAFNOSUPPORT /
+ * EPROTONOSUPPORT.
  *
  * Must never: throw, call into the kernel, or act on an fd the simulation did not hand out.
  * Must never import: lib/executor.ts, lib/task/**, bun:ffi
  */
-import { SYS } from "../../../ffi/constants.ts";
+import { NET, SYS } from "../../../ffi/constants.ts";
 import { decodeSockaddr } from "../../../ffi/sockaddr.ts";
 import type { SocketApi } from "../sockets.ts";
-import { EADDRINUSE, EADDRNOTAVAIL, EAFNOSUPPORT, EBADF, EINVAL, ENOENT, ENOPROTOOPT, ENOTCONN, EPROTONOSUPPORT } from "./errno.ts";
+import { EADDRINUSE, EADDRNOTAVAIL, EAFNOSUPPORT, EBADF, EINVAL, ENOENT, ENOPROTOOPT, ENOTCONN, EOPNOTSUPP, EPROTONOSUPPORT } from "./errno.ts";
 import { ANY4, ANY6 } from "./host.ts";
 import type { SimNet } from "./net.ts";
-import { ST_CONNECTING, ST_LISTEN, ST_NEW, ST_OPEN, type SimSocket } from "./socket.ts";
+import { K_TCP, K_UDP, K_UNIX_DGRAM, K_UNIX_STREAM, ST_CONNECTING, ST_LISTEN, ST_NEW, ST_OPEN, type SimSocket } from "./socket.ts";
 import { encodeAddr } from "./tcp.ts";
+import { encodeUnixName, unixPair } from "./unix.ts";
 import { EV_BIND, EV_LISTEN } from "./trace.ts";
+
+/** IPPROTO_UDP (17 everywhere). */
+const IPPROTO_UDP = 17;
 
 const FLAGS = SYS.SOCK_NONBLOCK > 0 ? SYS.SOCK_NONBLOCK | SYS.SOCK_CLOEXEC : 0;
 
 /** O_RDWR (the same on Linux and the BSDs): what F_GETFL reports for a socket besides O_NONBLOCK. */
 const O_RDWR = 2;
+
+/** UDP options the simulator stores and reads back, by level << 16 | name, with Linux's defaults. */
+const STORED: ReadonlyMap<number, number> = new Map([
+  [(SYS.SOL_SOCKET << 16) | NET.SO_BROADCAST, 0],
+  [(NET.IPPROTO_IP << 16) | NET.IP_TTL, 64],
+  [(SYS.IPPROTO_IPV6 << 16) | NET.IPV6_UNICAST_HOPS, 64],
+  [(NET.IPPROTO_IP << 16) | NET.IP_MULTICAST_TTL, 1],
+  [(NET.IPPROTO_IP << 16) | NET.IP_MULTICAST_LOOP, 1],
+  [(SYS.IPPROTO_IPV6 << 16) | NET.IPV6_MULTICAST_HOPS, 1],
+  [(SYS.IPPROTO_IPV6 << 16) | NET.IPV6_MULTICAST_LOOP, 1],
+]);
+
+const isUnix = (s: SimSocket) => s.kind === K_UNIX_STREAM || s.kind === K_UNIX_DGRAM;
 
 /** Linux's SOMAXCONN (the backlog cap). */
 const SOMAXCONN = 4096;
@@ -50,10 +70,16 @@ export class SimSockets implements SocketApi {
   }
 
   socket(domain: number, type: number, protocol: number): number {
+    const t = type & ~FLAGS;
+    if (t !== SYS.SOCK_STREAM && t !== SYS.SOCK_DGRAM) return -EPROTONOSUPPORT;
+    const stream = t === SYS.SOCK_STREAM;
+    if (domain === SYS.AF_UNIX) {
+      if (protocol !== 0) return -EPROTONOSUPPORT;
+      return this.net.newSocket(false, stream ? K_UNIX_STREAM : K_UNIX_DGRAM).fd;
+    }
     if (domain !== SYS.AF_INET && domain !== SYS.AF_INET6) return -EAFNOSUPPORT;
-    if ((type & ~FLAGS) !== SYS.SOCK_STREAM) return -EPROTONOSUPPORT;
-    if (protocol !== 0 && protocol !== SYS.IPPROTO_TCP) return -EPROTONOSUPPORT;
-    return this.net.newSocket(domain === SYS.AF_INET6).fd;
+    if (protocol !== 0 && protocol !== (stream ? SYS.IPPROTO_TCP : IPPROTO_UDP)) return -EPROTONOSUPPORT;
+    return this.net.newSocket(domain === SYS.AF_INET6, stream ? K_TCP : K_UDP).fd;
   }
 
   adopt(fd: number): number {
@@ -65,8 +91,16 @@ export class SimSockets implements SocketApi {
     const s = this.sock(fd);
     if (typeof s === "number") return s;
     const a = decodeSockaddr(addr, len);
+    if (isUnix(s)) {
+      if (a === null || a.family !== "unix") return -EAFNOSUPPORT;
+      if (s.path !== "") return -EINVAL;
+      if (s.host.unixNames.has(a.address)) return -EADDRINUSE;
+      this.net.bindName(s, a.address);
+      this.net.ev(EV_BIND, s.id, 0, 0);
+      return 0;
+    }
     if (a === null || a.family === "unix" || (a.family === "IPv6") !== s.v6) return -EAFNOSUPPORT;
-    if (s.bound || s.state !== ST_NEW) return -EINVAL;
+    if (s.bound || (s.state !== ST_NEW && s.kind === K_TCP)) return -EINVAL;
     const ip = a.address;
     const net = this.net;
     if (ip !== ANY4 && ip !== ANY6 && !s.host.owns(ip, s.v6)) return -EADDRNOTAVAIL;
@@ -83,8 +117,19 @@ export class SimSockets implements SocketApi {
   listen(fd: number, backlog: number): number {
     const s = this.sock(fd);
     if (typeof s === "number") return s;
+    if (s.kind === K_UDP || s.kind === K_UNIX_DGRAM) return -EOPNOTSUPP;
     if (s.state === ST_OPEN || s.state === ST_CONNECTING) return -EINVAL;
     const net = this.net;
+    if (s.kind === K_UNIX_STREAM) {
+      if (s.path === "") return -EINVAL; // Linux would autobind an abstract name: net/ always binds first
+      if (s.state !== ST_LISTEN) {
+        s.state = ST_LISTEN;
+        s.acceptQ = [];
+      }
+      s.backlog = backlog < 0 ? 0 : backlog > SOMAXCONN ? SOMAXCONN : backlog;
+      net.ev(EV_LISTEN, s.id, s.backlog, 0);
+      return 0;
+    }
     if (!s.bound) {
       const ip = s.v6 ? ANY6 : ANY4;
       const p = net.ephemeralPort(s, ip);
@@ -134,7 +179,15 @@ export class SimSockets implements SocketApi {
       s.v6only = on;
       return 0;
     }
-    return -ENOPROTOOPT;
+    return this.setStored(s, level, name, value);
+  }
+
+  /** A UDP option that is only stored (see STORED), or −ENOPROTOOPT. */
+  private setStored(s: SimSocket, level: number, name: number, value: number): number {
+    const key = (level << 16) | name;
+    if (s.kind !== K_UDP || !STORED.has(key)) return -ENOPROTOOPT;
+    (s.opts ??= new Map()).set(key, value);
+    return 0;
   }
 
   getsockoptInt(fd: number, level: number, name: number): number {
@@ -154,7 +207,9 @@ export class SimSockets implements SocketApi {
     }
     if (level === SYS.IPPROTO_TCP && name === SYS.TCP_NODELAY) return s.noDelay ? 1 : 0;
     if (level === SYS.IPPROTO_IPV6 && name === SYS.IPV6_V6ONLY && s.v6) return s.v6only ? 1 : 0;
-    return -ENOPROTOOPT;
+    const key = (level << 16) | name;
+    const dflt = s.kind === K_UDP ? STORED.get(key) : undefined;
+    return dflt === undefined ? -ENOPROTOOPT : (s.opts?.get(key) ?? dflt);
   }
 
   setsockopt(fd: number, level: number, name: number, value: Uint8Array): number {
@@ -168,12 +223,18 @@ export class SimSockets implements SocketApi {
       s.lingerZero = s.lingerOn !== 0 && s.lingerSecs === 0;
       return 0;
     }
+    // A one-byte IPv4 multicast TTL / loop (the BSDs' form); membership and interfaces are not simulated.
+    if (value.byteLength === 1) return this.setStored(s, level, name, value[0]!);
     return -ENOPROTOOPT;
   }
 
   getsockname(fd: number, addr: Uint8Array, len: Uint32Array): number {
     const s = this.sock(fd);
     if (typeof s === "number") return s;
+    if (isUnix(s)) {
+      len[0] = encodeUnixName(addr, s.path);
+      return 0;
+    }
     const ip = s.localIp !== "" ? s.localIp : s.v6 ? ANY6 : ANY4;
     len[0] = encodeAddr(addr, ip, s.localPort, s.v6);
     return 0;
@@ -182,39 +243,60 @@ export class SimSockets implements SocketApi {
   getpeername(fd: number, addr: Uint8Array, len: Uint32Array): number {
     const s = this.sock(fd);
     if (typeof s === "number") return s;
+    if (s.kind === K_UNIX_DGRAM) {
+      if (s.dgPeer === null) return -ENOTCONN;
+      len[0] = encodeUnixName(addr, s.dgPeer.path);
+      return 0;
+    }
     if (s.state !== ST_OPEN || s.dead) return -ENOTCONN;
-    len[0] = encodeAddr(addr, s.remoteIp, s.remotePort, s.v6);
+    len[0] = s.kind === K_UNIX_STREAM ? encodeUnixName(addr, s.peerPath) : encodeAddr(addr, s.remoteIp, s.remotePort, s.v6);
     return 0;
   }
 
   shutdown(fd: number, how: number): number {
     const s = this.sock(fd);
     if (typeof s === "number") return s;
+    if (s.kind === K_UDP || s.kind === K_UNIX_DGRAM) return s.state === ST_OPEN || s.dgPeer !== null ? 0 : -ENOTCONN;
     return this.net.tcp.shutdown(s, how);
   }
 
   close(fd: number): number {
     const s = this.net.socketOf(fd);
     if (s === undefined) return this.net.forgetCrashed(fd) ? 0 : -EBADF;
-    this.net.tcp.close(s);
+    if (s.kind === K_UDP || s.kind === K_UNIX_DGRAM) this.net.dgram.close(s);
+    else this.net.tcp.close(s);
     return 0;
   }
 
-  socketpair(_domain: number, _type: number, _protocol: number, _fds: Int32Array): number {
-    return -EAFNOSUPPORT;
+  socketpair(domain: number, type: number, protocol: number, fds: Int32Array): number {
+    const t = type & ~FLAGS;
+    if (domain !== SYS.AF_UNIX) return domain === SYS.AF_INET || domain === SYS.AF_INET6 ? -EOPNOTSUPP : -EAFNOSUPPORT;
+    if ((t !== SYS.SOCK_STREAM && t !== SYS.SOCK_DGRAM) || protocol !== 0) return -EPROTONOSUPPORT;
+    return unixPair(this.net, t, fds);
   }
 
-  getsockopt(fd: number, _level: number, _name: number, _out: Uint8Array): number {
+  /** SO_PEERCRED of a connected Unix stream: this process's pid, uid and gid (every simulated host runs in it). */
+  getsockopt(fd: number, level: number, name: number, out: Uint8Array): number {
     const s = this.sock(fd);
-    return typeof s === "number" ? s : -ENOPROTOOPT;
+    if (typeof s === "number") return s;
+    if (level !== SYS.SOL_SOCKET || name !== NET.SO_PEERCRED || NET.SO_PEERCRED < 0 || s.kind !== K_UNIX_STREAM) return -ENOPROTOOPT;
+    if (s.state !== ST_OPEN || out.byteLength < 12) return s.state !== ST_OPEN ? -ENOTCONN : -EINVAL;
+    const v = new DataView(out.buffer, out.byteOffset, 12);
+    v.setInt32(0, process.pid, true);
+    v.setUint32(4, process.getuid?.() ?? 0, true);
+    v.setUint32(8, process.getgid?.() ?? 0, true);
+    return 12;
   }
 
-  socketFileId(_path: string): string | null {
-    return null;
+  /** The identity of the socket file at `path` on the current host (its own names), or null. */
+  socketFileId(path: string): string | null {
+    const e = this.net.currentHost().unixNames.get(path);
+    return e === undefined ? null : `sim:${e.id}`;
   }
 
-  unlink(_path: string): number {
-    return -ENOENT;
+  /** Removes the name `path` from the current host (a bound socket keeps its name, unreachable). */
+  unlink(path: string): number {
+    return this.net.currentHost().unixNames.delete(path) ? 0 : -ENOENT;
   }
 
   fdFlags(fd: number): number {

@@ -36,7 +36,8 @@ import { acceptAddr, acceptAddrLen } from "../fd.ts";
 import { ERROR, READABLE, READ_CLOSED, WRITABLE, WRITE_CLOSED } from "../events.ts";
 import { Wire } from "./wire.ts";
 import { ANY4, ANY6 } from "./host.ts";
-import { Flow, SEG_DATA, SEG_FIN, SEG_RST, SEG_SYN, ST_CONNECTING, ST_FAILED, ST_LISTEN, ST_NEW, ST_OPEN, type SimSocket } from "./socket.ts";
+import { encodeUnixName } from "./unix.ts";
+import { Flow, K_TCP, SEG_DATA, SEG_FIN, SEG_RST, SEG_SYN, ST_CONNECTING, ST_FAILED, ST_LISTEN, ST_NEW, ST_OPEN, type SimSocket } from "./socket.ts";
 import { EV_ACCEPT, EV_CLOSE, EV_CONNECT, EV_ERROR, EV_READ, EV_SHUTDOWN, EV_WRITE } from "./trace.ts";
 import type { SimNet } from "./net.ts";
 
@@ -178,7 +179,7 @@ export class Tcp {
     }
     s.listener = null;
     const fd = net.giveFd(s);
-    acceptAddrLen[0] = encodeAddr(acceptAddr, s.remoteIp, s.remotePort, s.v6);
+    acceptAddrLen[0] = s.kind === K_TCP ? encodeAddr(acceptAddr, s.remoteIp, s.remotePort, s.v6) : encodeUnixName(acceptAddr, s.peerPath);
     net.ev(EV_ACCEPT, l.id, s.id, 0);
     return fd;
   }
@@ -231,6 +232,7 @@ export class Tcp {
     s.closed = true;
     net.dropFd(s);
     net.unbindPort(s);
+    net.unbindName(s);
     s.host.sockets.delete(s);
     let rst = 0;
     if (s.state === ST_LISTEN) {

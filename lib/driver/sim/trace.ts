@@ -57,6 +57,20 @@ export const EV_INTERCEPT = 20;
 /** A mark the program made (`sim.mark(n)`; a: n). */
 export const EV_MARK = 21;
 
+/** A datagram was sent, delivered or lost (a: socket — the sender, or the receiver once delivered —, b: bytes, c: outcome, see DGRAM_*). */
+export const EV_DGRAM = 22;
+
+/** EV_DGRAM outcomes. */
+export const DGRAM_DELIVERED = 0;
+/** Lost on the way (the link's loss, a cut link, a crashed host). */
+export const DGRAM_LOST = 1;
+/** Sent twice (the link's duplicate). */
+export const DGRAM_DUPLICATED = 2;
+/** Nobody has the address, or nobody is bound to the port. */
+export const DGRAM_UNREACHED = 3;
+/** The receiver's queue was over its SO_RCVBUF. */
+export const DGRAM_DROPPED = 4;
+
 /** EV_SYN outcomes. */
 export const SYN_QUEUED = 0;
 export const SYN_REFUSED = 1;
@@ -93,6 +107,7 @@ const NAMES: Record<number, string> = {
   [EV_FAULT]: "fault",
   [EV_INTERCEPT]: "intercepted",
   [EV_MARK]: "mark",
+  [EV_DGRAM]: "datagram",
 };
 
 const FAULTS = ["", "partition", "repair", "crash", "restart", "hold", "release", "reset connections"];
@@ -220,6 +235,8 @@ export function describeEvent(e: readonly number[], hostName: (i: number) => str
       return `${name} ${FAULTS[a] ?? a} ${hostName(b)}${c >= 0 ? ` ${hostName(c)}` : ""}`;
     case EV_INTERCEPT:
       return `${name} ${INTERCEPTS[a] ?? a}`;
+    case EV_DGRAM:
+      return `${name} socket ${a}, ${b} B: ${["delivered", "lost", "duplicated", "unreached", "dropped (queue full)"][c] ?? c}`;
     case EV_RST:
     case EV_ERROR:
       return `${name} socket ${a} (errno ${b})`;
