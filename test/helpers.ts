@@ -15,7 +15,7 @@
  */
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect } from "bun:test";
 import { readdirSync, readlinkSync } from "node:fs";
-import { Runtime, currentRuntime, type IntoFuture } from "../lib/index.ts";
+import { Runtime, currentRuntime, spawn, type IntoFuture } from "../lib/index.ts";
 import { availableBackends, simSeed, type Backend } from "../lib/driver/index.ts";
 import { SimDriver } from "../lib/driver/sim/driver.ts";
 import { firstDivergence } from "../lib/driver/sim/trace.ts";
@@ -108,6 +108,24 @@ export function forEachBackend(name: string, body: (ctx: BackendCtx) => void): v
       });
     });
   }
+}
+
+/**
+ * Runs `fut` as a task: the error it fails with (a task's error is its JoinError's
+ * `cause`), or undefined when it succeeds.
+ *
+ * @example
+ * ```ts
+ * expect((yield* failure(lookup("nowhere"))) as LookupError).toMatchObject({ code: "ENOTFOUND" });
+ * ```
+ */
+export function* failure(fut: IntoFuture<unknown>): Generator<unknown, unknown, unknown> {
+  try {
+    yield* spawn(fut);
+  } catch (e) {
+    return (e as { cause?: unknown }).cause ?? e;
+  }
+  return undefined;
 }
 
 /** True when `REEL_BACKEND=sim`: a suite can skip what cannot be meaningful there (saying why in the title). */

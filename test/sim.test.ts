@@ -28,7 +28,7 @@ import { SimDriver } from "../lib/driver/sim/driver.ts";
 import { SimTrace, firstDivergence, EV_POLL } from "../lib/driver/sim/trace.ts";
 import { SimRng } from "../lib/driver/sim/rng.ts";
 import { lingerZero, pattern, smallBuffers } from "./fault_util.ts";
-import { fdTable, opened } from "./helpers.ts";
+import { failure, fdTable, opened } from "./helpers.ts";
 
 /** Runs `body` on a fresh simulation; returns its value, the trace hash and the virtual time. */
 function sim<T>(seed: number, body: IntoFuture<T>, options: SimOptions = {}): { value: T; hash: string; t: number; driver: SimDriver } {
@@ -41,15 +41,6 @@ function sim<T>(seed: number, body: IntoFuture<T>, options: SimOptions = {}): { 
   } finally {
     rt.close();
   }
-}
-
-function* failure(fut: IntoFuture<unknown>): Generator<unknown, unknown, unknown> {
-  try {
-    yield* spawn(fut);
-  } catch (e) {
-    return (e as { cause?: unknown }).cause ?? e;
-  }
-  return undefined;
 }
 
 /** An echo exchange of `n` messages of random sizes through a server, checked byte for byte. */

@@ -31,7 +31,7 @@ import {
   type SocketAddr,
 } from "../lib/index.ts";
 import { SimDriver } from "../lib/driver/sim/driver.ts";
-import { fdTable, opened } from "./helpers.ts";
+import { failure, fdTable, opened } from "./helpers.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -48,16 +48,6 @@ function onSim<T>(seed: number, body: IntoFuture<T>): T {
     rt.close();
     expect(opened(fds, fdTable())).toEqual([]);
   }
-}
-
-/** The error `fut` fails with (a SimulationError's cause), or undefined. */
-function* failure(fut: IntoFuture<unknown>): Generator<unknown, unknown, unknown> {
-  try {
-    yield* spawn(fut);
-  } catch (e) {
-    return (e as { cause?: unknown }).cause ?? e;
-  }
-  return undefined;
 }
 
 /**

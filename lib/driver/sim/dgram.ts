@@ -196,7 +196,7 @@ export class Dgram {
   private sendTo(s: SimSocket, cx: Context, buf: Uint8Array, addr: Uint8Array | null, len: number): Poll<number> {
     this.net.checkAlive(s, "sendmsg");
     if (s.kind !== K_UDP) return this.sendUnix(s, cx, buf, addr, len);
-    if (s.err !== 0) throw this.takeError(s, "sendmsg");
+    if (s.err !== 0) throw this.net.tcp.takeError(s, "sendmsg");
     let ip: string;
     let port: number;
     if (addr !== null) {
@@ -410,7 +410,7 @@ export class Dgram {
       this.wakeSenders(s);
       return n;
     }
-    if (s.err !== 0) throw this.takeError(s, "recvmsg");
+    if (s.err !== 0) throw this.net.tcp.takeError(s, "recvmsg");
     s.parkRead(cx.waker);
     return PENDING;
   }
@@ -425,7 +425,7 @@ export class Dgram {
       buf.set(d.data.subarray(0, k));
       return k;
     }
-    if (s.err !== 0) throw this.takeError(s, "read");
+    if (s.err !== 0) throw this.net.tcp.takeError(s, "read");
     s.parkRead(cx.waker);
     return PENDING;
   }
@@ -465,12 +465,6 @@ export class Dgram {
     s.dgPeer = null;
     this.wakeSenders(s);
     s.wakeAll();
-  }
-
-  private takeError(s: SimSocket, syscall: string): SysError {
-    const e = s.err;
-    s.err = 0;
-    return new SysError(e, syscall);
   }
 }
 

@@ -1,9 +1,10 @@
 /**
  * The simulation backend ("sim"): a Driver whose kernel is a simulated network in this
  * process, whose clock is virtual, and whose every choice comes from one seed. The same
- * program — TcpListener, TcpStream, timers, channels, combinators — runs on it unchanged:
- * net/ makes its socket calls through `sockets` (SimSockets) and its I/O through the
- * SimFds `socket(fd)` hands out.
+ * program — TCP, UDP and Unix sockets, name lookups, timers, channels, combinators — runs
+ * on it unchanged: net/ makes its socket calls through `sockets` (SimSockets), its I/O
+ * through the SimFds `socket(fd)` hands out, and its lookups through `resolver`
+ * (SimResolver: the simulation's host names).
  *
  * Time: the clock starts at 0 and moves only when every task is idle (the executor's idle
  * turn): the driver's frozen-clock turn (driver.ts) jumps it to the next timer or network
@@ -20,7 +21,9 @@
  *
  * Determinism: the trace (trace.ts) records and hashes every event; the interceptor
  * (intercept.ts) keeps real time and Math.random out while the runtime runs; a real fd
- * handed to `socket()` and any file call are refused (RuntimeError EFOREIGN / ESIM).
+ * handed to `socket()` is refused (RuntimeError EFOREIGN), and so is what needs the real
+ * machine — files, standard I/O, child processes, signals, pipes, the blocking pool
+ * (`requireOs`) — with RuntimeError ESIM (unsupported.ts).
  *
  * Must never: block, read real time, or call into the kernel.
  * Must never import: lib/executor.ts, bun:ffi

@@ -298,7 +298,8 @@ export class Tcp {
     if (f.pos < 0 && !f.held) net.schedule(f, f.first!.at);
   }
 
-  private takeError(s: SimSocket, syscall: string): SysError {
+  /** The pending error of `s` (reported once: cleared), traced, as a SysError naming `syscall`. */
+  takeError(s: SimSocket, syscall: string): SysError {
     const e = s.err;
     s.err = 0;
     this.net.ev(EV_ERROR, s.id, e, 0);
