@@ -453,14 +453,11 @@ export class Dgram {
 
   /** The owner closes a datagram socket: its queue goes, its name stays stale (or goes, abstract), waiters wake. */
   close(s: SimSocket): void {
-    const net = this.net;
-    s.closed = true;
-    net.dropFd(s);
-    net.unbindPort(s);
-    net.unbindName(s);
-    s.host.sockets.delete(s);
+    if (s.closed) return;
+    this.net.releaseSocket(s);
     s.dropDgrams();
-    if (s.waitingOn !== null) s.waitingOn.senders?.clear();
+    // Its own wait for room goes (the others waiting there re-poll: a spurious wake is harmless).
+    if (s.waitingOn !== null) this.wakeSenders(s.waitingOn);
     s.waitingOn = null;
     s.dgPeer = null;
     this.wakeSenders(s);

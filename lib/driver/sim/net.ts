@@ -233,6 +233,15 @@ export class SimNet {
     s.fd = -1;
   }
 
+  /** Its owner closed `s`: fd, port, Unix name (stale or gone) and host membership are released. */
+  releaseSocket(s: SimSocket): void {
+    s.closed = true;
+    this.dropFd(s);
+    this.unbindPort(s);
+    this.unbindName(s);
+    s.host.sockets.delete(s);
+  }
+
   /** The socket owned by `fd`, or undefined (not a simulated socket, or closed). */
   socketOf(fd: number): SimSocket | undefined {
     return this.fds.get(fd);

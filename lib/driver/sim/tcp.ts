@@ -229,11 +229,7 @@ export class Tcp {
   close(s: SimSocket): void {
     if (s.closed) return;
     const net = this.net;
-    s.closed = true;
-    net.dropFd(s);
-    net.unbindPort(s);
-    net.unbindName(s);
-    s.host.sockets.delete(s);
+    net.releaseSocket(s);
     let rst = 0;
     if (s.state === ST_LISTEN) {
       const q = s.acceptQ!;
