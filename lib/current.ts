@@ -126,8 +126,11 @@ export function currentTaskId(): number {
  */
 export function enterRuntime(rt: RunningRuntime): RunningRuntime | null {
   const prev = runtime;
+  if (driver !== null) driver.leave();
   runtime = rt;
   driver = rt.driver;
+  // The driver's clock becomes the one now() reads (the simulator's: virtual time).
+  rt.driver.enter();
   return prev;
 }
 
@@ -140,6 +143,9 @@ export function enterRuntime(rt: RunningRuntime): RunningRuntime | null {
  * ```
  */
 export function leaveRuntime(prev: RunningRuntime | null): void {
+  const d = driver;
   runtime = prev;
   driver = prev === null ? null : prev.driver;
+  if (d !== null) d.leave();
+  if (driver !== null) driver.enter();
 }

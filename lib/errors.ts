@@ -106,7 +106,9 @@ export class UnexpectedEofError extends Error {
  *   release; ENOTURING / ENOLIBURING: an io_uring-only call elsewhere, liburing missing;
  * - ECLEANUP: a cancelled future's cleanup outlived its bound (or threw); ESCOPE: a spawn
  *   into a scope that is not running; ENOHOST: `for await` over a stream without reel's
- *   interop layer loaded.
+ *   interop layer loaded;
+ * - ESIM: something the simulator cannot run reproducibly (a real fd or a file inside a
+ *   simulation, real time or Math.random read in strict mode, resuming virtual time).
  */
 export type RuntimeErrorCode =
   | "EREENTRANT"
@@ -121,7 +123,8 @@ export type RuntimeErrorCode =
   | "ENOLIBURING"
   | "ECLEANUP"
   | "ESCOPE"
-  | "ENOHOST";
+  | "ENOHOST"
+  | "ESIM";
 
 /**
  * The runtime is not in a state for the call: `blockOn` inside `blockOn`, `spawn` with no

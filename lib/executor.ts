@@ -22,6 +22,12 @@
  * this thread); per batch, one counter add. Busy time reads the clock only around a
  * *blocking* driver turn — the thread is about to sleep then anyway — never per poll.
  *
+ * The simulator (backend "sim", lib/driver/sim/) changes two things here and nothing
+ * else: the run queue is a SeededRunQueue (the next task is a seeded pick among the ready
+ * ones, traced), and an idle turn moves its virtual clock instead of sleeping (the
+ * driver's frozen-clock turn; runTicks does the same jump, since a frozen clock cannot be
+ * waited for from outside). A paused clock (time control) is frozen the same way.
+ *
  * Invariants: a task is in the queue at most once (its SCHEDULED bit); only one runtime
  * runs on a thread at a time; `running.node` is null between polls.
  *
@@ -37,7 +43,9 @@ import { resetBudget } from "./task/coop.ts";
 import { setScopeHost, type ScopeHost } from "./task/scope.ts";
 import type { Driver } from "./driver/driver.ts";
 import { enterRuntime, leaveRuntime, running, runningRuntime, type ReportKind } from "./current.ts";
-import { createDriver, selectedBackend, type Backend } from "./driver/index.ts";
+import { createDriver, selectedBackend, simSeed, type Backend } from "./driver/index.ts";
+import { SimDriver } from "./driver/sim/driver.ts";
+import type { SimOptions } from "./driver/sim/config.ts";
 import { RuntimeError } from "./errors.ts";
 import { now } from "./time/clock.ts";
 import { SLOW, SEQ, STATE, setThreshold, slowSince, startWatchdog, watchdog } from "./inspect/watchdog.ts";
@@ -46,6 +54,7 @@ import { dumpTree, type RuntimeDump } from "./inspect/dump.ts";
 export type { SlowPoll } from "./inspect/slowpoll.ts";
 import { reportSlowPoll, slowPollReport, type SlowPoll } from "./inspect/slowpoll.ts";
 import { Queue } from "./task/queue.ts";
+import { SeededRunQueue } from "./task/seeded.ts";
 
 // The slow-poll watchdog is a Worker: start it when the executor is loaded, so its own fds
 // exist before any program (or test) starts counting descriptors. It sleeps while no
@@ -126,6 +135,15 @@ export interface RuntimeOptions {
    * slow-poll reports. Default off (`REEL_SPAWN_SITES=1` turns it on).
    */
   spawnSites?: boolean;
+  /**
+   * The simulator's seed (backend "sim"): every choice of the run comes from it. Default
+   * `REEL_SEED`, or a fresh one (printed if a blockOn fails). Ignored by the real backends.
+   */
+  seed?: number;
+  /** The simulator's settings (backend "sim"): links, chaos, tracing. Ignored by the real backends. */
+  sim?: SimOptions;
+  /** Start with the clock paused (time control, as tokio's `start_paused`; see `pause()`). */
+  startPaused?: boolean;
 }
 
 /**
@@ -183,7 +201,12 @@ export class Runtime implements Scheduler, ScopeHost {
   readonly cleanupLimitMs: number;
   readonly slowPollMs: number;
   readonly spawnSites: boolean;
-  private readonly queue = new Queue<Task<unknown>>(256); // a task is in it at most once (its SCHEDULED bit)
+  /** The simulator's seed; null on the real backends. */
+  readonly seed: number | null;
+  /** The run queue; a task is in it at most once (its SCHEDULED bit). */
+  private readonly queue: Queue<Task<unknown>>;
+  /** The seed was drawn at random (nobody chose it): a failure prints it. */
+  private readonly seedDrawn: boolean = false;
   private readonly onTaskError: (err: unknown, taskId: number, kind: ReportKind) => void;
   private readonly onSlowPoll: (report: SlowPoll) => void;
   private closed = false;
@@ -206,12 +229,30 @@ export class Runtime implements Scheduler, ScopeHost {
 
   constructor(options: RuntimeOptions = {}) {
     this.backend = options.backend ?? selectedBackend();
+    const sim = this.backend === "sim";
     this.cleanupLimitMs = checkOptionMs(options.cleanupLimitMs, "cleanupLimitMs", DEFAULT_CLEANUP_LIMIT_MS);
-    this.slowPollMs = checkOptionMs(options.slowPollMs, "slowPollMs", envMs("REEL_SLOW_POLL_MS", DEFAULT_SLOW_POLL_MS));
+    // Under the simulator a slow poll is real time the simulation does not see: off unless asked for.
+    this.slowPollMs = checkOptionMs(options.slowPollMs, "slowPollMs", sim ? 0 : envMs("REEL_SLOW_POLL_MS", DEFAULT_SLOW_POLL_MS));
     this.spawnSites = options.spawnSites ?? process.env.REEL_SPAWN_SITES === "1";
     this.onTaskError = options.onTaskError ?? reportTaskError;
     this.onSlowPoll = options.onSlowPoll ?? reportSlowPoll;
-    this.driver = createDriver(this.backend);
+    if (sim) {
+      let seed = options.seed;
+      if (seed === undefined) {
+        const s = simSeed();
+        seed = s.seed;
+        this.seedDrawn = !s.fromEnv;
+      }
+      const d = new SimDriver(seed, options.sim);
+      this.driver = d;
+      this.seed = seed;
+      this.queue = new SeededRunQueue(d.schedulePolicy());
+    } else {
+      this.driver = createDriver(this.backend);
+      this.seed = null;
+      this.queue = new Queue<Task<unknown>>(256);
+    }
+    if (options.startPaused === true) this.driver.clock.pause();
   }
 
   /** Scheduler: a woken task joins the queue. */
@@ -348,13 +389,17 @@ export class Runtime implements Scheduler, ScopeHost {
       // waker slots, pending-Promise counts) do not outlive this call; drive what cleanup
       // can still run, and force-end the rest (reported).
       this.abandon(main as Task<unknown>);
+      this.simFailed();
       throw err;
     } finally {
       this.closeSpan();
       this.fallbackRoot = prevRoot;
       leaveRuntime(prev);
     }
-    if (main.error !== null) throw main.error.isFailed() ? main.error.cause : main.error;
+    if (main.error !== null) {
+      this.simFailed();
+      throw main.error.isFailed() ? main.error.cause : main.error;
+    }
     return main.value as T;
   }
 
@@ -367,7 +412,7 @@ export class Runtime implements Scheduler, ScopeHost {
         this.driver.turn(0);
         continue;
       }
-      if (!this.driver.hasWork()) throw deadlock(this.pendingPromises);
+      if (!this.driver.hasWork()) throw deadlock(this.pendingPromises, this.driver.deadlockDetail());
       // The only place the thread sleeps: the clock is read around it for busy time.
       const t0 = now();
       this.driver.turn(-1);
@@ -399,10 +444,16 @@ export class Runtime implements Scheduler, ScopeHost {
     const prev = enterRuntime(this);
     this.openSpan();
     try {
+      const d = this.driver;
       for (let i = 0; i < maxTicks; i++) {
         this.runBatch();
-        this.driver.turn(0);
-        if (this.queue.length === 0) break;
+        d.turn(0);
+        if (this.queue.length === 0) {
+          // A frozen clock (paused, or the simulator's) is not waited for: jump it to the next
+          // timed event now. That turn cannot block: there is such an event.
+          if (!d.clock.frozen || d.nextTimedEvent() < 0) break;
+          d.turn(-1);
+        }
       }
     } finally {
       this.closeSpan();
@@ -441,6 +492,13 @@ export class Runtime implements Scheduler, ScopeHost {
     running.node = null;
     pollSeq = seq;
     this.counts.polls += i;
+  }
+
+  /** A blockOn on the simulator failed with a seed nobody chose: print it, so the run can be replayed. */
+  private simFailed(): void {
+    const d = this.driver;
+    if (!this.seedDrawn || !(d instanceof SimDriver)) return;
+    console.error(`reel: the simulation failed (${d.describe()}); replay it with REEL_SEED=${this.seed}`);
   }
 
   /** The watchdog saw `t`'s poll hold the thread past the threshold: report it. */
@@ -529,17 +587,19 @@ function checkSpawnOptions(opts: SpawnOptions | undefined): void {
   if (opts.name !== undefined && typeof opts.name !== "string") throw new TypeError(`spawn() option name must be a string, got ${typeof opts.name}`);
 }
 
-function deadlock(pendingPromises: number): RuntimeError {
+function deadlock(pendingPromises: number, detail: string): RuntimeError {
   if (pendingPromises > 0) {
     return new RuntimeError(
       `Deadlock: the blockOn() future is blocked on ${pendingPromises} Promise(s) that need Bun's event loop, ` +
-        "which cannot run while blockOn() owns the thread (no runnable task, no I/O registration, no timer): use run() (hosted mode) instead of blockOn().",
+        "which cannot run while blockOn() owns the thread (no runnable task, no I/O registration, no timer): use run() (hosted mode) instead of blockOn()." +
+        detail,
       "EDEADLK",
     );
   }
   return new RuntimeError(
     "Deadlock: the blockOn() future is pending but nothing can wake it (no runnable task, no I/O registration, no timer). " +
-      "If it awaits a Promise that needs Bun's event loop (fetch, setTimeout, Bun.sleep), use hosted mode: run() instead of blockOn().",
+      "If it awaits a Promise that needs Bun's event loop (fetch, setTimeout, Bun.sleep), use hosted mode: run() instead of blockOn()." +
+      detail,
     "EDEADLK",
   );
 }

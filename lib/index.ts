@@ -173,3 +173,6 @@ export { UnixDatagram } from "./net/unix_dgram.ts";
 export { TruncatedError, type Datagram, type OutDatagram } from "./net/dgram.ts";
 export { lookup, LookupError, type LookupAddress, type LookupOptions } from "./net/lookup.ts";
 export { AsyncFd, AsyncFdReadyGuard } from "./io/asyncfd.ts";
+export { Sim, SimulationError, type SimHostContext, type SimResult, type SimRunOptions, type ChaosOptions } from "./sim/sim.ts";
+export type { SimOptions, LinkOptions } from "./driver/sim/config.ts";
+export { pause, resume, advance, isPaused } from "./time/control.ts";

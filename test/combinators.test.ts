@@ -298,8 +298,11 @@ forEachBackend("combinators with timers and sockets", ({ run: runIo, runtime }) 
   });
 
   test("select of a socket read and a sleep: the cancelled read's waker is never called again", () => {
-    const listener = TcpListener.bind({ hostname: "127.0.0.1", port: 0 });
-    const port = listener.localAddr.port;
+    // Bound (and its port read) inside the runtime, so that under the simulator it is a simulated socket too.
+    const [listener, port] = runIo(function* () {
+      const l = TcpListener.bind({ hostname: "127.0.0.1", port: 0 });
+      return [l, l.localAddr.port] as const;
+    });
     const [stream, server] = runIo(function* () {
       const c = spawn(TcpStream.connect({ hostname: "127.0.0.1", port }));
       const [s] = yield* listener.accept();

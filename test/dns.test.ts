@@ -18,7 +18,7 @@ import { lookup } from "../lib/net/lookup.ts";
 
 const resolverFor = (d: Driver): ResolverClient => d.resolver;
 import { HappyConnect, interleave } from "../lib/net/happy.ts";
-import { forEachBackend } from "./helpers.ts";
+import { forEachBackend, simSkip } from "./helpers.ts";
 
 const noop: Context = { waker: { wake() {} } };
 /** A name glibc rejects without asking DNS: a label of 64 characters (the limit is 63). */
@@ -63,8 +63,11 @@ function* releaseAll(client: ResolverClient, held: { jobs: Job[]; release(): voi
   for (const j of held.jobs) client.leave(j, null);
 }
 
+/** Why the resolver pool's own tests do not run on the simulator. */
+const RESOLVER_POOL = "a simulation answers lookups from its own hosts at once: no resolver pool, no system names (test/sim_net.test.ts covers its names)";
+
 forEachBackend("dns: lookup", ({ run, runtime, backend }) => {
-  test("lookup('localhost') returns what the system's getaddrinfo does, for each family", async () => {
+  test.skipIf(backend === "sim")(simSkip(backend, "lookup('localhost') returns what the system's getaddrinfo does, for each family", RESOLVER_POOL)[1], async () => {
     const oracle = async (family: 0 | 4 | 6) => {
       try {
         return (await nodeLookup("localhost", { all: true, family, verbatim: true })).map((a) => a.address).sort();
@@ -88,7 +91,7 @@ forEachBackend("dns: lookup", ({ run, runtime, backend }) => {
     expect(expected[4]).toContain("127.0.0.1");
   });
 
-  test("every name in /etc/hosts resolves to (at least) its listed address, with the right family", () => {
+  test.skipIf(backend === "sim")(simSkip(backend, "every name in /etc/hosts resolves to (at least) its listed address, with the right family", RESOLVER_POOL)[1], () => {
     const entries = hostsEntries().slice(0, 40);
     if (entries.length === 0) return console.warn("dns test: /etc/hosts is empty or unreadable; nothing to check");
     const results = run(function* () {
@@ -147,7 +150,7 @@ forEachBackend("dns: lookup", ({ run, runtime, backend }) => {
     expect(() => lookup("localhost", { signal: {} as never })).toThrow(/AbortSignal/);
   });
 
-  test("concurrent lookups of one name share one resolution", () => {
+  test.skipIf(backend === "sim")(simSkip(backend, "concurrent lookups of one name share one resolution", RESOLVER_POOL)[1], () => {
     const client = resolverFor(runtime().driver);
     run(function* () {
       const held = holdAll(client);
@@ -161,7 +164,7 @@ forEachBackend("dns: lookup", ({ run, runtime, backend }) => {
     });
   });
 
-  test("cancelling a queued lookup abandons its job: it never runs, and the eventfd is closed", () => {
+  test.skipIf(backend === "sim")(simSkip(backend, "cancelling a queued lookup abandons its job: it never runs, and the eventfd is closed", RESOLVER_POOL)[1], () => {
     const client = resolverFor(runtime().driver);
     run(function* () {
       const held = holdAll(client);
@@ -177,7 +180,7 @@ forEachBackend("dns: lookup", ({ run, runtime, backend }) => {
     });
   });
 
-  test("lookup_detached_job_never_writes_the_next_owner: a running job cancelled, its eventfd number reused, stays silent", () => {
+  test.skipIf(backend === "sim")(simSkip(backend, "lookup_detached_job_never_writes_the_next_owner: a running job cancelled, its eventfd number reused, stays silent", RESOLVER_POOL)[1], () => {
     const client = resolverFor(runtime().driver);
     run(function* () {
       // A hold job stands for a getaddrinfo that is running (a Worker is inside it).
@@ -203,7 +206,7 @@ forEachBackend("dns: lookup", ({ run, runtime, backend }) => {
     });
   });
 
-  test("an AbortSignal cancels a pending lookup, which throws the signal's reason", () => {
+  test.skipIf(backend === "sim")(simSkip(backend, "an AbortSignal cancels a pending lookup, which throws the signal's reason", RESOLVER_POOL)[1], () => {
     const client = resolverFor(runtime().driver);
     run(function* () {
       const held = holdAll(client);
@@ -223,7 +226,7 @@ forEachBackend("dns: lookup", ({ run, runtime, backend }) => {
     });
   });
 
-  test("a runtime closed with a lookup in flight gives it up: its eventfd is released, the lookup fails ECANCELED", () => {
+  test.skipIf(backend === "sim")(simSkip(backend, "a runtime closed with a lookup in flight gives it up: its eventfd is released, the lookup fails ECANCELED", RESOLVER_POOL)[1], () => {
     const rt = new Runtime({ backend });
     const client = rt.driver.resolver;
     let held: { jobs: Job[]; release(): void } | null = null;
@@ -266,7 +269,7 @@ forEachBackend("dns: lookup", ({ run, runtime, backend }) => {
     expect(client.inFlight).toBe(0);
   });
 
-  test("a lookup raced against a timer loses cleanly: nothing left in flight", () => {
+  test.skipIf(backend === "sim")(simSkip(backend, "a lookup raced against a timer loses cleanly: nothing left in flight", RESOLVER_POOL)[1], () => {
     const client = resolverFor(runtime().driver);
     run(function* () {
       const held = holdAll(client);
@@ -341,10 +344,11 @@ forEachBackend("dns: Happy Eyeballs connect", ({ run, runtime }) => {
   });
 
   test("when both families listen, IPv6 (tried first) wins at once and IPv4 is never tried", () => {
-    const ls = dualListeners();
-    if (ls === null) return console.warn("no IPv6 loopback here: skipped");
-    const [l6, l4] = ls;
     run(function* () {
+      // Made inside the run: on the simulator a socket belongs to the simulation that made it.
+      const ls = dualListeners();
+      if (ls === null) return console.warn("no IPv6 loopback here: skipped");
+      const [l6, l4] = ls;
       const t0 = performance.now();
       const src = yield* new HappyConnect("dual", l6.localAddr.port, [V4, V6]);
       expect(performance.now() - t0).toBeLessThan(200);
@@ -354,33 +358,35 @@ forEachBackend("dns: Happy Eyeballs connect", ({ run, runtime }) => {
       expect(l4.accept().poll(noop)).toBe(PENDING); // nothing reached IPv4
       p.close();
       s.close();
+      l6.close();
+      l4.close();
     });
-    l6.close();
-    l4.close();
   });
 
   test("a refused IPv6 attempt starts IPv4 at once (no 250 ms wait)", () => {
-    const ls = dualListeners();
-    if (ls === null) return console.warn("no IPv6 loopback here: skipped");
-    const [l6, l4] = ls;
-    l6.close(); // [::1]:port refuses now
     run(function* () {
+      // Made inside the run: on the simulator a socket belongs to the simulation that made it.
+      const ls = dualListeners();
+      if (ls === null) return console.warn("no IPv6 loopback here: skipped");
+      const [l6, l4] = ls;
+      l6.close(); // [::1]:port refuses now
       const t0 = performance.now();
       const src = yield* new HappyConnect("refused6", l4.localAddr.port, [V6, V4]);
       expect(performance.now() - t0).toBeLessThan(200);
       const s = new TcpStream(src);
       expect(s.peerAddr.family).toBe("IPv4");
       s.close();
+      l4.close();
     });
-    l4.close();
   });
 
   test("an IPv6 attempt that hangs is raced: IPv4 starts after 250 ms and wins; the IPv6 socket is closed", () => {
-    const ls = dualListeners(0);
-    if (ls === null) return console.warn("no IPv6 loopback here: skipped");
-    const [l6, l4] = ls;
-    const port = l6.localAddr.port;
     run(function* () {
+      // Made inside the run: on the simulator a socket belongs to the simulation that made it.
+      const ls = dualListeners(0);
+      if (ls === null) return console.warn("no IPv6 loopback here: skipped");
+      const [l6, l4] = ls;
+      const port = l6.localAddr.port;
       // Fill the backlog-0 queue: the kernel drops further SYNs, so a connect there hangs.
       const filler = yield* TcpStream.connect({ hostname: "::1", port });
       const before = runtime().driver.registrations;
@@ -395,19 +401,20 @@ forEachBackend("dns: Happy Eyeballs connect", ({ run, runtime }) => {
       expect(runtime().driver.registrations).toBeLessThanOrEqual(before + 1);
       s.close();
       filler.close();
+      l6.close();
+      l4.close();
     });
-    l6.close();
-    l4.close();
   });
 
   test("when every address fails, the error names each address and its code", () => {
-    const ls = dualListeners();
-    if (ls === null) return console.warn("no IPv6 loopback here: skipped");
-    const [l6, l4] = ls;
-    const port = l6.localAddr.port;
-    l6.close();
-    l4.close();
     run(function* () {
+      // Made inside the run: on the simulator a socket belongs to the simulation that made it.
+      const ls = dualListeners();
+      if (ls === null) return console.warn("no IPv6 loopback here: skipped");
+      const [l6, l4] = ls;
+      const port = l6.localAddr.port;
+      l6.close();
+      l4.close();
       try {
         yield* new HappyConnect("nobody", port, [V4, V6]);
         throw new Error("connected");
@@ -421,17 +428,18 @@ forEachBackend("dns: Happy Eyeballs connect", ({ run, runtime }) => {
   });
 
   test("cancelling a race closes every attempt's socket", () => {
-    const ls = dualListeners(0);
-    if (ls === null) return console.warn("no IPv6 loopback here: skipped");
-    const [l6, l4] = ls;
-    const port = l6.localAddr.port;
     run(function* () {
+      // Made inside the run: on the simulator a socket belongs to the simulation that made it.
+      const ls = dualListeners(0);
+      if (ls === null) return console.warn("no IPv6 loopback here: skipped");
+      const [l6, l4] = ls;
+      const port = l6.localAddr.port;
       const filler = yield* TcpStream.connect({ hostname: "::1", port });
       const r = yield* select(new HappyConnect("cancel", port, [V6, { address: "::1", family: "IPv6" }]), sleep(50));
       expect(r.index).toBe(1); // both attempts hang; the race lost, its sockets closed (fd check)
       filler.close();
+      l6.close();
+      l4.close();
     });
-    l6.close();
-    l4.close();
   });
 });

@@ -6,7 +6,7 @@
 import { expect, test } from "bun:test";
 import { TcpListener, gen, spawn, timeout } from "../lib/index.ts";
 import { serve } from "../lib/net/serve.ts";
-import { forEachBackend } from "./helpers.ts";
+import { forEachBackend, simSkip } from "./helpers.ts";
 import { Tracker, echoHandler, raiseNofile, readLine, readText, seedFromEnv, spawnFixture } from "./fault_util.ts";
 
 const CONNS = Number(process.env.REEL_LOAD_CONNS ?? 10_000);
@@ -26,8 +26,10 @@ interface LoadResult {
 }
 
 forEachBackend("fault: load", ({ run, backend }) => {
-  test.skipIf(skip)(
-    title,
+  // The clients are a real child process: the simulator's own load test is test/sim_fault.test.ts.
+  const onSim = simSkip(backend, title, "the clients run in a real child process over real sockets");
+  test.skipIf(skip || onSim[0])(
+    onSim[1],
     async () => {
       const seed = seedFromEnv();
       const listener = TcpListener.bind({ hostname: "127.0.0.1", port: 0, backlog: 4096 });

@@ -13,6 +13,8 @@ import * as libc from "../ffi/libc.ts";
 import { SYS } from "../ffi/constants.ts";
 import { Notify, SysError, type Runtime, type TcpStream } from "../lib/index.ts";
 import type { Registry } from "../lib/driver/registry.ts";
+import { SimDriver } from "../lib/driver/sim/driver.ts";
+import { sockets } from "../lib/net/socket.ts";
 import { UringDriver, ST_DONE, ST_FREE } from "../lib/driver/uring/driver.ts";
 import type { OwnedBuf } from "../lib/driver/uring/buf.ts";
 
@@ -88,20 +90,23 @@ export function raiseNofile(): number {
   return soft;
 }
 
-/** Sets SO_LINGER {on, 0}: close() then sends RST instead of FIN (the peer reads ECONNRESET). */
+/**
+ * Sets SO_LINGER {on, 0}: close() then sends RST instead of FIN (the peer reads ECONNRESET).
+ * Through the current runtime's socket calls (the kernel's, or the simulator's).
+ */
 export function lingerZero(fd: number): void {
   const linger = new Uint8Array(new ArrayBuffer(8));
   const v = new Int32Array(linger.buffer);
   v[0] = 1; // l_onoff
   v[1] = 0; // l_linger
-  const r = libc.setsockopt(fd, SYS.SOL_SOCKET, SYS.SO_LINGER, linger);
+  const r = sockets().setsockopt(fd, SYS.SOL_SOCKET, SYS.SO_LINGER, linger);
   if (r < 0) throw new SysError(-r, "setsockopt", undefined, "SO_LINGER");
 }
 
-/** Sets a small SO_SNDBUF/SO_RCVBUF so a few hundred KB fill the socket. */
+/** Sets a small SO_SNDBUF/SO_RCVBUF so a few hundred KB fill the socket (through the current runtime's socket calls). */
 export function smallBuffers(fd: number, bytes = 16384): void {
   for (const opt of [SYS.SO_SNDBUF, SYS.SO_RCVBUF]) {
-    const r = libc.setsockoptInt(fd, SYS.SOL_SOCKET, opt, bytes);
+    const r = sockets().setsockoptInt(fd, SYS.SOL_SOCKET, opt, bytes);
     if (r < 0) throw new SysError(-r, "setsockopt");
   }
 }
@@ -210,6 +215,8 @@ export interface Leftovers {
 /** What the driver of `rt` still holds for waiting tasks. */
 export function leftovers(rt: Runtime): Leftovers {
   const d = rt.driver;
+  // The simulator keeps its wakers in its sockets.
+  if (d instanceof SimDriver) return { ioWakers: d.net.storedWakers(), timers: d.wheel.size, uringOps: 0, uringBufs: 0 };
   // Both backends keep their readiness registrations in a Registry; the fault suite reads
   // it to prove cancel hooks ran.
   const reg = (d as unknown as { registry?: Registry }).registry;

@@ -5,11 +5,20 @@
  * uring, …), or only on `REEL_BACKEND` when it is set — so one `bun test` covers them all
  * and `REEL_BACKEND=poll bun test` narrows to one. Each suite gets its own Runtime, made
  * before and closed after its tests; every test checks /proc/self/fd before and after.
+ *
+ * `REEL_BACKEND=sim` runs the suites on the simulator instead: the suite's title names the
+ * seed (`tcp [sim seed=123]`, `REEL_SEED=123` replays it), each test gets a fresh
+ * simulation with that seed (so a test replays alone), and the fd check becomes "no
+ * simulated socket left open". With `REEL_SIM_CHECK=1` every `run(function* …)` runs twice,
+ * on two simulations with the same seed, and fails at the first event where their traces
+ * differ (the check is only meaningful for a body that builds its own state).
  */
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect } from "bun:test";
 import { readdirSync, readlinkSync } from "node:fs";
-import { Runtime, type IntoFuture } from "../lib/index.ts";
-import { availableBackends, type Backend } from "../lib/driver/index.ts";
+import { Runtime, currentRuntime, spawn, type IntoFuture } from "../lib/index.ts";
+import { availableBackends, simSeed, type Backend } from "../lib/driver/index.ts";
+import { SimDriver } from "../lib/driver/sim/driver.ts";
+import { firstDivergence } from "../lib/driver/sim/trace.ts";
 
 /** The backends the suites run on here. */
 export function testBackends(): Backend[] {
@@ -62,6 +71,10 @@ export interface BackendCtx {
  */
 export function forEachBackend(name: string, body: (ctx: BackendCtx) => void): void {
   for (const backend of testBackends()) {
+    if (backend === "sim") {
+      simSuite(name, body);
+      continue;
+    }
     describe(`${name} [${backend}]`, () => {
       let rt: Runtime | null = null;
       let fds = new Map<string, string>();
@@ -95,4 +108,102 @@ export function forEachBackend(name: string, body: (ctx: BackendCtx) => void): v
       });
     });
   }
+}
+
+/**
+ * Runs `fut` as a task: the error it fails with (a task's error is its JoinError's
+ * `cause`), or undefined when it succeeds.
+ *
+ * @example
+ * ```ts
+ * expect((yield* failure(lookup("nowhere"))) as LookupError).toMatchObject({ code: "ENOTFOUND" });
+ * ```
+ */
+export function* failure(fut: IntoFuture<unknown>): Generator<unknown, unknown, unknown> {
+  try {
+    yield* spawn(fut);
+  } catch (e) {
+    return (e as { cause?: unknown }).cause ?? e;
+  }
+  return undefined;
+}
+
+/** True when `REEL_BACKEND=sim`: a suite can skip what cannot be meaningful there (saying why in the title). */
+export const ON_SIM = process.env.REEL_BACKEND === "sim";
+
+/**
+ * For a test that cannot be meaningful on the simulator (a real child process, signals,
+ * rlimits, libc on real fds): the title to give it — with " [skipped on sim: why]" added
+ * there — and whether to skip. Never a silent skip.
+ *
+ * @example
+ * ```ts
+ * const [skip, title] = simSkip(backend, "EMFILE …", "a child process with a lowered RLIMIT_NOFILE");
+ * test.skipIf(skip)(title, () => { … });
+ * ```
+ */
+export function simSkip(backend: Backend, title: string, why: string): [boolean, string] {
+  return backend === "sim" ? [true, `${title} [skipped on sim: ${why}]`] : [false, title];
+}
+
+/** The simulated sockets still open in `rt` (described), or [] on a real backend. */
+export function simLeaks(rt: Runtime): string[] {
+  return rt.driver instanceof SimDriver ? rt.driver.net.describeOpen() : [];
+}
+
+/**
+ * forEachBackend on the simulator: one seed for the suite (REEL_SEED or a fresh one, in
+ * the title), a fresh simulation per test, no simulated socket left open after a test.
+ */
+function simSuite(name: string, body: (ctx: BackendCtx) => void): void {
+  const { seed } = simSeed();
+  const check = process.env.REEL_SIM_CHECK === "1";
+  describe(`${name} [sim seed=${seed}]`, () => {
+    let rt: Runtime | null = null;
+    let shadow: Runtime | null = null;
+    let fds = new Map<string, string>();
+    beforeEach(() => {
+      fds = fdTable();
+      rt = new Runtime({ backend: "sim", seed });
+    });
+    afterEach(() => {
+      const leaked = simLeaks(rt!);
+      rt!.close();
+      rt = null;
+      shadow?.close();
+      shadow = null;
+      expect(leaked).toEqual([]);
+      expect(opened(fds, fdTable())).toEqual([]);
+    });
+    const run = <T>(fut: IntoFuture<T>): T => {
+      if (!check || typeof fut !== "function") return rt!.blockOn(fut);
+      // The same body on a second simulation with the same seed: the traces must agree.
+      shadow ??= new Runtime({ backend: "sim", seed });
+      let first: unknown = undefined;
+      try {
+        shadow.blockOn(fut);
+      } catch (e) {
+        first = e;
+      }
+      let out: T | undefined;
+      let err: unknown = undefined;
+      try {
+        out = rt!.blockOn(fut);
+      } catch (e) {
+        err = e;
+      }
+      const d = firstDivergence((shadow.driver as SimDriver).trace, (rt!.driver as SimDriver).trace);
+      if (d !== null) throw new Error(`REEL_SIM_CHECK (seed ${seed}): ${d.message}${first !== undefined ? `\nrun 1 failed: ${String(first)}` : ""}`);
+      if (err !== undefined) throw err;
+      return out as T;
+    };
+    body({
+      backend: "sim",
+      run,
+      runtime: () => {
+        const cur = currentRuntime();
+        return cur !== null && cur === shadow ? shadow : rt!;
+      },
+    });
+  });
 }

@@ -178,8 +178,9 @@ forEachBackend("tcp", ({ run }) => {
       }
       expect(err).toBeInstanceOf(TimeoutError);
       yield* s.writeAll(new Uint8Array([1, 2, 3]));
-      const n = yield* c.read(buf);
-      expect([...buf.subarray(0, n)]).toEqual([1, 2, 3]);
+      // readExact: a stream may hand the bytes over in parts (the simulator's short reads do).
+      yield* c.readExact(buf.subarray(0, 3));
+      expect([...buf.subarray(0, 3)]).toEqual([1, 2, 3]);
       s.close();
       c.close();
       l.close();

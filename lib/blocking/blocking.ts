@@ -323,8 +323,10 @@ class Blocking<T> extends BaseFuture<T> {
   poll(cx: Context): Poll<T> {
     if (this.done) throw new FutureStateError("spawnBlocking() future polled after completion");
     if (this.call === null) {
+      const d = currentDriver();
+      d.requireOs("Blocking work on the thread pool (spawnBlocking) is");
       const call = new Call(this.moduleUrl, this.exportName, this.args);
-      clientFor(currentDriver()).add(call);
+      clientFor(d).add(call);
       this.call = call;
       queue.push(call);
       dispatch();

@@ -7,6 +7,14 @@
  * One turn waits for events (at most until the next timer; not at all when asked for a
  * zero wait), records them, wakes the tasks that wait on them, then fires due timers.
  *
+ * Time: every driver owns a {@link Clock} (time/clock.ts), the active one while its runtime
+ * runs (enter/leave). A *frozen* clock — paused by time control, or the simulator's virtual
+ * one — does not move by itself: a turn asked to wait (the executor is idle) first collects
+ * what is ready without blocking, and if nothing was, moves the clock to the next timed
+ * event ({@link Driver.nextTimedEvent}: the next timer, or the simulator's next network
+ * event) instead of sleeping — tokio's auto-advance. With no timed event it waits for I/O
+ * as usual (the simulator has none to wait for).
+ *
  * Invariants:
  * - `pendingWork` counts what outside the run queue may still wake a task: registrations,
  *   ops in the kernel, jobs on a worker thread. Only the driver and its backend modules
@@ -19,7 +27,7 @@
  * Must never import: lib/executor.ts, lib/task/**, lib/net/**, lib/fs/**, lib/interop/**
  * Must never import: lib/driver/readiness/**, lib/driver/uring/**
  */
-import { now } from "../time/clock.ts";
+import { Clock, setActiveClock } from "../time/clock.ts";
 import { TimerWheel } from "../time/wheel.ts";
 import type { FileFd, FileFuture, IoFd, PathOps, StatFields } from "./fd.ts";
 import { realSockets, type SocketApi } from "./sockets.ts";
@@ -56,6 +64,8 @@ export abstract class Driver {
   /** The backend's name: "epoll", "poll", "kqueue", "uring". */
   abstract readonly name: string;
   readonly wheel: TimerWheel;
+  /** This driver's clock: what now() reads while its runtime runs (see the module header). */
+  readonly clock: Clock;
   /** Counters for `runtime.metrics()` (see {@link DriverStats}). */
   readonly stats = new DriverStats();
   private work = 0;
@@ -63,9 +73,21 @@ export abstract class Driver {
   private closers: (() => void)[] | null = null;
   private resolverClient: ResolverClient | null = null;
 
-  constructor() {
-    // The wheel shares reel's clock (time/clock.ts), so deadlines made before the driver existed line up.
-    this.wheel = new TimerWheel(Math.floor(now()));
+  /** @param clock the driver's clock: real time by default; the simulator passes a virtual one. */
+  constructor(clock: Clock = new Clock()) {
+    this.clock = clock;
+    // The wheel starts at the clock's time, so deadlines made before the driver existed line up.
+    this.wheel = new TimerWheel(Math.floor(clock.now()));
+  }
+
+  /** Its runtime starts running on this thread (current.ts): its clock becomes the active one. */
+  enter(): void {
+    setActiveClock(this.clock);
+  }
+
+  /** Its runtime stops running on this thread (current.ts). */
+  leave(): void {
+    setActiveClock(null);
   }
 
   /**
@@ -135,11 +157,58 @@ export abstract class Driver {
    * Returns the number of I/O events delivered.
    */
   turn(maxWaitMs: number): number {
-    const n = this.poll(this.waitTimeout(maxWaitMs));
+    const clock = this.clock;
+    const n = clock.frozen ? this.turnFrozen(maxWaitMs) : this.poll(this.waitTimeout(maxWaitMs));
     this.stats.turns++;
     this.stats.events += n;
-    if (this.wheel.size > 0) this.wheel.advance(Math.floor(now()));
+    if (this.wheel.size > 0) this.wheel.advance(Math.floor(clock.now()));
     return n;
+  }
+
+  /**
+   * A turn on a frozen clock: what is ready now; then, if nothing was and the caller would
+   * wait, the clock jumps to the next timed event (at most `maxWaitMs` ahead) and what is
+   * ready then is collected. With no timed event it waits for I/O (`maxWaitMs`).
+   */
+  private turnFrozen(maxWaitMs: number): number {
+    const n = this.poll(0);
+    if (n > 0 || maxWaitMs === 0) return n;
+    const clock = this.clock;
+    const t = clock.now();
+    let next = this.nextTimedEvent();
+    if (next < 0) return this.poll(maxWaitMs);
+    if (maxWaitMs > 0 && next > t + maxWaitMs) next = t + maxWaitMs;
+    if (next > t) this.clockJumped(t, next);
+    return this.poll(0);
+  }
+
+  /**
+   * The time of the next event that comes with time alone: the next timer (a time at which
+   * the wheel fires or cascades something), or -1. The simulator adds its network's.
+   */
+  nextTimedEvent(): number {
+    return this.wheel.size > 0 ? this.wheel.nextDeadline() : -1;
+  }
+
+  /** A frozen clock is moved from `from` to `to` because everything was idle (the simulator traces it). */
+  protected clockJumped(_from: number, to: number): void {
+    this.clock.advanceTo(to);
+  }
+
+  /**
+   * Called before starting something that needs the real operating system — a child
+   * process, a signal handler, a pipe, a thread of the blocking pool — named by `what`
+   * ("Child processes are"). A backend that stands in for the kernel (the simulator)
+   * throws RuntimeError ESIM naming it; the others do nothing.
+   */
+  requireOs(_what: string): void {}
+
+  /**
+   * For the executor's deadlock error: what this driver can say about why nothing can wake
+   * a task (the simulator names its seed and virtual time); empty by default.
+   */
+  deadlockDetail(): string {
+    return "";
   }
 
   /** The wait timeout: `maxWaitMs` capped by the next timer deadline. */
@@ -147,7 +216,7 @@ export abstract class Driver {
     if (maxWaitMs === 0 || this.wheel.size === 0) return maxWaitMs;
     const next = this.wheel.nextDeadline();
     if (next < 0) return maxWaitMs;
-    const d = Math.ceil(next - now());
+    const d = Math.ceil(next - this.clock.now());
     if (d <= 0) return 0;
     const capped = d > 0x7fff_ffff ? 0x7fff_ffff : d;
     return maxWaitMs < 0 || capped < maxWaitMs ? capped : maxWaitMs;

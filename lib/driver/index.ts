@@ -1,7 +1,9 @@
 /**
  * Backend selection: one block that picks the Poller for this platform, or the one named
  * by `REEL_BACKEND` (so the same tests run on every backend, as smol's polling forces its
- * poll fallback).
+ * poll fallback). "sim" is the deterministic simulator (lib/driver/sim/): no kernel, a
+ * virtual clock and a seed (`REEL_SEED`, or a fresh one); it is not a platform backend, so
+ * it is never the default and not among {@link availableBackends}.
  *
  * Must never: fall back silently from a backend the user named explicitly.
  * Must never import: lib/executor.ts, lib/task/**, lib/net/**, lib/fs/**, lib/interop/**
@@ -13,6 +15,8 @@ import { HAVE_KQUEUE, kqueueUnavailable } from "../../ffi/kqueue.ts";
 import type { Driver } from "./driver.ts";
 import { ReadinessDriver } from "./readiness/driver.ts";
 import { UringDriver } from "./uring/driver.ts";
+import { SimDriver } from "./sim/driver.ts";
+import type { SimOptions } from "./sim/config.ts";
 import { SysError } from "../errors.ts";
 
 /**
@@ -24,9 +28,30 @@ import { SysError } from "../errors.ts";
  * const rt = new Runtime({ backend });
  * ```
  */
-export type Backend = "epoll" | "kqueue" | "poll" | "uring";
+export type Backend = "epoll" | "kqueue" | "poll" | "uring" | "sim";
 
-const KNOWN: readonly Backend[] = ["epoll", "kqueue", "poll", "uring"];
+const KNOWN: readonly Backend[] = ["epoll", "kqueue", "poll", "uring", "sim"];
+
+/** What a backend may be given besides its name: the simulator's seed and settings. */
+export interface DriverOptions {
+  /** The simulator's seed (default: {@link simSeed}). */
+  seed?: number;
+  /** The simulator's settings. */
+  sim?: SimOptions;
+}
+
+/**
+ * The seed a simulation uses when none is given: `REEL_SEED`, or a fresh random one.
+ * `fromEnv` says which, so a failure can print a seed nobody chose.
+ */
+export function simSeed(env: string | undefined = process.env.REEL_SEED): { seed: number; fromEnv: boolean } {
+  if (env !== undefined && env !== "") {
+    const n = Number(env);
+    if (!Number.isInteger(n) || n < 0 || n > 0xffff_ffff) throw new RangeError(`Invalid REEL_SEED "${env}": must be an integer 0-4294967295`);
+    return { seed: n, fromEnv: true };
+  }
+  return { seed: Math.floor(Math.random() * 0x1_0000_0000) >>> 0, fromEnv: false };
+}
 
 /** The platform's default backend: epoll on Linux, kqueue on macOS and the BSDs. */
 export function defaultBackend(): Backend {
@@ -75,7 +100,8 @@ function makeUring(): Driver {
 }
 
 /** Creates a driver for `backend`; throws naming the backend when it is not available here. */
-export function createDriver(backend: Backend = selectedBackend()): Driver {
+export function createDriver(backend: Backend = selectedBackend(), options: DriverOptions = {}): Driver {
+  if (backend === "sim") return new SimDriver(options.seed ?? simSeed().seed, options.sim);
   const make = factories.get(backend);
   if (make === undefined) {
     if (backend === "kqueue") throw new RangeError(`The kqueue backend is not available: ${kqueueUnavailable()}`);

@@ -21,6 +21,7 @@ import type { BaseFuture, Context, Poll, Waker } from "../future.ts";
 import { DIR_READ, DIR_WRITE, OP_READ, OP_WRITEV, closedError } from "../driver/fd.ts";
 import { SysError } from "../errors.ts";
 import { IoSource } from "./source.ts";
+import { currentDriverOrNull } from "../current.ts";
 import { read as readOp, readExact as readExactOp, write as writeOp, writeAll as writeAllOp } from "./stream.ts";
 
 /** A zero-length buffer's result: 0, or TypeError when it is empty because it was detached. */
@@ -184,6 +185,7 @@ const EMPTY = new Uint8Array(0);
  * ```
  */
 export function pipe(): [PipeReader, PipeWriter] {
+  currentDriverOrNull()?.requireOs("Pipes are"); // a simulation has sockets only
   const fds = new Int32Array(new ArrayBuffer(8));
   const r = libc.pipe2(fds, SYS.O_NONBLOCK | SYS.O_CLOEXEC);
   if (r < 0) throw new SysError(-r, "pipe2");

@@ -170,7 +170,8 @@ export class Command {
   }
 
   private start(defaults: [Stdio, Stdio, Stdio]): Child {
-    currentDriver(); // no runtime: nobody would learn of the exit — throw before starting anything
+    // No runtime: nobody would learn of the exit — throw before starting anything (a simulation has no processes).
+    currentDriver().requireOs("Child processes are");
     const stdio: [Stdio, Stdio, Stdio] = [this.io[0] ?? defaults[0], this.io[1] ?? defaults[1], this.io[2] ?? defaults[2]];
     const s = spawnProcess({ program: this.program, args: this.argv, env: this.environment(), cwd: this.dir, stdio, pgroup: this.group });
     return new Child(s.pid, s.fds, this.kill);

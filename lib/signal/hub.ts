@@ -43,7 +43,7 @@ import * as proc from "../../ffi/process.ts";
 import { SYS } from "../../ffi/constants.ts";
 import * as sig from "../../ffi/signal.ts";
 import { PENDING, type Context, type Waker } from "../future.ts";
-import { currentDriver } from "../current.ts";
+import { currentDriver, currentDriverOrNull } from "../current.ts";
 import { currentRuntime } from "../executor.ts";
 import { SysError } from "../errors.ts";
 import { DIR_READ, type IoFd } from "../driver/fd.ts";
@@ -94,6 +94,7 @@ let keepAlive: ReturnType<typeof setInterval> | null = null;
  * every occurrence without counting; {@link take} still (re)establishes delivery for it.
  */
 export function subscribe(name: string, signo: number, sticky = false): Listener {
+  currentDriverOrNull()?.requireOs("Signals are"); // a simulation has no real process to signal
   let rec = records.get(signo);
   if (rec === undefined) records.set(signo, (rec = new Record(name, signo)));
   const l = new Listener(name, signo, sticky);

@@ -22,10 +22,10 @@
  * ```
  */
 export class Queue<T> {
-  private buf: (T | undefined)[];
-  private head = 0;
+  protected buf: (T | undefined)[];
+  protected head = 0;
   private len = 0;
-  private mask: number;
+  protected mask: number;
 
   /** @param initial a capacity hint; rounded up to a power of two (≥ 4). */
   constructor(initial = 16) {

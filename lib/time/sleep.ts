@@ -3,7 +3,10 @@
  *
  * A deadline is fixed when the future is created (reel's clock, rounded up to the next
  * whole ms so a timer never fires early) and inserted into the current driver's wheel on
- * the first poll. The wheel fires an entry by waking the stored waker; the next poll sees
+ * the first poll. A sleep, timeout or interval made outside any runtime (`blockOn(sleep(10))`)
+ * counts from its first poll instead, on the clock of the runtime that polls it: outside
+ * a runtime there is no clock of its own to count on (a paused or simulated one differs
+ * from real time). The wheel fires an entry by waking the stored waker; the next poll sees
  * it fired. `cancel()` removes the entry in O(1).
  *
  * `sleep(0)` and past deadlines complete on the next driver turn, not inline: they yield.
@@ -38,7 +41,7 @@ import { StreamBase } from "../stream/stream.ts";
 import { currentDriver } from "../current.ts";
 import { TimeoutError, checkMs } from "../errors.ts";
 import { TimerEntry, type TimerWheel } from "./wheel.ts";
-import { deadlineIn, now } from "./clock.ts";
+import { activeClock, deadlineIn, now } from "./clock.ts";
 
 /** A wheel entry that wakes one waker when it fires. */
 class WakerEntry extends TimerEntry {
@@ -53,18 +56,29 @@ class WakerEntry extends TimerEntry {
 }
 
 /**
- * The future returned by {@link sleep} and {@link sleepUntil}.
+ * The future returned by {@link sleep} and {@link sleepUntil}: completes once its deadline
+ * (wheel time, whole ms) has passed; `cancel()` removes its timer.
  *
- * `reset(deadline)` re-arms it (used by interval).
+ * @example
+ * ```ts
+ * const s: Sleep = sleep(100);
+ * if (!s.isElapsed) yield* s;
+ * ```
  */
 export class Sleep extends BaseFuture<void> {
   private readonly entry = new WakerEntry();
   private wheel: TimerWheel | null = null;
   private done = false;
+  /** Wheel time in integer ms (see time/clock.ts); -1 - ms until the first poll for a sleep made outside any runtime. */
+  private deadline: number;
 
-  /** @param deadline wheel time in integer ms (see time/clock.ts). */
-  constructor(private deadline: number) {
+  /**
+   * @param deadline wheel time in integer ms (see time/clock.ts), or, when negative,
+   * -1 - ms: made outside any runtime, the deadline is ms after the first poll.
+   */
+  constructor(deadline: number) {
     super();
+    this.deadline = deadline;
   }
 
   poll(cx: Context): Poll<void> {
@@ -76,10 +90,17 @@ export class Sleep extends BaseFuture<void> {
     }
     if (this.wheel === null) {
       this.wheel = currentDriver().wheel;
-      this.wheel.insert(e, this.deadline);
+      const d = this.deadline;
+      this.wheel.insert(e, d >= 0 ? d : this.startNow(d));
     }
     e.waker = cx.waker;
     return PENDING;
+  }
+
+  /** Made outside any runtime (deadline -1 - ms): it counts from now, on this runtime's clock. Kept out of poll(), which stays small. */
+  private startNow(d: number): number {
+    const ms = -1 - d;
+    return (this.deadline = ms === 0 ? Math.floor(now()) : deadlineIn(ms));
   }
 
   /** Removes the timer. Idempotent. */
@@ -95,6 +116,7 @@ export class Sleep extends BaseFuture<void> {
   }
 
   override describe(): string {
+    if (this.deadline < 0) return `sleep ${-1 - this.deadline} ms (not polled yet)`;
     return `sleep until ${this.deadline} ms (${describeIn(this.deadline)})`;
   }
 }
@@ -115,7 +137,11 @@ function describeIn(deadline: number): string {
  */
 export function sleep(ms: number): Sleep {
   checkMs(ms, "sleep() duration");
-  return new Sleep(ms === 0 ? Math.floor(now()) : deadlineIn(ms));
+  // One read of the running runtime's clock (timer arm+cancel is a hot path).
+  const c = activeClock();
+  if (c === null) return new Sleep(-1 - ms);
+  const t = c.now();
+  return new Sleep(ms === 0 ? Math.floor(t) : Math.ceil(t + ms));
 }
 
 /**
@@ -131,7 +157,9 @@ export function sleep(ms: number): Sleep {
  */
 export function sleepUntil(deadline: number): Sleep {
   if (typeof deadline !== "number" || Number.isNaN(deadline)) throw new TypeError(`sleepUntil() deadline must be a number, got ${String(deadline)}`);
-  return new Sleep(Math.ceil(deadline));
+  // A past deadline is due at once; below 0 it would read as a relative one (see Sleep).
+  const d = Math.ceil(deadline);
+  return new Sleep(d > 0 ? d : 0);
 }
 
 /**
@@ -154,11 +182,13 @@ export class Interval extends StreamBase<number> {
     super();
     checkMs(period, "interval() period");
     if (period === 0) throw new RangeError("interval() period must be > 0 ms, got 0");
-    this.next_ = Math.ceil(now());
+    // Made outside any runtime: it starts at the first tick() (see the module header).
+    this.next_ = activeClock() === null ? -1 : Math.ceil(now());
   }
 
   /** A future that completes at the next tick, with that tick's scheduled time (ms). */
   tick(): BaseFuture<number> {
+    if (this.next_ < 0) this.next_ = Math.ceil(now());
     const at = this.next_;
     this.next_ = at + this.period;
     return new TickFuture(at);
@@ -178,7 +208,8 @@ export class Interval extends StreamBase<number> {
   }
 
   describe(): string {
-    return `interval ${this.period} ms, next tick at ${this.slot?.at ?? this.next_} ms`;
+    const at = this.slot?.at ?? this.next_;
+    return at < 0 ? `interval ${this.period} ms, not started` : `interval ${this.period} ms, next tick at ${at} ms`;
   }
 }
 
