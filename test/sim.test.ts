@@ -163,7 +163,7 @@ describe("simulator: virtual time", () => {
     const batches = Math.floor(yields / POLLS_PER_TICK);
     expect(value[0]).toBeGreaterThanOrEqual(0.25 * batches);
     expect(value[0]).toBeLessThanOrEqual(0.25 * (batches + 1));
-    expect(value[1]).toBeGreaterThanOrEqual(value[0] + 5);
+    expect(value[1]).toBeGreaterThanOrEqual(value[0]! + 5);
   });
 
   test("with busyTurnMs: 0 the clock moves only when every task is idle (tokio's paused time)", () => {
