@@ -409,6 +409,7 @@ export class Runtime implements Scheduler, ScopeHost {
       drainMicrotasks();
       if (main.isComplete) return;
       if (this.queue.length > 0) {
+        this.driver.busy();
         this.driver.turn(0);
         continue;
       }
@@ -447,6 +448,7 @@ export class Runtime implements Scheduler, ScopeHost {
       const d = this.driver;
       for (let i = 0; i < maxTicks; i++) {
         this.runBatch();
+        if (this.queue.length > 0) d.busy();
         d.turn(0);
         if (this.queue.length === 0) {
           // A frozen clock (paused, or the simulator's) is not waited for: jump it to the next

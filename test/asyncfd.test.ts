@@ -7,7 +7,7 @@ import * as libc from "../ffi/libc.ts";
 import * as ep from "../ffi/epoll.ts";
 import { SYS } from "../ffi/constants.ts";
 import { AsyncFd, PENDING, SysError, select, sleep, spawn, type Context } from "../lib/index.ts";
-import { forEachBackend } from "./helpers.ts";
+import { forEachBackend, kernelTest } from "./helpers.ts";
 
 const noop: Context = { waker: { wake() {} } };
 const one = new Uint8Array(new ArrayBuffer(8));
@@ -19,8 +19,9 @@ function pipe(flags = SYS.O_NONBLOCK | SYS.O_CLOEXEC): [number, number] {
   return [p[0]!, p[1]!];
 }
 
-forEachBackend("AsyncFd", ({ run }) => {
-  test("an eventfd: readable() waits for a write from another task; tryIo reads it, then EAGAIN clears readiness", () => {
+forEachBackend("AsyncFd", ({ run, backend }) => {
+  const realFd = kernelTest(backend, "AsyncFd over real fds (an eventfd, pipes)");
+  realFd("an eventfd: readable() waits for a write from another task; tryIo reads it, then EAGAIN clears readiness", () => {
     run(function* () {
       const efd = ep.eventfd(0, ep.EFD_NONBLOCK | ep.EFD_CLOEXEC);
       const afd = new AsyncFd(efd);
@@ -47,7 +48,7 @@ forEachBackend("AsyncFd", ({ run }) => {
     });
   });
 
-  test("readiness is kept until EAGAIN: readable() again without clearing returns at once", () => {
+  realFd("readiness is kept until EAGAIN: readable() again without clearing returns at once", () => {
     run(function* () {
       const [r, w] = pipe();
       const afd = new AsyncFd(r);
@@ -60,7 +61,7 @@ forEachBackend("AsyncFd", ({ run }) => {
     });
   });
 
-  test("clearReady() does not lose an event that came after readiness was observed", () => {
+  realFd("clearReady() does not lose an event that came after readiness was observed", () => {
     run(function* () {
       const [r, w] = pipe();
       const afd = new AsyncFd(r);
@@ -77,7 +78,7 @@ forEachBackend("AsyncFd", ({ run }) => {
     });
   });
 
-  test("writable(): a full pipe becomes writable when the reader drains it; the far end closing is reported", () => {
+  realFd("writable(): a full pipe becomes writable when the reader drains it; the far end closing is reported", () => {
     run(function* () {
       const [r, w] = pipe();
       const afd = new AsyncFd(w);
@@ -103,7 +104,7 @@ forEachBackend("AsyncFd", ({ run }) => {
     });
   });
 
-  test("intoInner() gives the fd back open and deregistered: it still works, and a new AsyncFd can take it", () => {
+  realFd("intoInner() gives the fd back open and deregistered: it still works, and a new AsyncFd can take it", () => {
     run(function* () {
       const [r, w] = pipe();
       const afd = new AsyncFd(r);
@@ -125,7 +126,7 @@ forEachBackend("AsyncFd", ({ run }) => {
     });
   });
 
-  test("close() fails a pending wait with EBADF", () => {
+  realFd("close() fails a pending wait with EBADF", () => {
     run(function* () {
       const [r, w] = pipe();
       const afd = new AsyncFd(r);

@@ -6,12 +6,13 @@
  */
 import { beforeAll, expect, test } from "bun:test";
 import { PENDING, join, run, sleep, spawn, spawnBlocking, setBlockingPoolSize, startBlockingPool, type Context } from "../lib/index.ts";
-import { forEachBackend } from "./helpers.ts";
+import { ON_SIM, forEachBackend, kernelTest } from "./helpers.ts";
 
 const FNS = new URL("./fixtures/blocking_fns.ts", import.meta.url);
 const noop: Context = { waker: { wake() {} } };
 
 beforeAll(async () => {
+  if (ON_SIM) return; // the suite is skipped there: no pool, no Workers
   setBlockingPoolSize(2);
   await startBlockingPool(); // both Workers (and their fds) exist before any fd check
   // Load the fixture module in both Workers before any test measures anything.
@@ -127,9 +128,9 @@ forEachBackend("spawnBlocking", ({ run: blockOn }) => {
     });
     expect(order).toEqual(["timer", "blocking call"]);
   });
-});
+}, { kernel: "the blocking pool runs on real threads" });
 
-test("spawnBlocking in hosted mode", async () => {
+kernelTest(null, "the blocking pool runs on real threads")("spawnBlocking in hosted mode", async () => {
   expect(await run(spawnBlocking<number>(FNS, "add", 20, 22))).toBe(42);
 });
 

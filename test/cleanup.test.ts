@@ -360,4 +360,4 @@ forEachBackend("cleanup: fs", ({ run, runtime }) => {
       for (let i = 0; i < 2000 && runtime().driver.pendingWork > 0; i++) yield* sleep(1);
     });
   });
-});
+}, { kernel: "real files" });

@@ -128,6 +128,6 @@ forEachBackend("echo server graceful shutdown", ({ run, backend }) => {
     });
     expect(r).toEqual({ out: ["SIGTERM: shutting down, 1 connection(s) open", "1 connection(s) still open after 300 ms; exiting anyway"], code: 0, eof: 0 });
   }, 60_000);
-});
+}, { kernel: "the server is a child process, stopped by real signals" });
 
 

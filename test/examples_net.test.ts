@@ -5,7 +5,7 @@
  */
 import { expect, test } from "bun:test";
 import { join } from "node:path";
-import { testBackends } from "./helpers.ts";
+import { kernelTest, testBackends } from "./helpers.ts";
 
 const root = join(import.meta.dir, "..");
 
@@ -22,14 +22,14 @@ for (const backend of testBackends()) {
     expect(code).toBe(0);
   });
 
-  test(`examples/fd-passing.ts reads a file through a received fd [${backend}]`, () => {
+  kernelTest(backend, "fd passing")(`examples/fd-passing.ts reads a file through a received fd [${backend}]`, () => {
     const { code, out } = runExample(["examples/fd-passing.ts"], backend);
     expect(out).toContain("client B: got 1 byte");
     expect(out).toContain("only the broker opened this file");
     expect(code).toBe(0);
   });
 
-  test(`examples/inotify.ts reports the changes it makes [${backend}]`, () => {
+  kernelTest(backend, "inotify through AsyncFd on a real fd, over real files")(`examples/inotify.ts reports the changes it makes [${backend}]`, () => {
     if (process.platform !== "linux") return;
     const { code, out } = runExample(["examples/inotify.ts"], backend);
     expect(out).toContain("a.txt: created");

@@ -5,21 +5,21 @@
  */
 import { expect, test } from "bun:test";
 import { join } from "node:path";
-import { testBackends } from "./helpers.ts";
+import { kernelTest, testBackends } from "./helpers.ts";
 
 const ROOT = join(import.meta.dir, "..");
 
 for (const backend of testBackends()) {
   const env = { ...process.env, REEL_BACKEND: backend };
 
-  test(`shell-pipe.ts [${backend}] counts what ls | wc -l counts`, () => {
+  kernelTest(backend, "child processes")(`shell-pipe.ts [${backend}] counts what ls | wc -l counts`, () => {
     const want = Bun.spawnSync(["sh", "-c", "ls /usr/bin | wc -l"]).stdout.toString().trim();
     const r = Bun.spawnSync(["bun", join(ROOT, "examples/shell-pipe.ts"), "/usr/bin"], { env });
     expect(r.exitCode).toBe(0);
     expect(r.stdout.toString().trim()).toBe(want);
   });
 
-  test(`head-of-line.ts [${backend}]: inline the short handlers wait ≈ 80 ms, with spawnBlocking far less`, () => {
+  kernelTest(backend, "spawnBlocking threads, and waits measured in real time")(`head-of-line.ts [${backend}]: inline the short handlers wait ≈ 80 ms, with spawnBlocking far less`, () => {
     const r = Bun.spawnSync(["bun", join(ROOT, "examples/head-of-line.ts"), "3"], { env });
     expect(r.exitCode).toBe(0);
     const out = r.stdout.toString();

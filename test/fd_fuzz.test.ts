@@ -1419,5 +1419,5 @@ forEachBackend("fd-reuse fuzz", ({ backend, runtime }) => {
       { numRuns: RUNS, seed: SEED, verbose: 1 },
     );
   }, 120_000);
-});
+}, { kernel: "kernel fd numbers, reused at once by raw files, pipes and sockets" });
 

@@ -18,7 +18,7 @@ import * as fs from "../lib/fs/index.ts";
 import { UringDriver } from "../lib/driver/uring/driver.ts";
 import type { ReadinessDriver } from "../lib/driver/readiness/driver.ts";
 import * as U from "../ffi/uring.ts";
-import { fdTable, forEachBackend, opened } from "./helpers.ts";
+import { fdTable, forEachBackend, kernelTest, opened } from "./helpers.ts";
 import { lingerZero, pattern } from "./fault_util.ts";
 
 const noop: Context = { waker: { wake() {} } };
@@ -67,10 +67,12 @@ function* tcpPair(): Generator<unknown, [TcpStream, TcpStream, TcpListener], unk
 }
 
 forEachBackend("fd lifecycle", ({ run, backend, runtime }) => {
+  const realFiles = kernelTest(backend, "real files and the blocking pool");
+  const fdNumbers = kernelTest(backend, "kernel fd numbers, reused at once by raw libc fds and files");
   const p = (name: string) => join(dir, `${backend}-${name}`);
   const readiness = backend !== "uring";
 
-  test("fs_cancelled_queued_write_never_runs_on_the_next_owner: a write cancelled while the pool is busy never runs", () => {
+  realFiles("fs_cancelled_queued_write_never_runs_on_the_next_owner: a write cancelled while the pool is busy never runs", () => {
     if (!readiness) return; // the pool serves the readiness backends only
     // Both pool workers block in open() of a FIFO that has no writer yet; a write queued
     // behind them is cancelled, its file closed, and the number reused at once.
@@ -98,7 +100,7 @@ forEachBackend("fd lifecycle", ({ run, backend, runtime }) => {
     expect(readFileSync(p("a"), "utf8")).toBe(""); // abandoned before a worker took it
   });
 
-  test("fs_running_op_pins_its_number: a file closed while a call on it runs keeps its number until the call ends", () => {
+  realFiles("fs_running_op_pins_its_number: a file closed while a call on it runs keeps its number until the call ends", () => {
     const fifo = p("runfifo");
     mkfifo(fifo);
     const side = openSync(fifo, SYS.O_NONBLOCK | 2); // O_RDWR: fills and drains the pipe
@@ -134,7 +136,7 @@ forEachBackend("fd lifecycle", ({ run, backend, runtime }) => {
     expect(readFileSync(p("victim1"), "utf8")).toBe("");
   });
 
-  test("io_uring_unsubmitted_multishot_recv_dies_with_close: a read armed in the same tick as close() never reads the next owner's data", () => {
+  fdNumbers("io_uring_unsubmitted_multishot_recv_dies_with_close: a read armed in the same tick as close() never reads the next owner's data", () => {
     run(function* () {
       const [c, s, l] = yield* tcpPair();
       const fdS = s.fd;
@@ -156,7 +158,7 @@ forEachBackend("fd lifecycle", ({ run, backend, runtime }) => {
     });
   });
 
-  test("io_uring_linked_writes_never_reach_the_next_owner: closing a file while its chain waits", () => {
+  realFiles("io_uring_linked_writes_never_reach_the_next_owner: closing a file while its chain waits", () => {
     // The chain's head writes to a FIFO whose buffer is already full, so it waits; the
     // links after it would resolve the fd only when issued.
     const fifo = p("linkfifo");
@@ -189,7 +191,7 @@ forEachBackend("fd lifecycle", ({ run, backend, runtime }) => {
     expect(readFileSync(p("victim2"), "utf8")).toBe("");
   });
 
-  test("close_is_synchronous_in_effect: the peer reads EOF and the port is free before any driver turn", () => {
+  kernelTest(backend, "it reads the peer with a raw recv() on its kernel fd, and the kernel's loopback delivers the FIN before close() returns (a simulated link takes its latency)")("close_is_synchronous_in_effect: the peer reads EOF and the port is free before any driver turn", () => {
     run(function* () {
       const [c, s, l] = yield* tcpPair();
       const pending = s.read(new Uint8Array(64));
@@ -211,7 +213,7 @@ forEachBackend("fd lifecycle", ({ run, backend, runtime }) => {
     });
   });
 
-  test("fs_readFile_and_writeFile_close_their_file_when_cancelled (race with a 1 ms sleep, a 2 ms timeout; three times)", () => {
+  realFiles("fs_readFile_and_writeFile_close_their_file_when_cancelled (race with a 1 ms sleep, a 2 ms timeout; three times)", () => {
     const big = pattern(8 * 1024 * 1024, 3);
     writeFileSync(p("big"), big);
     run(function* () {
@@ -228,7 +230,7 @@ forEachBackend("fd lifecycle", ({ run, backend, runtime }) => {
     });
   });
 
-  test("file_close_not_awaited_or_cancelled_still_closes", () => {
+  realFiles("file_close_not_awaited_or_cancelled_still_closes", () => {
     writeFileSync(p("c"), "x");
     const before = fdTable();
     run(function* () {
@@ -241,7 +243,7 @@ forEachBackend("fd lifecycle", ({ run, backend, runtime }) => {
     expect(opened(before, fdTable())).toEqual([]);
   });
 
-  test("runtime_close_then_socket_close_touches_no_other_descriptor", () => {
+  fdNumbers("runtime_close_then_socket_close_touches_no_other_descriptor", () => {
     // A runtime of its own, closed while a listener it registered is still open.
     const rt = new Runtime({ backend });
     const l = TcpListener.bind({ hostname: "127.0.0.1", port: 0 });
@@ -260,7 +262,7 @@ forEachBackend("fd lifecycle", ({ run, backend, runtime }) => {
     expect(readFileSync(p("afterclose"), "utf8")).toBe("ok");
   });
 
-  test("runtime_close_with_a_pool_job_in_flight_leaks_nothing", () => {
+  realFiles("runtime_close_with_a_pool_job_in_flight_leaks_nothing", () => {
     writeFileSync(p("stat"), "12345");
     const before = fdTable();
     const rt = new Runtime({ backend });
@@ -301,7 +303,7 @@ forEachBackend("fd lifecycle", ({ run, backend, runtime }) => {
     });
   });
 
-  test("file_read_into_a_buffer_detached_while_pending_fails_typed_and_frees_its_op", () => {
+  realFiles("file_read_into_a_buffer_detached_while_pending_fails_typed_and_frees_its_op", () => {
     writeFileSync(p("det"), "some bytes");
     const d = runtime().driver;
     const ops0 = d instanceof UringDriver ? d.opsInUse : 0;

@@ -144,4 +144,4 @@ forEachBackend("fd lifecycle: networking", ({ run, runtime }) => {
       libc.close(p[1]!);
     });
   });
-});
+}, { kernel: "kernel fd numbers, reused at once by raw libc sockets; fd passing; AsyncFd over a pipe" });

@@ -166,7 +166,7 @@ forEachBackend("fd lifecycle (processes, pipes, signals)", ({ run, backend }) =>
       yield* sleep(1); // its eventfd goes as a microtask once no call is in flight
     });
   });
-});
+}, { kernel: "child processes, pipes, signals and the blocking pool" });
 
 test("stdio_binding_closed_with_its_runtime: a handle used in a runtime that closes rebinds in the next", () => {
   const err = stderr();

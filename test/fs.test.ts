@@ -219,4 +219,4 @@ forEachBackend("fs", ({ run, backend, runtime }) => {
       expect(d.inflight).toBe(0);
     }
   });
-});
+}, { kernel: "real files" });

@@ -348,4 +348,4 @@ forEachBackend("fs paths", ({ run, backend, runtime }) => {
       expect(existsSync(p("fb"))).toBe(false);
     });
   }
-});
+}, { kernel: "real files" });

@@ -13,7 +13,7 @@
  * on two simulations with the same seed, and fails at the first event where their traces
  * differ (the check is only meaningful for a body that builds its own state).
  */
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect } from "bun:test";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from "bun:test";
 import { readdirSync, readlinkSync } from "node:fs";
 import { Runtime, currentRuntime, spawn, type IntoFuture } from "../lib/index.ts";
 import { availableBackends, simSeed, type Backend } from "../lib/driver/index.ts";
@@ -65,14 +65,25 @@ export interface BackendCtx {
   runtime(): Runtime;
 }
 
+/** What a suite needs beyond what every backend offers. */
+export interface SuiteOptions {
+  /**
+   * Why the suite needs the real kernel (real files, child processes, signals, raw fds):
+   * on the simulator every test is skipped, with "[skipped on sim: why]" in the suite's title.
+   */
+  kernel?: string;
+}
+
 /**
  * Defines `describe(`${name} [${backend}]`)` for each backend, with a runtime per suite
- * and an fd-count check around each test.
+ * and an fd-count check around each test. A suite the simulator cannot run names why in
+ * `options.kernel`; a single such test uses {@link kernelTest}.
  */
-export function forEachBackend(name: string, body: (ctx: BackendCtx) => void): void {
+export function forEachBackend(name: string, body: (ctx: BackendCtx) => void, options: SuiteOptions = {}): void {
   for (const backend of testBackends()) {
     if (backend === "sim") {
-      simSuite(name, body);
+      if (options.kernel !== undefined) kernelSuite(name, options.kernel, body);
+      else simSuite(name, body);
       continue;
     }
     describe(`${name} [${backend}]`, () => {
@@ -142,8 +153,36 @@ export const ON_SIM = process.env.REEL_BACKEND === "sim";
  * test.skipIf(skip)(title, () => { … });
  * ```
  */
-export function simSkip(backend: Backend, title: string, why: string): [boolean, string] {
-  return backend === "sim" ? [true, `${title} [skipped on sim: ${why}]`] : [false, title];
+export function simSkip(backend: Backend | null, title: string, why: string): [boolean, string] {
+  return (backend ?? (ON_SIM ? "sim" : null)) === "sim" ? [true, `${title} [skipped on sim: ${why}]`] : [false, title];
+}
+
+/**
+ * `test` for tests that need the real kernel: on the simulator each is skipped, with
+ * "[skipped on sim: why]" in its title (see simSkip). `backend` null: the default
+ * runtime's (a test outside forEachBackend), the simulator when `REEL_BACKEND=sim`.
+ *
+ * @example
+ * ```ts
+ * const realFds = kernelTest(backend, "AsyncFd over real fds");
+ * realFds("an eventfd: readable() waits …", () => { … });
+ * ```
+ */
+export function kernelTest(backend: Backend | null, why: string): (title: string, fn: () => unknown, timeoutMs?: number) => void {
+  return (title, fn, timeoutMs) => {
+    const [skip, named] = simSkip(backend, title, why);
+    (skip ? test.skip : test)(named, fn as () => void, timeoutMs);
+  };
+}
+
+/** A suite the simulator cannot run: its tests, listed as skipped, with the reason in the title. */
+function kernelSuite(name: string, why: string, body: (ctx: BackendCtx) => void): void {
+  const refuse = (): never => {
+    throw new Error(`${name}: not run on the simulator (${why})`);
+  };
+  describe.skip(`${name} [skipped on sim: ${why}]`, () => {
+    body({ backend: "sim", run: refuse, runtime: refuse });
+  });
 }
 
 /** The simulated sockets still open in `rt` (described), or [] on a real backend. */

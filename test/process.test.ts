@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join as joinPath } from "node:path";
 import { Command, Runtime, SysError, TimeoutError, copy, gen, join, run, sleep, spawn, timeout, type BaseFuture } from "../lib/index.ts";
 import { startSignals } from "../lib/signal/hub.ts";
-import { forEachBackend } from "./helpers.ts";
+import { forEachBackend, kernelTest } from "./helpers.ts";
 
 const dec = new TextDecoder();
 const enc = new TextEncoder();
@@ -251,7 +251,7 @@ forEachBackend("process", ({ run: blockOn }) => {
     });
     expect(n).toBe(readdirSync("/").length);
   });
-});
+}, { kernel: "child processes" });
 
 test("SIGCHLD fallback (no pidfd): exit codes and kills arrive through reel's signal hub", () => {
   const rt = new Runtime({ backend: "epoll" });
@@ -291,7 +291,7 @@ test("sigchld_reaper_keeps_listening: a second child's SIGCHLD after the first w
   }
 });
 
-test("hosted mode: output() through run()", async () => {
+kernelTest(null, "child processes")("hosted mode: output() through run()", async () => {
   const out = await run(new Command("echo").arg("hosted").output());
   expect(dec.decode(out.stdout)).toBe("hosted\n");
 });

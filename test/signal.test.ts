@@ -11,7 +11,7 @@ import { PENDING, Runtime, ctrlC, run, signal, spawn, yieldNow, type Context, ty
 import { hubState, startSignals } from "../lib/signal/hub.ts";
 import { SIGNALS } from "../ffi/signal.ts";
 import * as proc from "../ffi/process.ts";
-import { fdCount, fdTable, forEachBackend, opened } from "./helpers.ts";
+import { fdCount, fdTable, forEachBackend, kernelTest, opened } from "./helpers.ts";
 
 const noop: Context = { waker: { wake() {} } };
 
@@ -140,9 +140,9 @@ forEachBackend("signals", ({ run: blockOn }) => {
     expect(caught("SIGINT")).toBe(false);
   });
 
-});
+}, { kernel: "real signals" });
 
-test("a signal sent while Bun's other threads run does not kill the process (why reel does not use signalfd; no fd check: the Workers' own fds go when they do)", async () => {
+kernelTest(null, "real signals")("a signal sent while Bun's other threads run does not kill the process (why reel does not use signalfd; no fd check: the Workers' own fds go when they do)", async () => {
   const rt = new Runtime();
   const src = "self.onmessage = () => {}; postMessage(1); setInterval(() => { let x = 0; for (let i = 0; i < 1e6; i++) x += i; }, 1);";
   const url = URL.createObjectURL(new Blob([src]));
@@ -195,7 +195,7 @@ test("when reel stops owning the thread, its handler is given back; a stream sti
   }
 });
 
-test("hosted mode: delivery goes through Bun's process.on, and the stream keeps the process alive while it waits", async () => {
+kernelTest(null, "real signals")("hosted mode: delivery goes through Bun's process.on, and the stream keeps the process alive while it waits", async () => {
   const before = fdTable();
   const got = await run(function* () {
     using s = signal("SIGUSR2");

@@ -6,6 +6,8 @@
 // whatever REEL_BACKEND says.
 import { expect, test, describe } from "bun:test";
 import {
+  PENDING,
+  POLLS_PER_TICK,
   Runtime,
   Sim,
   SimulationError,
@@ -16,6 +18,7 @@ import {
   TimeoutError,
   fs,
   now,
+  pollFn,
   run,
   sleep,
   spawn,
@@ -147,16 +150,55 @@ describe("simulator: virtual time", () => {
     expect(performance.now() - t0).toBeLessThan(500);
   });
 
-  test("the clock does not move while a task is busy: only when every task is idle", () => {
+  test("busy tasks cost virtual CPU time: busyTurnMs per batch of polls after which tasks are still ready", () => {
+    const yields = 1000;
+    const { value } = sim(1, function* () {
+      const a = now();
+      for (let i = 0; i < yields; i++) yield* yieldNow();
+      const busy = now() - a;
+      yield* sleep(5);
+      return [busy, now() - a];
+    }, { busyTurnMs: 0.25 });
+    // One task re-waking itself: a batch ends after POLLS_PER_TICK polls with it still ready.
+    const batches = Math.floor(yields / POLLS_PER_TICK);
+    expect(value[0]).toBeGreaterThanOrEqual(0.25 * batches);
+    expect(value[0]).toBeLessThanOrEqual(0.25 * (batches + 1));
+    expect(value[1]).toBeGreaterThanOrEqual(value[0]! + 5);
+  });
+
+  test("with busyTurnMs: 0 the clock moves only when every task is idle (tokio's paused time)", () => {
     const { value } = sim(1, function* () {
       const a = now();
       for (let i = 0; i < 1000; i++) yield* yieldNow();
       const busy = now() - a;
       yield* sleep(5);
       return [busy, now() - a];
-    });
+    }, { busyTurnMs: 0 });
     expect(value[0]).toBe(0);
     expect(value[1]).toBeGreaterThanOrEqual(5);
+  });
+
+  test("a timer fires under tasks that always re-wake themselves, at its virtual deadline (the clock moves by busy turns)", () => {
+    let polls = 0;
+    const { value } = sim(2, function* () {
+      const busy = [0, 1, 2, 3].map(() =>
+        spawn(pollFn<void>((cx) => {
+          polls++;
+          cx.waker.wake();
+          return PENDING;
+        })),
+      );
+      const a = now();
+      yield* sleep(5);
+      const took = now() - a;
+      for (const b of busy) b.abort();
+      return took;
+    });
+    expect(value).toBeGreaterThanOrEqual(5);
+    expect(value).toBeLessThan(6 + 0.05);
+    // 5 ms at 0.05 ms per batch: about 100 batches of busy polls ran, no more.
+    expect(polls).toBeGreaterThan(50 * 4);
+    expect(polls).toBeLessThan(200 * POLLS_PER_TICK);
   });
 
   test("a timeout on a read nobody answers fires at its virtual deadline", () => {
@@ -334,6 +376,30 @@ describe("simulator: what it keeps out", () => {
 });
 
 describe("simulator: TCP semantics", () => {
+  test("a simulated socket never polled, closed outside any runtime, is closed in its simulation (not by the kernel's close())", () => {
+    const rt = new Runtime({ backend: "sim", seed: 5 });
+    const d = rt.driver as SimDriver;
+    try {
+      const [c, s, l] = rt.blockOn(function* () {
+        const l = TcpListener.bind({ port: 0 });
+        const c = yield* TcpStream.connect({ port: l.localAddr.port });
+        const [s] = yield* l.accept();
+        return [c, s, l] as const;
+      });
+      expect(d.net.describeOpen().length).toBe(3);
+      expect(() => s.close()).not.toThrow(); // never polled: no driver holds it yet
+      expect(d.net.describeOpen().length).toBe(2);
+      rt.blockOn(function* () {
+        expect(yield* c.read(new Uint8Array(4))).toBe(0); // the peer sees the FIN
+        c.close();
+        l.close();
+      });
+      expect(d.net.describeOpen()).toEqual([]);
+    } finally {
+      rt.close();
+    }
+  });
+
   test("connect to a port nobody listens on is ECONNREFUSED (syscall connect, address in the message)", () => {
     const { value } = sim(5, function* () {
       const l = TcpListener.bind({ port: 0 });

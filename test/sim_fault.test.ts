@@ -10,6 +10,7 @@
 // A failure names its seed: REEL_SEED=<seed> REEL_SIM_SEEDS=1 replays exactly that run.
 import { expect, test, describe } from "bun:test";
 import {
+  Barrier,
   JoinError,
   Mutex,
   Runtime,
@@ -542,6 +543,9 @@ describe("simulated faults under seeded chaos", () => {
         const server = spawn(serve(listener, conns.wrap(echoHandler(4096))));
         const port = listener.localAddr.port;
         const [go, allIn] = oneshot<void>();
+        // Every connection is open before any sends. (Not a sleep: 10,000 tasks cost virtual
+        // CPU time — busyTurnMs — so a short timer can fire before the last one connects.)
+        const allOpen = new Barrier(CONNS);
         let opened = 0;
         let total = 0;
         const clients: JoinHandle<void>[] = [];
@@ -551,7 +555,7 @@ describe("simulated faults under seeded chaos", () => {
               const c = yield* TcpStream.connect({ port });
               if (++opened === CONNS) go.send();
               const msg = pattern(64 + (i % 200), i + 1);
-              yield* sleep(1); // every connection is open before any sends
+              yield* allOpen.wait();
               yield* c.writeAll(msg);
               const back = new Uint8Array(msg.length);
               yield* c.readExact(back);

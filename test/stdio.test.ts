@@ -18,7 +18,7 @@ import { PENDING, PipeReader, currentRuntime, pollFn, sleep, spawn, stderr, stdo
 import { DIR_READ, NO_BUFS, OP_READ, OP_WRITE, type IoFd } from "../lib/driver/fd.ts";
 import { startFsPool } from "../lib/driver/pool/pool.ts";
 import { startLanes } from "../lib/driver/readiness/shared.ts";
-import { fdCount, forEachBackend, testBackends } from "./helpers.ts";
+import { fdCount, forEachBackend, kernelTest, testBackends } from "./helpers.ts";
 
 const ROOT = join(import.meta.dir, "..");
 const CAT = join(ROOT, "examples/cat.ts");
@@ -56,8 +56,9 @@ function bytes(n: number, seed: number): Uint8Array {
 
 for (const backend of testBackends()) {
   const env = { ...process.env, REEL_BACKEND: backend };
+  const realStdio = kernelTest(backend, "cat.ts copies the process's real standard input and output");
 
-  test(`cat.ts [${backend}]: input from a pipe (1 MiB), output to a pipe; the shared pipe stays blocking`, () => {
+  realStdio(`cat.ts [${backend}]: input from a pipe (1 MiB), output to a pipe; the shared pipe stays blocking`, () => {
     const data = bytes(1024 * 1024, 1);
     const r = Bun.spawnSync(["bun", CAT], { stdin: data, env });
     expect(r.exitCode).toBe(0);
@@ -72,7 +73,7 @@ for (const backend of testBackends()) {
     libc.close(rd);
   });
 
-  test(`cat.ts [${backend}]: input from a file, output to a file`, () => {
+  realStdio(`cat.ts [${backend}]: input from a file, output to a file`, () => {
     const data = bytes(3 * 1024 * 1024 + 17, 2);
     const inPath = join(dir, `${backend}-in`);
     const outPath = join(dir, `${backend}-out`);
@@ -82,7 +83,7 @@ for (const backend of testBackends()) {
     expect(Buffer.compare(readFileSync(outPath), data)).toBe(0);
   });
 
-  test(`cat.ts [${backend}]: input from a terminal (a pty); the terminal is left blocking`, () => {
+  realStdio(`cat.ts [${backend}]: input from a terminal (a pty); the terminal is left blocking`, () => {
     // script(1) runs the command on a fresh pty and forwards its own stdin into it: two
     // lines, then ^D (end of input on a terminal). The pty echoes the input, cat copies it,
     // and the fixture then reports whether the terminal's fd 0 was left non-blocking.
@@ -196,7 +197,7 @@ forEachBackend("inherited fds", ({ run, backend }) => {
     expect(libc.fcntl(1, SYS.F_GETFD, 0)).toBeGreaterThanOrEqual(0);
     expect(libc.fcntl(2, SYS.F_GETFD, 0)).toBeGreaterThanOrEqual(0);
   });
-});
+}, { kernel: "the process's own standard input and output, real pipes" });
 
 /** One read through an IoFd, as a generator (the ops a stream future makes). */
 function* ioRead(io: IoFd, buf: Uint8Array): Generator<unknown, number, unknown> {

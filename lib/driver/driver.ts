@@ -166,6 +166,14 @@ export abstract class Driver {
   }
 
   /**
+   * The executor ran a batch of polls and tasks are still ready: it turns the driver next
+   * without waiting. Real time passed meanwhile; the simulator charges virtual CPU time here
+   * (SimOptions.busyTurnMs), so its timers still fire under tasks that never go idle. A
+   * paused clock (time control) does not move: as tokio's paused time, only idleness moves it.
+   */
+  busy(): void {}
+
+  /**
    * A turn on a frozen clock: what is ready now; then, if nothing was and the caller would
    * wait, the clock jumps to the next timed event (at most `maxWaitMs` ahead) and what is
    * ready then is collected. With no timed event it waits for I/O (`maxWaitMs`).

@@ -17,7 +17,7 @@
 import { EINTR } from "../../ffi/errno.ts";
 import { PENDING, type Context, type Poll, type Waker } from "../future.ts";
 import { currentDriver, currentDriverOrNull } from "../current.ts";
-import { realSockets } from "../driver/sockets.ts";
+import { realSockets, type SocketApi } from "../driver/sockets.ts";
 import { RuntimeError, SysError } from "../errors.ts";
 import { proceed } from "../task/coop.ts";
 import { NO_BUFS, SYSCALL, closedError, type Direction, type IoFd, type IoOp, type Msg, type MsgOp } from "../driver/fd.ts";
@@ -35,6 +35,8 @@ import { NO_BUFS, SYSCALL, closedError, type Direction, type IoFd, type IoOp, ty
  */
 export class IoSource {
   private io: IoFd | null = null;
+  /** Whose socket calls made the fd (the simulator's, or the kernel's): an unbound close goes there. */
+  private readonly api: SocketApi = currentDriverOrNull()?.sockets ?? realSockets;
 
   constructor(
     /** A valid non-blocking fd owned by this source, or -1 once closed. */
@@ -122,8 +124,9 @@ export class IoSource {
       io.close();
       return;
     }
-    // Never bound: no driver holds it (the current one's socket calls close it, or the kernel's).
-    const r = (currentDriverOrNull()?.sockets ?? realSockets).close(fd);
+    // Never bound: no driver holds it. The socket calls that made it close it — also outside
+    // any runtime, or inside another: a simulated socket is not the kernel's.
+    const r = this.api.close(fd);
     // EINTR on close still releases the fd on Linux and the BSDs: do not retry.
     if (r < 0 && r !== -EINTR) throw new SysError(-r, "close");
   }

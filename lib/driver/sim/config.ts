@@ -59,6 +59,15 @@ export interface SimOptions {
    * API's default).
    */
   schedule?: "random" | "fifo";
+  /**
+   * Virtual CPU time, in ms, that a batch of polls costs when tasks are still ready after it
+   * (the executor turns the driver without waiting): the clock moves by this much, so timers
+   * fire and packets arrive under tasks that never go idle, as on a real machine (madsim
+   * charges each poll likewise). Default 0.05 (50 µs per batch of up to POLLS_PER_TICK
+   * polls). 0: the clock moves only when every task is idle (tokio's paused time), and tasks
+   * that keep re-waking themselves stop it.
+   */
+  busyTurnMs?: number;
   /** SO_SNDBUF default, bytes (default 131072). */
   sendBuffer?: number;
   /** SO_RCVBUF default, bytes (default 131072). */
@@ -112,6 +121,7 @@ export interface SimConfig {
   loopback: LinkConfig;
   shortIo: number;
   schedule: "random" | "fifo";
+  busyTurnMs: number;
   sendBuffer: number;
   receiveBuffer: number;
   tcpRetries: number;
@@ -189,6 +199,7 @@ export function simConfig(o: SimOptions = {}, env: Record<string, string | undef
     loopback,
     shortIo: o.shortIo === undefined ? 0.1 : num(o.shortIo, "shortIo", 0, 1),
     schedule,
+    busyTurnMs: o.busyTurnMs === undefined ? 0.05 : num(o.busyTurnMs, "busyTurnMs", 0, 1000),
     sendBuffer: o.sendBuffer === undefined ? 131072 : num(o.sendBuffer, "sendBuffer", 1, 1 << 30),
     receiveBuffer: o.receiveBuffer === undefined ? 131072 : num(o.receiveBuffer, "receiveBuffer", 1, 1 << 30),
     tcpRetries: o.tcpRetries === undefined ? 15 : num(o.tcpRetries, "tcpRetries", 0, 100),

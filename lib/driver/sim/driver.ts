@@ -179,6 +179,15 @@ export class SimDriver extends Driver {
     return n >= 0 && n < t ? n : t;
   }
 
+  /** Tasks kept the executor busy for a batch: virtual CPU time passes (SimOptions.busyTurnMs). */
+  override busy(): void {
+    const cost = this.cfg.busyTurnMs;
+    if (cost > 0) {
+      const t = this.clock.now();
+      this.clockJumped(t, t + cost);
+    }
+  }
+
   protected override clockJumped(from: number, to: number): void {
     this.trace.ev(to, EV_JUMP, Math.round(from * 1000), 0, 0);
     this.clock.advanceTo(to);
