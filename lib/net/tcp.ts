@@ -111,6 +111,26 @@ export class TcpListener extends SocketBase {
     return new Accept(this.src);
   }
 
+  /**
+   * @internal One accept attempt for a server that owns this listener (net/listen.ts): the
+   * new fd, made non-blocking and close-on-exec (the caller owns it), or PENDING with
+   * `cx.waker` stored. No stream object and no address: the caller asks when it needs
+   * them. Throws SysError as accept() does.
+   */
+  pollAcceptFd(cx: Context): Poll<number> {
+    const fd = this.src.pollOp(cx, OP_ACCEPT, null);
+    if (fd === PENDING) return PENDING;
+    try {
+      return prepareFd(fd);
+    } catch (err) {
+      closeAndThrow(fd, err);
+    }
+  }
+
+  /** @internal Forgets the waker a {@link pollAcceptFd} left (its server stopped accepting). */
+  dropAcceptWaker(waker: Waker | null): void {
+    this.src.dropWaker(DIR_READ, waker);
+  }
 }
 
 class Accept extends BaseFuture<[TcpStream, SocketAddr]> {
