@@ -122,6 +122,11 @@ export class TcpServer<D = undefined> {
     return this.addr;
   }
 
+  /** The listening socket's fd, -1 once stopped. */
+  get fd(): number {
+    return this.core.listenerFd;
+  }
+
   /** Connections open now. */
   get connections(): number {
     return this.core.conns.size;
@@ -192,6 +197,10 @@ class ServerCore<D> extends BaseFuture<void> implements ConnHost<D>, EventListen
     // synchronous call; io_uring copies into it from its own buffers. Never kernel-held.
     this.readBuf = new Uint8Array(new ArrayBuffer(positiveInt(opts.readBufferSize, 64 * 1024, "readBufferSize")));
     this.signal = opts.signal ?? null;
+  }
+
+  get listenerFd(): number {
+    return this.listener.fd;
   }
 
   // ---- ConnHost ----
