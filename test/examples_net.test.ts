@@ -69,3 +69,60 @@ for (const backend of testBackends()) {
     }
   });
 }
+
+for (const backend of testBackends()) {
+  test(`examples/echo-handlers.ts echoes 256 KiB back and closes everything on SIGTERM [${backend}]`, async () => {
+    const server = Bun.spawn([process.execPath, "run", "examples/echo-handlers.ts", "0"], { cwd: root, env: { ...process.env, REEL_BACKEND: backend }, stdout: "pipe", stderr: "pipe" });
+    try {
+      const reader = server.stdout.getReader();
+      let text = "";
+      for (let i = 0; i < 100 && !/listening on 127\.0\.0\.1:(\d+)/.test(text); i++) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        text += new TextDecoder().decode(value);
+      }
+      const port = Number(/listening on 127\.0\.0\.1:(\d+)/.exec(text)?.[1]);
+      expect(port).toBeGreaterThan(0);
+      const msg = new Uint8Array(256 * 1024).map((_, i) => (i * 7) & 0xff);
+      const got: Uint8Array[] = [];
+      let gotLen = 0;
+      const { promise: echoed, resolve } = Promise.withResolvers<void>();
+      const sock = await Bun.connect({
+        hostname: "127.0.0.1",
+        port,
+        socket: {
+          data(_s, d) {
+            got.push(new Uint8Array(d));
+            gotLen += d.length;
+            if (gotLen >= msg.length) resolve();
+          },
+        },
+      });
+      let off = 0;
+      const pump = () => {
+        while (off < msg.length) {
+          const n = sock.write(msg.subarray(off));
+          if (n <= 0) return;
+          off += n;
+        }
+      };
+      pump();
+      const timer = setInterval(pump, 5);
+      await Promise.race([echoed, Bun.sleep(15_000)]);
+      clearInterval(timer);
+      expect(Buffer.concat(got).equals(Buffer.from(msg))).toBe(true);
+      server.kill("SIGTERM");
+      expect(await server.exited).toBe(0);
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        text += new TextDecoder().decode(value);
+      }
+      expect(text).toContain("SIGTERM: closed the listener and 1 connection(s); exiting");
+      sock.end();
+    } finally {
+      server.kill();
+      await server.exited;
+    }
+  });
+}
