@@ -356,7 +356,9 @@ export class Runtime implements Scheduler, ScopeHost {
       drainMicrotasks();
       if (main.isComplete) return;
       if (this.queue.length > 0) {
-        this.driver.turn(0);
+        // Nothing outside the run queue can wake a task (no registration, op, job or
+        // timer: the driver's invariant): the turn would be a wasted syscall.
+        if (this.driver.hasWork()) this.driver.turn(0);
         continue;
       }
       if (!this.driver.hasWork()) throw deadlock(this.pendingPromises);
