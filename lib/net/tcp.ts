@@ -4,7 +4,8 @@
  *
  * Every operation is a hand-written future: accept and connect here; read, write,
  * writeAll and readExact are io/stream.ts's generic futures over TcpStream's AsyncRead /
- * AsyncWrite. Each stores its task's waker while pending and gives it back on cancel(),
+ * AsyncWrite, one of each kind per stream, reused once a `yield*` has consumed it (so
+ * `yield* stream.read(buf)` allocates nothing; do not keep such a future past its yield*). Each stores its task's waker while pending and gives it back on cancel(),
  * so an abandoned op leaves nothing behind (on io_uring, its op is cancelled).
  *
  * Connect is the non-blocking handshake (connect() → EINPROGRESS → wait writable →
@@ -24,7 +25,7 @@ import { BaseFuture, FutureStateError, PENDING, type Context, type Poll, type Wa
 import { DIR_READ, DIR_WRITE, OP_ACCEPT, OP_READ, OP_WRITE, acceptAddr, acceptAddrLen, closedError } from "../driver/fd.ts";
 import { check, checkPort } from "../errors.ts";
 import { IoSource } from "../io/source.ts";
-import { read as readOp, readExact as readExactOp, write as writeOp, writeAll as writeAllOp } from "../io/stream.ts";
+import { StreamOps } from "../io/stream.ts";
 import { isHostName, resolve, type HostPort, type Resolved } from "./addr.ts";
 import { HappyConnect } from "./happy.ts";
 import { closeAndThrow, newSocket, prepareFd, setIntOption, sockName, sockets } from "./socket.ts";
@@ -181,9 +182,13 @@ export type ShutdownHow = "read" | "write" | "both";
  * ```
  */
 export class TcpStream extends SocketBase {
+  /** read/write/writeAll/readExact futures, reused once a `yield*` consumed them (io/stream.ts). */
+  private readonly ops: StreamOps;
+
   /** @internal Use TcpStream.connect or TcpListener.accept. */
   constructor(src: IoSource) {
     super(src);
+    this.ops = new StreamOps(this, this);
   }
 
   /**
@@ -199,22 +204,22 @@ export class TcpStream extends SocketBase {
 
   /** Reads into `buf`: the byte count, 0 at EOF (or for an empty buf). Cancel-safe. */
   read(buf: Uint8Array): BaseFuture<number> {
-    return readOp(this, buf);
+    return this.ops.read(buf);
   }
 
   /** Writes some of `buf`: the byte count (≥ 1 unless buf is empty). Cancel-safe (but see io_uring in the README). */
   write(buf: Uint8Array): BaseFuture<number> {
-    return writeOp(this, buf);
+    return this.ops.write(buf);
   }
 
   /** Writes all of `buf`. Not cancel-safe: a cancelled writeAll may have written a prefix. */
   writeAll(buf: Uint8Array): BaseFuture<void> {
-    return writeAllOp(this, buf);
+    return this.ops.writeAll(buf);
   }
 
   /** Fills all of `buf`, or fails with UnexpectedEofError. Not cancel-safe. */
   readExact(buf: Uint8Array): BaseFuture<void> {
-    return readExactOp(this, buf);
+    return this.ops.readExact(buf);
   }
 
   /** AsyncRead: one read attempt through the retry loop. */
