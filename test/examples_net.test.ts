@@ -14,6 +14,20 @@ function runExample(args: string[], backend: string): { code: number; out: strin
   return { code: r.exitCode ?? -1, out: r.stdout.toString() + r.stderr.toString() };
 }
 
+/** Starts an example server on port 0: the child, its stdout reader, what it printed, and the port (0 if none). */
+async function startServer(example: string, backend: string) {
+  const server = Bun.spawn([process.execPath, "run", example, "0"], { cwd: root, env: { ...process.env, REEL_BACKEND: backend }, stdout: "pipe", stderr: "pipe" });
+  const reader = server.stdout.getReader();
+  let text = "";
+  for (let i = 0; i < 100 && !/listening on 127\.0\.0\.1:(\d+)/.test(text); i++) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    text += new TextDecoder().decode(value);
+  }
+  const port = Number(/listening on 127\.0\.0\.1:(\d+)/.exec(text)?.[1] ?? 0);
+  return { server, reader, text, port };
+}
+
 for (const backend of testBackends()) {
   test(`examples/unix-echo.ts echoes over a Unix socket and removes its file [${backend}]`, () => {
     const { code, out } = runExample(["examples/unix-echo.ts"], backend);
@@ -47,16 +61,9 @@ for (const backend of testBackends()) {
   });
 
   test(`examples/udp-echo.ts serves, and its --ping client gets every echo [${backend}]`, async () => {
-    const server = Bun.spawn([process.execPath, "run", "examples/udp-echo.ts", "0"], { cwd: root, env: { ...process.env, REEL_BACKEND: backend }, stdout: "pipe", stderr: "pipe" });
+    const { server, port: p } = await startServer("examples/udp-echo.ts", backend);
     try {
-      const reader = server.stdout.getReader();
-      let text = "";
-      for (let i = 0; i < 100 && !/listening on 127\.0\.0\.1:(\d+)/.test(text); i++) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        text += new TextDecoder().decode(value);
-      }
-      const port = /listening on 127\.0\.0\.1:(\d+)/.exec(text)?.[1];
+      const port = p > 0 ? String(p) : undefined;
       expect(port).toBeDefined();
       const { code, out } = runExample(["examples/udp-echo.ts", "--ping", port!, "3"], backend);
       expect(out).toContain("ping 0: ");
@@ -72,16 +79,10 @@ for (const backend of testBackends()) {
 
 for (const backend of testBackends()) {
   test(`examples/echo-handlers.ts echoes 256 KiB back and closes everything on SIGTERM [${backend}]`, async () => {
-    const server = Bun.spawn([process.execPath, "run", "examples/echo-handlers.ts", "0"], { cwd: root, env: { ...process.env, REEL_BACKEND: backend }, stdout: "pipe", stderr: "pipe" });
+    const started = await startServer("examples/echo-handlers.ts", backend);
+    const { server, reader, port } = started;
+    let text = started.text;
     try {
-      const reader = server.stdout.getReader();
-      let text = "";
-      for (let i = 0; i < 100 && !/listening on 127\.0\.0\.1:(\d+)/.test(text); i++) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        text += new TextDecoder().decode(value);
-      }
-      const port = Number(/listening on 127\.0\.0\.1:(\d+)/.exec(text)?.[1]);
       expect(port).toBeGreaterThan(0);
       const msg = new Uint8Array(256 * 1024).map((_, i) => (i * 7) & 0xff);
       const got: Uint8Array[] = [];

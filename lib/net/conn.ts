@@ -268,17 +268,20 @@ export class TcpConn<D = undefined> implements Waker, Context {
 
   /** EOF from the peer: the `end` handler, then end() (close once the queue has gone). */
   private peerEnded(): void {
-    const onEnd = this.host.onEnd;
-    if (onEnd !== undefined) {
-      try {
-        onEnd(this);
-      } catch (err) {
-        this.host.failed(this, err, true);
-        this.closeWith(asError(err));
-        return;
-      }
+    if (this.call(this.host.onEnd)) this.end();
+  }
+
+  /** Calls a handler that takes only the connection: false when it threw (then reported and closed). */
+  private call(handler: ((conn: TcpConn<D>) => void) | undefined): boolean {
+    if (handler === undefined) return true;
+    try {
+      handler(this);
+      return true;
+    } catch (err) {
+      this.host.failed(this, err, true);
+      this.closeWith(asError(err));
+      return false;
     }
-    this.end();
   }
 
   /**
@@ -308,15 +311,7 @@ export class TcpConn<D = undefined> implements Waker, Context {
     }
     if ((this.flags & WANT_DRAIN) !== 0) {
       this.flags &= ~WANT_DRAIN;
-      const onDrain = this.host.onDrain;
-      if (onDrain !== undefined) {
-        try {
-          onDrain(this);
-        } catch (err) {
-          this.host.failed(this, err, true);
-          this.closeWith(asError(err));
-        }
-      }
+      this.call(this.host.onDrain);
     }
   }
 
