@@ -5,6 +5,7 @@
 import { expect, test } from "bun:test";
 import {
   JoinError,
+  RuntimeError,
   SysError,
   TcpStream,
   listen,
@@ -14,7 +15,7 @@ import {
   type SocketHandler,
   type TcpConn,
 } from "../lib/index.ts";
-import { forEachBackend } from "./helpers.ts";
+import { fdCount, forEachBackend } from "./helpers.ts";
 import { pattern } from "./fault_util.ts";
 
 /** Reads until EOF: all the bytes. */
@@ -281,6 +282,15 @@ forEachBackend("listen", ({ run }) => {
     });
   });
 
+  test("bad options are a RangeError/TypeError naming the value, and leave no fd open", () => {
+    run(function* () {
+      expect(() => listen({ port: 0, maxBuffered: 0, socket: {} })).toThrow(/maxBuffered 0/);
+      expect(() => listen({ port: 0, readBufferSize: 1.5, socket: {} })).toThrow(RangeError);
+      expect(() => listen({ port: 0 } as never)).toThrow(TypeError);
+      expect(() => listen({ port: 0, signal: {} as AbortSignal, socket: {} })).toThrow(/signal must be an AbortSignal/);
+    });
+  });
+
   test("write() after close returns -1 and handlers are never called again", () => {
     run(function* () {
       let after = -2;
@@ -328,3 +338,9 @@ function* caught(fut: { [Symbol.iterator](): Iterator<unknown, unknown, unknown>
   }
   throw new Error("expected a failure");
 }
+
+test("listen() outside a runtime throws a RuntimeError and closes the socket it bound", () => {
+  const before = fdCount();
+  expect(() => listen({ port: 0, socket: {} })).toThrow(RuntimeError);
+  expect(fdCount()).toBe(before);
+});
