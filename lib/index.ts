@@ -75,6 +75,7 @@ export { sleep, sleepUntil, interval, timeout, Interval, Sleep } from "./time/sl
 export { now } from "./time/clock.ts";
 export { TcpListener, TcpStream, type BindOptions, type ConnectOptions, type ShutdownHow } from "./net/tcp.ts";
 export { serve, type ServeOptions, type ConnectionHandler, type ServeErrorSource } from "./net/serve.ts";
+export { listen, TcpServer, TcpConn, type ListenOptions, type SocketHandler } from "./net/listen.ts";
 export { SocketAddr } from "../ffi/sockaddr.ts";
 export type { HostPort } from "./net/addr.ts";
 export type { Backend } from "./driver/index.ts";

@@ -14,6 +14,20 @@ function runExample(args: string[], backend: string): { code: number; out: strin
   return { code: r.exitCode ?? -1, out: r.stdout.toString() + r.stderr.toString() };
 }
 
+/** Starts an example server on port 0: the child, its stdout reader, what it printed, and the port (0 if none). */
+async function startServer(example: string, backend: string) {
+  const server = Bun.spawn([process.execPath, "run", example, "0"], { cwd: root, env: { ...process.env, REEL_BACKEND: backend }, stdout: "pipe", stderr: "pipe" });
+  const reader = server.stdout.getReader();
+  let text = "";
+  for (let i = 0; i < 100 && !/listening on 127\.0\.0\.1:(\d+)/.test(text); i++) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    text += new TextDecoder().decode(value);
+  }
+  const port = Number(/listening on 127\.0\.0\.1:(\d+)/.exec(text)?.[1] ?? 0);
+  return { server, reader, text, port };
+}
+
 for (const backend of testBackends()) {
   test(`examples/unix-echo.ts echoes over a Unix socket and removes its file [${backend}]`, () => {
     const { code, out } = runExample(["examples/unix-echo.ts"], backend);
@@ -47,22 +61,66 @@ for (const backend of testBackends()) {
   });
 
   test(`examples/udp-echo.ts serves, and its --ping client gets every echo [${backend}]`, async () => {
-    const server = Bun.spawn([process.execPath, "run", "examples/udp-echo.ts", "0"], { cwd: root, env: { ...process.env, REEL_BACKEND: backend }, stdout: "pipe", stderr: "pipe" });
+    const { server, port: p } = await startServer("examples/udp-echo.ts", backend);
     try {
-      const reader = server.stdout.getReader();
-      let text = "";
-      for (let i = 0; i < 100 && !/listening on 127\.0\.0\.1:(\d+)/.test(text); i++) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        text += new TextDecoder().decode(value);
-      }
-      const port = /listening on 127\.0\.0\.1:(\d+)/.exec(text)?.[1];
+      const port = p > 0 ? String(p) : undefined;
       expect(port).toBeDefined();
       const { code, out } = runExample(["examples/udp-echo.ts", "--ping", port!, "3"], backend);
       expect(out).toContain("ping 0: ");
       expect(out).toContain("ping 2: ");
       expect(out).not.toContain("no answer");
       expect(code).toBe(0);
+    } finally {
+      server.kill();
+      await server.exited;
+    }
+  });
+}
+
+for (const backend of testBackends()) {
+  test(`examples/echo-handlers.ts echoes 256 KiB back and closes everything on SIGTERM [${backend}]`, async () => {
+    const started = await startServer("examples/echo-handlers.ts", backend);
+    const { server, reader, port } = started;
+    let text = started.text;
+    try {
+      expect(port).toBeGreaterThan(0);
+      const msg = new Uint8Array(256 * 1024).map((_, i) => (i * 7) & 0xff);
+      const got: Uint8Array[] = [];
+      let gotLen = 0;
+      const { promise: echoed, resolve } = Promise.withResolvers<void>();
+      const sock = await Bun.connect({
+        hostname: "127.0.0.1",
+        port,
+        socket: {
+          data(_s, d) {
+            got.push(new Uint8Array(d));
+            gotLen += d.length;
+            if (gotLen >= msg.length) resolve();
+          },
+        },
+      });
+      let off = 0;
+      const pump = () => {
+        while (off < msg.length) {
+          const n = sock.write(msg.subarray(off));
+          if (n <= 0) return;
+          off += n;
+        }
+      };
+      pump();
+      const timer = setInterval(pump, 5);
+      await Promise.race([echoed, Bun.sleep(15_000)]);
+      clearInterval(timer);
+      expect(Buffer.concat(got).equals(Buffer.from(msg))).toBe(true);
+      server.kill("SIGTERM");
+      expect(await server.exited).toBe(0);
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        text += new TextDecoder().decode(value);
+      }
+      expect(text).toContain("SIGTERM: closed the listener and 1 connection(s); exiting");
+      sock.end();
     } finally {
       server.kill();
       await server.exited;

@@ -1,6 +1,7 @@
 /**
  * The fd-reuse fuzz suite: random interleavings of starting, cancelling and closing every
- * kind of op reel has on a descriptor — TCP read/write/accept/connect, file
+ * kind of op reel has on a descriptor — TCP read/write/accept/connect, listen() servers
+ * (handler style: a connection closed from inside data() with a send in flight), file
  * read/write/linked writes/stat, Unix stream read/write and fd passing (sendFds /
  * recvFds), UDP and Unix datagram send/recv and their batches, AsyncFd readiness waits —
  * with the closed number reused at once by a fresh
@@ -42,7 +43,7 @@ import { join } from "node:path";
 import * as libc from "../ffi/libc.ts";
 import { SYS } from "../ffi/constants.ts";
 import { POLLIN, PollFds, pollFds } from "../ffi/poll.ts";
-import { AsyncFd, Command, PENDING, SysError, TcpListener, TcpStream, UdpSocket, UnixDatagram, UnixListener, UnixStream, currentRuntime, pipe, pollFn, signal, sleep, type BaseFuture, type Child, type Context, type PipeReader, type PipeWriter, type Runtime, type SignalStream } from "../lib/index.ts";
+import { AsyncFd, Command, PENDING, SysError, TcpListener, listen, spawn, timeout, type TcpConn, TcpStream, UdpSocket, UnixDatagram, UnixListener, UnixStream, currentRuntime, pipe, pollFn, signal, sleep, type BaseFuture, type Child, type Context, type PipeReader, type PipeWriter, type Runtime, type SignalStream } from "../lib/index.ts";
 import { NO_BUFS, OP_READ, OP_WRITE, DIR_READ, DIR_WRITE, type IoFd } from "../lib/driver/fd.ts";
 import { laneState, startLanes } from "../lib/driver/readiness/shared.ts";
 import { hubState, pumpFd, startSignals } from "../lib/signal/hub.ts";
@@ -442,6 +443,7 @@ function commands(): fc.Arbitrary<fc.Command<object, World>>[] {
     idx.map((i) => new WaitChild(i)),
     idx.map((i) => new SignalRecv(i)),
     fc.constant(new Raise()),
+    fc.tuple(fc.integer({ min: 1, max: 4 }), fc.nat({ max: 15 }), fc.integer({ min: 1, max: 3000 }), vk).map(([k, c, n, v]) => new HandlerServer(k, c, n, v)),
   ];
 }
 
@@ -949,6 +951,71 @@ class Cancel extends Cmd {
   }
   toString() {
     return `Cancel(${this.i})`;
+  }
+}
+
+/**
+ * A listen() server (handler style) with `k` clients, each sending `n` bytes of its tag;
+ * the server answers every byte with one of its own tag. The connections picked by the
+ * bits of `closing` are closed by the server from inside data() — right after a write()
+ * that may still be in flight — and their numbers reused at once by a victim; the others
+ * go on. Then stop(true), and the listener's number reused too. Every byte the server
+ * reads must carry its client's tag, every byte a client reads the server's.
+ */
+class HandlerServer extends Cmd {
+  constructor(readonly k: number, readonly closing: number, readonly n: number, readonly victim: Victim["kind"]) {
+    super();
+  }
+  protected step(w: World) {
+    const { k, closing, n, victim } = this;
+    return function* () {
+      const serverTag = w.tag();
+      const reply = new Uint8Array(4096).fill(serverTag);
+      const server = listen<number>({
+        port: 0,
+        socket: {
+          data(conn: TcpConn<number>, bytes: Uint8Array) {
+            if (conn.data === undefined) conn.data = bytes[0]!;
+            for (const b of bytes) if (b !== conn.data) w.problems.push(`listen(): read byte ${b}, not its client's tag ${conn.data}`);
+            conn.write(reply.subarray(0, Math.min(bytes.length, reply.length)));
+            if ((closing >> (conn.data % 4)) & 1) {
+              const number = conn.fd;
+              conn.close();
+              w.victim(victim, number); // reused at once, while a send may be in flight
+            }
+          },
+          error: (_c: TcpConn<number>, e: Error) => w.error("listen() connection", e),
+        },
+      });
+      const clients = [];
+      for (let i = 0; i < k; i++) {
+        const tag = w.tag();
+        clients.push(
+          spawn(function* () {
+            const s = yield* TcpStream.connect({ hostname: "127.0.0.1", port: server.port });
+            try {
+              yield* s.writeAll(new Uint8Array(n).fill(tag));
+              const buf = new Uint8Array(4096);
+              for (let got = 0, r; got < n && (r = yield* timeout(s.read(buf), 2000)) > 0; got += r) {
+                for (let j = 0; j < r; j++) if (buf[j] !== serverTag) w.problems.push(`listen() client read byte ${buf[j]}, not the server's tag ${serverTag}`);
+              }
+            } catch (e) {
+              w.error("listen() client", e);
+            } finally {
+              s.close();
+            }
+          }),
+        );
+      }
+      for (const c of clients) yield* c;
+      const number = server.fd;
+      server.stop(true);
+      w.victim(victim, number);
+      yield* server.closed();
+    };
+  }
+  toString() {
+    return `HandlerServer(${this.k}, ${this.closing}, ${this.n}, ${this.victim})`;
   }
 }
 

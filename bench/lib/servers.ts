@@ -48,10 +48,10 @@ export interface Running {
 export type Started = { ok: true; server: Running } | { ok: false; reason: string };
 
 /** Every server the echo bench knows, in the default order. */
-export const SERVER_NAMES = ["reel-epoll", "reel-uring", "reel-poll", "reel-hosted", "raw-epoll", "raw-uring", "bun-listen", "node-net", "c-epoll", "tokio"] as const;
+export const SERVER_NAMES = ["reel-epoll", "reel-uring", "reel-poll", "reel-hosted", "reel-epoll-handlers", "reel-uring-handlers", "raw-epoll", "raw-uring", "bun-listen", "node-net", "c-epoll", "tokio"] as const;
 
 /** Server names whose numbers are reel's own (the goals are checked for these). */
-export const REEL_SERVERS: readonly string[] = ["reel-epoll", "reel-uring", "reel-poll", "reel-hosted"];
+export const REEL_SERVERS: readonly string[] = ["reel-epoll", "reel-uring", "reel-poll", "reel-hosted", "reel-epoll-handlers", "reel-uring-handlers"];
 
 const ERRORISH = /\b(error|fail(s|ed|ure)?|cannot|unsupported|not supported|not available|fall(s|ing)? ?back)\b/i;
 
@@ -122,6 +122,9 @@ export function serverSpecs(paths: Paths): Map<string, ServerSpec> {
     reelSpec(paths, "uring"),
     reelSpec(paths, "poll"),
     reelSpec(paths, "epoll", "echo-server-hosted.ts", "reel-hosted"),
+    // listen() with Bun.listen-style handlers: no task or buffer per connection.
+    reelSpec(paths, "epoll", "echo-handlers.ts", "reel-epoll-handlers"),
+    reelSpec(paths, "uring", "echo-handlers.ts", "reel-uring-handlers"),
     {
       name: "bun-listen",
       start: "announce",

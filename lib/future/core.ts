@@ -138,7 +138,10 @@ const DONE_STEP: { done: true; value: unknown } = { done: true, value: undefined
  * ```
  */
 export abstract class BaseFuture<T> implements Future<T>, Iterator<Future<unknown>, T, unknown> {
-  /** 0: not yet yielded to a gen driver; 1: yielded, awaiting the resume value. */
+  /**
+   * 0: not yet yielded to a gen driver; 1: yielded, awaiting the resume value; 2: its
+   * value was handed to the `yield*` (consumed: see {@link BaseFuture.consumed}).
+   */
   private iterState = 0;
 
   abstract poll(cx: Context): Poll<T>;
@@ -161,9 +164,24 @@ export abstract class BaseFuture<T> implements Future<T>, Iterator<Future<unknow
       YIELD_STEP.value = this;
       return YIELD_STEP as Step<T>;
     }
+    this.iterState = 2;
     YIELD_STEP.value = undefined; // drop the reference to the future that just finished
     DONE_STEP.value = value;
     return DONE_STEP as Step<T>;
+  }
+
+  /**
+   * True once a `yield*` has taken this future's result. In `yield* rx.recv()` nobody
+   * else ever held the future, so the object that made it may hand it out again
+   * ({@link BaseFuture.rearm}) instead of allocating: the channels do, for their hot ops.
+   */
+  protected get consumed(): boolean {
+    return this.iterState === 2;
+  }
+
+  /** Makes a consumed future `yield*`-able again (its subclass resets its own state). */
+  protected rearm(): void {
+    this.iterState = 0;
   }
 
   // `yield*` forwards gen.throw() here; rethrowing delivers the error at the `yield*` site.

@@ -123,7 +123,7 @@ function isDetached(buf: Uint8Array): boolean {
 }
 
 /** One of the generic ops, named by a small integer so a poll allocates nothing. */
-class IoOp<T> extends BaseFuture<T> {
+export class IoOp<T> extends BaseFuture<T> {
   private off = 0;
   private done = false;
   /** The waker of the last poll that returned PENDING (given back on cancel). */
@@ -132,9 +132,23 @@ class IoOp<T> extends BaseFuture<T> {
     private readonly op: number,
     private readonly r: AsyncRead | null,
     private readonly w: AsyncWrite | null,
-    private readonly buf: Uint8Array | null,
+    private buf: Uint8Array | null,
   ) {
     super();
+  }
+
+  /**
+   * Rearms this op for `buf` when a `yield*` consumed its result (BaseFuture.consumed):
+   * the stream that made it hands it out again instead of allocating. False otherwise.
+   */
+  reuse(buf: Uint8Array): boolean {
+    if (!this.done || !this.consumed) return false;
+    this.buf = buf;
+    this.off = 0;
+    this.done = false;
+    this.waker = null;
+    this.rearm();
+    return true;
   }
 
   poll(cx: Context): Poll<T> {
@@ -307,4 +321,50 @@ export function isAsyncRead(x: unknown): x is AsyncRead {
 export function isAsyncWrite(x: unknown): x is AsyncWrite {
   return typeof x === "object" && x !== null && typeof (x as AsyncWrite).pollWrite === "function" &&
     typeof (x as AsyncWrite).pollFlush === "function" && typeof (x as AsyncWrite).pollShutdown === "function";
+}
+
+/**
+ * @internal The four ops of one stream, each reusing the stream's last op of its kind once
+ * a `yield*` consumed it (so `yield* stream.read(buf)` allocates nothing per call). A
+ * stream keeps one of these; do not keep an op past its `yield*`.
+ *
+ * @example
+ * ```ts
+ * private readonly ops = new StreamOps(this, this);
+ * read(buf: Uint8Array) { return this.ops.read(buf); }
+ * ```
+ */
+export class StreamOps {
+  private rd: IoOp<number> | null = null;
+  private wr: IoOp<number> | null = null;
+  private wa: IoOp<void> | null = null;
+  private re: IoOp<void> | null = null;
+  constructor(
+    private readonly r: AsyncRead,
+    private readonly w: AsyncWrite,
+  ) {}
+
+  read(buf: Uint8Array): IoOp<number> {
+    checkBuffer(buf, "read() buffer");
+    const o = this.rd;
+    return o !== null && o.reuse(buf) ? o : (this.rd = new IoOp<number>(READ, this.r, null, buf));
+  }
+
+  write(buf: Uint8Array): IoOp<number> {
+    checkBuffer(buf, "write() buffer");
+    const o = this.wr;
+    return o !== null && o.reuse(buf) ? o : (this.wr = new IoOp<number>(WRITE, null, this.w, buf));
+  }
+
+  writeAll(buf: Uint8Array): IoOp<void> {
+    checkBuffer(buf, "writeAll() buffer");
+    const o = this.wa;
+    return o !== null && o.reuse(buf) ? o : (this.wa = new IoOp<void>(WRITE_ALL, null, this.w, buf));
+  }
+
+  readExact(buf: Uint8Array): IoOp<void> {
+    checkBuffer(buf, "readExact() buffer");
+    const o = this.re;
+    return o !== null && o.reuse(buf) ? o : (this.re = new IoOp<void>(READ_EXACT, this.r, null, buf));
+  }
 }

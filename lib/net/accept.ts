@@ -17,17 +17,38 @@ import { BaseFuture, FutureStateError, PENDING, type Context, type Poll, type Wa
 import { DIR_READ, OP_ACCEPT, acceptAddr, acceptAddrLen } from "../driver/fd.ts";
 import type { IoSource } from "../io/source.ts";
 import { StreamBase } from "../stream/stream.ts";
-import { prepareFd } from "./socket.ts";
+import { closeAndThrow, prepareFd } from "./socket.ts";
 
 /** The peer of an unnamed Unix socket (accept reports no address for it). */
 const UNNAMED = new SocketAddr("unix", "", 0);
 
-/** One accept attempt: the wrapped stream and its peer, or PENDING with the waker stored. */
-function pollAccept<S>(src: IoSource, cx: Context, wrap: (fd: number) => S): Poll<[S, SocketAddr]> {
+/**
+ * One accept attempt: the new fd, made non-blocking and close-on-exec (the caller owns
+ * it; an fd that cannot be prepared is closed, not leaked), or PENDING with `cx.waker`
+ * stored. The peer's raw address is in the shared scratch buffer until the next accept.
+ *
+ * @example
+ * ```ts
+ * const fd = pollAcceptFd(listenerSrc, cx); // PENDING, or an fd the caller now owns
+ * ```
+ */
+export function pollAcceptFd(src: IoSource, cx: Context): Poll<number> {
   const fd = src.pollOp(cx, OP_ACCEPT, null);
   if (fd === PENDING) return PENDING;
+  try {
+    return prepareFd(fd);
+  } catch (err) {
+    closeAndThrow(fd, err);
+  }
+}
+
+/** One accept attempt: the wrapped stream and its peer, or PENDING with the waker stored. */
+function pollAccept<S>(src: IoSource, cx: Context, wrap: (fd: number) => S): Poll<[S, SocketAddr]> {
+  const fd = pollAcceptFd(src, cx);
+  if (fd === PENDING) return PENDING;
+  // Decoded before anything else can accept into the shared scratch buffer.
   const peer = decodeSockaddr(acceptAddr, acceptAddrLen[0]!) ?? UNNAMED;
-  return [wrap(prepareFd(fd)), peer];
+  return [wrap(fd), peer];
 }
 
 /**

@@ -99,6 +99,25 @@ const PER_CONNECTION = new Set([
   "EHOSTDOWN", "ENONET", "EHOSTUNREACH", "EOPNOTSUPP", "ENETUNREACH", "EINTR",
 ]);
 
+/**
+ * The accept-error policy (see the module header), shared with listen(): "closed" when the
+ * listener was closed (EBADF after close), "resource" for errors to back off from, "skip"
+ * for one dead connection; anything else is rethrown.
+ *
+ * @example
+ * ```ts
+ * const kind = acceptFailure(err, listener.fd < 0); // throws for a fatal error
+ * if (kind === "resource") backoff = sleep(delay);
+ * ```
+ */
+export function acceptFailure(err: unknown, listenerClosed: boolean): "closed" | "resource" | "skip" {
+  const code = err instanceof SysError ? err.code : "";
+  if (code === "EBADF" && listenerClosed) return "closed";
+  if (RESOURCE.has(code)) return "resource";
+  if (PER_CONNECTION.has(code)) return "skip";
+  throw err;
+}
+
 function defaultOnError(err: unknown, source: ServeErrorSource): void {
   const code = err instanceof SysError ? err.code : "";
   if (source === "connection" && (code === "ECONNRESET" || code === "EPIPE")) return;
@@ -208,10 +227,9 @@ class Serve extends BaseFuture<void> implements EventListenerObject {
 
   /** Handles an accept error: true to keep accepting, false when the listener is closed; throws otherwise. */
   private failed(err: unknown): boolean {
-    const code = err instanceof SysError ? err.code : "";
-    if (code === "EBADF" && this.listener.fd < 0) return false;
-    const resource = RESOURCE.has(code);
-    if (!resource && !PER_CONNECTION.has(code)) throw err;
+    const kind = acceptFailure(err, this.listener.fd < 0);
+    if (kind === "closed") return false;
+    const resource = kind === "resource";
     if (!this.inBurst) {
       this.inBurst = true;
       this.onError(err, "accept");

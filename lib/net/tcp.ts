@@ -4,7 +4,8 @@
  *
  * Every operation is a hand-written future: accept and connect here; read, write,
  * writeAll and readExact are io/stream.ts's generic futures over TcpStream's AsyncRead /
- * AsyncWrite. Each stores its task's waker while pending and gives it back on cancel(),
+ * AsyncWrite, one of each kind per stream, reused once a `yield*` has consumed it (so
+ * `yield* stream.read(buf)` allocates nothing; do not keep such a future past its yield*). Each stores its task's waker while pending and gives it back on cancel(),
  * so an abandoned op leaves nothing behind (on io_uring, its op is cancelled).
  *
  * Connect is the non-blocking handshake (connect() → EINPROGRESS → wait writable →
@@ -24,12 +25,12 @@ import { BaseFuture, FutureStateError, PENDING, type Context, type Poll, type Wa
 import { DIR_READ, DIR_WRITE, OP_READ, OP_WRITE, closedError } from "../driver/fd.ts";
 import { check, checkPort } from "../errors.ts";
 import { IoSource } from "../io/source.ts";
-import { read as readOp, readExact as readExactOp, write as writeOp, writeAll as writeAllOp } from "../io/stream.ts";
+import { StreamOps } from "../io/stream.ts";
 import { isHostName, resolve, type HostPort, type Resolved } from "./addr.ts";
 import { HappyConnect } from "./happy.ts";
 import { withSignalOption, type SignalOption } from "../cancel.ts";
 import type { StreamBase } from "../stream/stream.ts";
-import { AcceptFuture, Incoming } from "./accept.ts";
+import { AcceptFuture, Incoming, pollAcceptFd } from "./accept.ts";
 import { closeAndThrow, newSocket, setIntOption, sockName, sockets } from "./socket.ts";
 
 /**
@@ -153,6 +154,20 @@ export class TcpListener extends SocketBase {
     return new Incoming(this.src, wrapTcp);
   }
 
+  /**
+   * @internal One accept attempt for a server that owns this listener (net/listen.ts): the
+   * new fd, made non-blocking and close-on-exec (the caller owns it), or PENDING with
+   * `cx.waker` stored. No stream object and no address: the caller asks when it needs
+   * them. Throws SysError as accept() does.
+   */
+  pollAcceptFd(cx: Context): Poll<number> {
+    return pollAcceptFd(this.src, cx);
+  }
+
+  /** @internal Forgets the waker a {@link pollAcceptFd} left (its server stopped accepting). */
+  dropAcceptWaker(waker: Waker | null): void {
+    this.src.dropWaker(DIR_READ, waker);
+  }
 }
 
 /** Wraps an accepted fd. */
@@ -188,9 +203,13 @@ export type ShutdownHow = "read" | "write" | "both";
  * ```
  */
 export class TcpStream extends SocketBase {
+  /** read/write/writeAll/readExact futures, reused once a `yield*` consumed them (io/stream.ts). */
+  private readonly ops: StreamOps;
+
   /** @internal Use TcpStream.connect or TcpListener.accept. */
   constructor(src: IoSource) {
     super(src);
+    this.ops = new StreamOps(this, this);
   }
 
   /**
@@ -207,22 +226,22 @@ export class TcpStream extends SocketBase {
 
   /** Reads into `buf`: the byte count, 0 at EOF (or for an empty buf). Cancel-safe. */
   read(buf: Uint8Array): BaseFuture<number> {
-    return readOp(this, buf);
+    return this.ops.read(buf);
   }
 
   /** Writes some of `buf`: the byte count (≥ 1 unless buf is empty). Cancel-safe (but see io_uring in the README). */
   write(buf: Uint8Array): BaseFuture<number> {
-    return writeOp(this, buf);
+    return this.ops.write(buf);
   }
 
   /** Writes all of `buf`. Not cancel-safe: a cancelled writeAll may have written a prefix. */
   writeAll(buf: Uint8Array): BaseFuture<void> {
-    return writeAllOp(this, buf);
+    return this.ops.writeAll(buf);
   }
 
   /** Fills all of `buf`, or fails with UnexpectedEofError. Not cancel-safe. */
   readExact(buf: Uint8Array): BaseFuture<void> {
-    return readExactOp(this, buf);
+    return this.ops.readExact(buf);
   }
 
   /** AsyncRead: one read attempt through the retry loop. */

@@ -22,6 +22,11 @@
  *
  * Both ops consume the task's coop budget, so a task draining a full channel still yields.
  *
+ * Reuse: `yield* rx.recv()` and `yield* tx.send(v)` allocate nothing in the steady state —
+ * a future whose result a `yield*` took is handed out again by the next call on the same
+ * handle (BaseFuture.consumed). So do not keep one past its `yield*` (polling or
+ * cancelling a completed future was never meaningful).
+ *
  * The Receiver is a Stream (lib/stream/stream.ts): `pollNext`, `next()`, `each(rx)`,
  * `for await` in hosted mode, map/filter/take/timeout. Cancel-safe as recv().
  *
@@ -127,8 +132,13 @@ export class Sender<T> extends SenderHandle<T> {
    */
   send(value: T): Send<T> {
     this.check(value);
-    return new Send(this.chan, value);
+    const s = this.spare;
+    if (s !== null && s.reuse(value)) return s;
+    return (this.spare = new Send(this.chan, value));
   }
+
+  /** The last send() future: handed out again once a `yield*` consumed it (see Send.reuse). */
+  private spare: Send<T> | null = null;
 
   /** Sends now if a slot is free (and no sender waits ahead): true; false when full. */
   trySend(value: T): boolean {
@@ -222,8 +232,13 @@ export class Receiver<T> extends StreamBase<T> implements Disposable {
    * (so do not send `null` itself). Cancel-safe.
    */
   recv(): Recv<T> {
-    return new Recv(this.chan);
+    const r = this.spare;
+    if (r !== null && r.reuse()) return r;
+    return (this.spare = new Recv(this.chan));
   }
+
+  /** The last recv() future: handed out again once a `yield*` consumed it (see Recv.reuse). */
+  private spare: Recv<T> | null = null;
 
   /** The next message if one is queued, else null (check `isClosed` to tell why). */
   tryRecv(): T | null {
@@ -298,6 +313,18 @@ export class Recv<T> extends Waiter<T | null> {
     this.chan.recvWaiters.remove(this);
   }
 
+  /**
+   * @internal Rearms this future for the next recv() when a `yield*` consumed its result
+   * (so `yield* rx.recv()` allocates nothing); false when it may still be held or live.
+   */
+  reuse(): boolean {
+    if (!this.done || !this.consumed || this.wList !== null) return false;
+    this.done = false;
+    this.waker = null;
+    this.rearm();
+    return true;
+  }
+
   override describe(): string {
     return `mpsc recv (${describeChan(this.chan)})`;
   }
@@ -350,6 +377,17 @@ export class Send<T> extends PermitWaiter<void> {
     this.done = true;
     this.value = undefined;
     this.chan.sem!.dropWaiter(this);
+  }
+
+  /** @internal Rearms this future for the next send() of `value` once a `yield*` consumed it (as Recv.reuse). */
+  reuse(value: T): boolean {
+    if (!this.done || !this.consumed || this.wList !== null) return false;
+    this.done = false;
+    this.granted = false;
+    this.waker = null;
+    this.value = value;
+    this.rearm();
+    return true;
   }
 
   override describe(): string {
