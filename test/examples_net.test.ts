@@ -78,7 +78,7 @@ for (const backend of testBackends()) {
 }
 
 for (const backend of testBackends()) {
-  test(`examples/echo-handlers.ts echoes 256 KiB back and closes everything on SIGTERM [${backend}]`, async () => {
+  kernelTest(backend, "a real client (Bun.connect) reaches the server only over loopback")(`examples/echo-handlers.ts echoes 256 KiB back and closes everything on SIGTERM [${backend}]`, async () => {
     const started = await startServer("examples/echo-handlers.ts", backend);
     const { server, reader, port } = started;
     let text = started.text;
