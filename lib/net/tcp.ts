@@ -22,44 +22,16 @@
 import { SYS } from "../../ffi/constants.ts";
 import type { SocketAddr } from "../../ffi/sockaddr.ts";
 import { BaseFuture, FutureStateError, PENDING, type Context, type Poll, type Waker } from "../future.ts";
-import { DIR_READ, DIR_WRITE, OP_READ, OP_WRITE, closedError } from "../driver/fd.ts";
+import { DIR_READ, DIR_WRITE, closedError } from "../driver/fd.ts";
 import { check, checkPort } from "../errors.ts";
 import { IoSource } from "../io/source.ts";
-import { StreamOps } from "../io/stream.ts";
 import { isHostName, resolve, type HostPort, type Resolved } from "./addr.ts";
 import { HappyConnect } from "./happy.ts";
 import { withSignalOption, type SignalOption } from "../cancel.ts";
 import type { StreamBase } from "../stream/stream.ts";
 import { AcceptFuture, Incoming, pollAcceptFd } from "./accept.ts";
-import { closeAndThrow, newSocket, setIntOption, sockName, sockets } from "./socket.ts";
-
-/**
- * What TcpListener and TcpStream share: the fd's source, its local address, and close
- * (pending operations then fail with EBADF; closing twice is a no-op).
- */
-abstract class SocketBase {
-  protected constructor(protected readonly src: IoSource) {}
-
-  /** The bound address (with the real port when bound to port 0). */
-  get localAddr(): SocketAddr {
-    if (this.src.isClosed) throw closedError("getsockname");
-    return sockName(this.src.fd, false);
-  }
-
-  /** The socket's fd (-1 once closed). */
-  get fd(): number {
-    return this.src.fd;
-  }
-
-  /** Closes the fd and deregisters it; pending operations fail with EBADF. Idempotent. */
-  close(): void {
-    this.src.close();
-  }
-
-  [Symbol.dispose](): void {
-    this.close();
-  }
-}
+import { closeAndThrow, newSocket, setIntOption, sockets } from "./socket.ts";
+import { SocketBase, StreamSocket } from "./stream_socket.ts";
 
 /**
  * Options for {@link TcpListener.bind}.
@@ -176,17 +148,6 @@ function wrapTcp(fd: number): TcpStream {
 }
 
 /**
- * How {@link TcpStream.shutdown} closes the stream: one direction or both.
- *
- * @example
- * ```ts
- * const how: ShutdownHow = "write"; // send FIN, keep reading
- * stream.shutdown(how);
- * ```
- */
-export type ShutdownHow = "read" | "write" | "both";
-
-/**
  * A connected TCP stream.
  *
  * @example
@@ -202,14 +163,10 @@ export type ShutdownHow = "read" | "write" | "both";
  * });
  * ```
  */
-export class TcpStream extends SocketBase {
-  /** read/write/writeAll/readExact futures, reused once a `yield*` consumed them (io/stream.ts). */
-  private readonly ops: StreamOps;
-
+export class TcpStream extends StreamSocket {
   /** @internal Use TcpStream.connect or TcpListener.accept. */
   constructor(src: IoSource) {
     super(src);
-    this.ops = new StreamOps(this, this);
   }
 
   /**
@@ -224,92 +181,12 @@ export class TcpStream extends SocketBase {
     return withSignalOption(new Connect(opts), opts, "TcpStream.connect()");
   }
 
-  /** Reads into `buf`: the byte count, 0 at EOF (or for an empty buf). Cancel-safe. */
-  read(buf: Uint8Array): BaseFuture<number> {
-    return this.ops.read(buf);
-  }
-
-  /** Writes some of `buf`: the byte count (≥ 1 unless buf is empty). Cancel-safe (but see io_uring in the README). */
-  write(buf: Uint8Array): BaseFuture<number> {
-    return this.ops.write(buf);
-  }
-
-  /** Writes all of `buf`. Not cancel-safe: a cancelled writeAll may have written a prefix. */
-  writeAll(buf: Uint8Array): BaseFuture<void> {
-    return this.ops.writeAll(buf);
-  }
-
-  /** Fills all of `buf`, or fails with UnexpectedEofError. Not cancel-safe. */
-  readExact(buf: Uint8Array): BaseFuture<void> {
-    return this.ops.readExact(buf);
-  }
-
-  /** AsyncRead: one read attempt through the retry loop. */
-  pollRead(cx: Context, buf: Uint8Array): Poll<number> {
-    return buf.byteLength === 0 ? emptyBuffer(buf, OP_READ) : this.src.pollOp(cx, OP_READ, buf);
-  }
-
-  /** AsyncWrite: one write attempt through the retry loop. */
-  pollWrite(cx: Context, buf: Uint8Array): Poll<number> {
-    return buf.byteLength === 0 ? emptyBuffer(buf, OP_WRITE) : this.src.pollOp(cx, OP_WRITE, buf);
-  }
-
-  /** AsyncRead: a read polled with `waker` was abandoned (its io_uring op is cancelled). */
-  cancelRead(waker: Waker): void {
-    this.src.dropWaker(DIR_READ, waker);
-  }
-
-  /** AsyncWrite: a write polled with `waker` was abandoned (its io_uring op is cancelled). */
-  cancelWrite(waker: Waker): void {
-    this.src.dropWaker(DIR_WRITE, waker);
-  }
-
-  /** AsyncWrite: nothing is buffered in user space, so a flush is always done. */
-  pollFlush(_cx: Context): Poll<void> {
-    if (this.src.isClosed) throw closedError("flush");
-    return undefined;
-  }
-
-  /** AsyncWrite: shuts down the write side (the peer reads EOF); the fd stays open. */
-  pollShutdown(_cx: Context): Poll<void> {
-    this.shutdown("write");
-    return undefined;
-  }
-
-  /** Shuts down one direction or both; the fd stays open until close(). */
-  shutdown(how: ShutdownHow = "write"): void {
-    const h = how === "read" ? SYS.SHUT_RD : how === "write" ? SYS.SHUT_WR : how === "both" ? SYS.SHUT_RDWR : -1;
-    if (h < 0) throw new TypeError(`Invalid shutdown direction "${String(how)}": expected "read", "write" or "both"`);
-    if (this.src.isClosed) throw closedError("shutdown");
-    check(sockets().shutdown(this.src.fd, h), "shutdown");
-  }
-
   /** TCP_NODELAY: send small writes at once (no Nagle). */
   setNoDelay(on = true): void {
     if (this.src.isClosed) throw closedError("setsockopt");
     setIntOption(this.src.fd, SYS.IPPROTO_TCP, SYS.TCP_NODELAY, on ? 1 : 0, "TCP_NODELAY");
   }
 
-  /** The peer's address. */
-  get peerAddr(): SocketAddr {
-    if (this.src.isClosed) throw closedError("getpeername");
-    return sockName(this.src.fd, true);
-  }
-}
-
-/** True when `buf`'s ArrayBuffer was detached (transferred) after the op was created. */
-function isDetached(buf: Uint8Array): boolean {
-  return (buf.buffer as ArrayBuffer).detached;
-}
-
-/** A zero-length buffer's result: 0, or TypeError if it is empty because it was detached (not EOF). */
-function emptyBuffer(buf: Uint8Array, op: number): 0 {
-  if (isDetached(buf)) throw detachedError(op);
-  return 0;
-}
-
-function detachedError(op: number): TypeError {
-  return new TypeError(`The ${op === OP_READ ? "read" : "write"} buffer is detached (its ArrayBuffer was transferred)`);
 }
 
 /** The non-blocking connect handshake (or, for a host name, Happy Eyeballs: happy.ts). */

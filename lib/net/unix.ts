@@ -29,18 +29,17 @@ import { EAGAIN } from "../../ffi/errno.ts";
 import { SOCKADDR_MAX, SocketAddr } from "../../ffi/sockaddr.ts";
 import { MAX_FDS_PER_MSG, decodeRights, encodeRights, rightsSpace } from "../../ffi/cmsg.ts";
 import { BaseFuture, FutureStateError, PENDING, type Context, type Poll, type Waker } from "../future.ts";
-import { DIR_READ, DIR_WRITE, Msg, OP_RECVMSG, OP_SENDMSG, OP_WRITE, closedError } from "../driver/fd.ts";
+import { DIR_READ, DIR_WRITE, Msg, OP_RECVMSG, OP_SENDMSG, closedError } from "../driver/fd.ts";
 import { SysError, check, checkBuffer } from "../errors.ts";
 import { IoSource } from "../io/source.ts";
-import { read as readOp, readExact as readExactOp, write as writeOp, writeAll as writeAllOp } from "../io/stream.ts";
 import { sleep, type Sleep } from "../time/sleep.ts";
 import { TruncatedError } from "./dgram.ts";
 import { SocketFile, encodePath, isAbstract, pairFds } from "./unixpath.ts";
-import { closeAndThrow, newSocket, sockName, sockets } from "./socket.ts";
+import { closeAndThrow, newSocket, sockets } from "./socket.ts";
 import { AcceptFuture, Incoming } from "./accept.ts";
 import { withSignalOption, type SignalOption } from "../cancel.ts";
 import type { StreamBase } from "../stream/stream.ts";
-import type { ShutdownHow } from "./tcp.ts";
+import { SocketBase, StreamSocket, emptyBuffer } from "./stream_socket.ts";
 
 /**
  * The peer's credentials at connect time: its process, user and group.
@@ -73,14 +72,17 @@ export interface PeerCred {
  * });
  * ```
  */
-export class UnixListener {
+export class UnixListener extends SocketBase {
   private constructor(
-    private readonly src: IoSource,
+    src: IoSource,
     private readonly file: SocketFile,
-  ) {}
+  ) {
+    super(src);
+  }
 
   /** Binds and listens at `path`; EADDRINUSE when a file is already there. */
-  static bind(path: string, opts: { backlog?: number } = {}): UnixListener {
+  // `override`: the class (a Function) already has Function.prototype.bind, which this shadows.
+  static override bind(path: string, opts: { backlog?: number } = {}): UnixListener {
     const backlog = opts.backlog ?? 1024;
     if (!Number.isInteger(backlog) || backlog < 0) throw new RangeError(`Invalid backlog ${backlog}: must be an integer ≥ 0`);
     const fd = newSocket(SYS.AF_UNIX, SYS.SOCK_STREAM);
@@ -117,32 +119,19 @@ export class UnixListener {
     return new Incoming(this.src, wrapUnix);
   }
 
-  get localAddr(): SocketAddr {
-    if (this.src.isClosed) throw closedError("getsockname");
-    return sockName(this.src.fd, false);
-  }
-
   /** The path (or abstract name) this listener is bound to. */
   get path(): string {
     return this.file.path;
   }
 
-  get fd(): number {
-    return this.src.fd;
-  }
-
   /** Closes the listener and removes its socket file (if it is still the one it made). Idempotent. */
-  close(): void {
+  override close(): void {
     if (this.src.isClosed) return;
     try {
       this.file.remove();
     } finally {
       this.src.close();
     }
-  }
-
-  [Symbol.dispose](): void {
-    this.close();
   }
 }
 
@@ -171,14 +160,15 @@ const STREAM_RECV_FLAGS = NET.MSG_CMSG_CLOEXEC;
  * });
  * ```
  */
-export class UnixStream {
+export class UnixStream extends StreamSocket {
   /** Fds that arrived with bytes read by read(): handed out by the next recvFds. */
   private readonly fdQueue: number[] = [];
   private readonly rx = new Msg();
   private readonly rxArr: readonly Msg[] = [this.rx];
 
   /** @internal Use UnixStream.connect, UnixStream.pair or UnixListener.accept. */
-  constructor(private readonly src: IoSource) {
+  constructor(src: IoSource) {
+    super(src);
     this.rx.control = new Uint8Array(new ArrayBuffer(CONTROL_ROOM));
   }
 
@@ -191,23 +181,6 @@ export class UnixStream {
   static pair(): [UnixStream, UnixStream] {
     const [a, b] = pairFds(SYS.SOCK_STREAM);
     return [new UnixStream(new IoSource(a)), new UnixStream(new IoSource(b))];
-  }
-
-  /** Reads into `buf`: the byte count, 0 at EOF. Cancel-safe. Fds that came along wait for recvFds. */
-  read(buf: Uint8Array): BaseFuture<number> {
-    return readOp(this, buf);
-  }
-
-  write(buf: Uint8Array): BaseFuture<number> {
-    return writeOp(this, buf);
-  }
-
-  writeAll(buf: Uint8Array): BaseFuture<void> {
-    return writeAllOp(this, buf);
-  }
-
-  readExact(buf: Uint8Array): BaseFuture<void> {
-    return readExactOp(this, buf);
   }
 
   /**
@@ -228,14 +201,9 @@ export class UnixStream {
     return new RecvFds(this, buf);
   }
 
-  /** AsyncRead: one recvmsg (fds that arrive are queued for recvFds). */
-  pollRead(cx: Context, buf: Uint8Array): Poll<number> {
-    if (buf.byteLength === 0) {
-      if ((buf.buffer as ArrayBuffer).detached) throw new TypeError("The read buffer is detached (its ArrayBuffer was transferred)");
-      return 0;
-    }
-    const r = this.pollRecvMsg(cx, buf);
-    return r === PENDING ? PENDING : r;
+  /** AsyncRead: one recvmsg (fds that arrive are queued for recvFds, so read() loses none). */
+  override pollRead(cx: Context, buf: Uint8Array): Poll<number> {
+    return buf.byteLength === 0 ? emptyBuffer(buf, "read") : this.pollRecvMsg(cx, buf);
   }
 
   /** @internal One recvmsg into `buf`; fds go to the queue. */
@@ -261,38 +229,9 @@ export class UnixStream {
     return this.fdQueue.splice(0);
   }
 
-  cancelRead(waker: Waker): void {
+  /** AsyncRead: a read polled with `waker` was abandoned (its recvmsg op is named by its Msg array). */
+  override cancelRead(waker: Waker): void {
     this.src.dropWaker(DIR_READ, waker, this.rxArr);
-  }
-
-  pollWrite(cx: Context, buf: Uint8Array): Poll<number> {
-    if (buf.byteLength === 0) {
-      if ((buf.buffer as ArrayBuffer).detached) throw new TypeError("The write buffer is detached (its ArrayBuffer was transferred)");
-      return 0;
-    }
-    return this.src.pollOp(cx, OP_WRITE, buf);
-  }
-
-  cancelWrite(waker: Waker): void {
-    this.src.dropWaker(DIR_WRITE, waker);
-  }
-
-  pollFlush(_cx: Context): Poll<void> {
-    if (this.src.isClosed) throw closedError("flush");
-    return undefined;
-  }
-
-  pollShutdown(_cx: Context): Poll<void> {
-    this.shutdown("write");
-    return undefined;
-  }
-
-  /** Shuts down one direction or both; the fd stays open until close(). */
-  shutdown(how: ShutdownHow = "write"): void {
-    const h = how === "read" ? SYS.SHUT_RD : how === "write" ? SYS.SHUT_WR : how === "both" ? SYS.SHUT_RDWR : -1;
-    if (h < 0) throw new TypeError(`Invalid shutdown direction "${String(how)}": expected "read", "write" or "both"`);
-    if (this.src.isClosed) throw closedError("shutdown");
-    check(sockets().shutdown(this.src.fd, h), "shutdown");
   }
 
   /** The peer's process, user and group (SO_PEERCRED / LOCAL_PEERCRED), as of connect. */
@@ -301,28 +240,10 @@ export class UnixStream {
     return peerCredOf(this.src.fd);
   }
 
-  get localAddr(): SocketAddr {
-    if (this.src.isClosed) throw closedError("getsockname");
-    return sockName(this.src.fd, false);
-  }
-
-  get peerAddr(): SocketAddr {
-    if (this.src.isClosed) throw closedError("getpeername");
-    return sockName(this.src.fd, true);
-  }
-
-  get fd(): number {
-    return this.src.fd;
-  }
-
   /** Closes the stream (and any received fds still waiting for recvFds). Idempotent. */
-  close(): void {
+  override close(): void {
     for (const fd of this.fdQueue.splice(0)) sockets().close(fd);
     this.src.close();
-  }
-
-  [Symbol.dispose](): void {
-    this.close();
   }
 }
 

@@ -11,6 +11,7 @@ import { SocketAddr } from "../../ffi/sockaddr.ts";
 import type { BaseFuture } from "../future.ts";
 import { FD_DATAGRAM, closedError } from "../driver/fd.ts";
 import { IoSource } from "../io/source.ts";
+import { SocketBase } from "./stream_socket.ts";
 import { DatagramConnect, DgramCore, type Datagram, type OutDatagram } from "./dgram.ts";
 import { closeAndThrow, newSocket, sockName } from "./socket.ts";
 import { SocketFile, encodePath, pairFds, unixTarget } from "./unixpath.ts";
@@ -32,20 +33,22 @@ import { SocketFile, encodePath, pairFds, unixTarget } from "./unixpath.ts";
  * });
  * ```
  */
-export class UnixDatagram {
+export class UnixDatagram extends SocketBase {
   private readonly core: DgramCore;
 
   private constructor(
-    private readonly src: IoSource,
+    src: IoSource,
     private readonly file: SocketFile | null,
     /** A pair's ends are connected from the start; connect() connects the others. */
     private connected = false,
   ) {
+    super(src);
     this.core = new DgramCore(src, (addr, out) => encodePath(unixTarget(addr), out, "a Unix datagram send"));
   }
 
   /** A datagram socket bound to `path` (or an abstract name). */
-  static bind(path: string): UnixDatagram {
+  // `override`: the class (a Function) already has Function.prototype.bind, which this shadows.
+  static override bind(path: string): UnixDatagram {
     const fd = newSocket(SYS.AF_UNIX, SYS.SOCK_DGRAM);
     let file: SocketFile;
     try {
@@ -100,32 +103,20 @@ export class UnixDatagram {
     return this.core.recv(buf);
   }
 
-  get localAddr(): SocketAddr {
-    if (this.src.isClosed) throw closedError("getsockname");
-    return sockName(this.src.fd, false);
-  }
-
+  /** The connected peer's address (ENOTCONN when not connected). */
   get peerAddr(): SocketAddr {
     if (this.src.isClosed) throw closedError("getpeername");
     return sockName(this.src.fd, true);
   }
 
-  get fd(): number {
-    return this.src.fd;
-  }
-
   /** Closes the socket and removes its socket file (if still the one it made). Idempotent. */
-  close(): void {
+  override close(): void {
     if (this.src.isClosed) return;
     try {
       this.file?.remove();
     } finally {
       this.src.close();
     }
-  }
-
-  [Symbol.dispose](): void {
-    this.close();
   }
 }
 
