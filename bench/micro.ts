@@ -123,7 +123,7 @@ for (const b of out.benchmarks) {
   const m = name.match(/×(\d+)$/);
   perOp[name.replace(/ ×\d+$/, "")] = m ? avg / Number(m[1]) : avg;
 }
-const goals: Record<string, number> = { "spawn+complete": 200, "wake+re-poll": 100, "timer arm+cancel": 100 };
+const goals: Record<string, number> = { "spawn+complete": 200, "wake+re-poll": 100, "timer arm+cancel": 100, "channel send+recv (task → task, capacity 128)": 100 };
 const rows = Object.entries(perOp).map(([k, v]) => {
   const goal = goals[k];
   const verdict = goal === undefined ? "" : v <= goal ? `goal ≤ ${goal} ns: met` : `goal ≤ ${goal} ns: NOT met`;
