@@ -147,3 +147,103 @@ describe("future adapters", () => {
     expect(() => gen(42 as never)).toThrow(TypeError);
   });
 });
+
+// Inline polling: inside a generator adapter's resume, `yield*` polls the future at once
+// (BaseFuture.next): a ready one never suspends the generator, a pending one is polled
+// exactly once per step (an I/O future's syscall is not tried twice), an error surfaces at
+// the `yield*`, and a future yielded from a `finally` during cancel still runs to the end.
+describe("yield* polls a future inline", () => {
+  test("a ready future is polled once, with the task's context, and the generator never suspends", () => {
+    const seen: Context[] = [];
+    class Ready extends BaseFuture<number> {
+      polls = 0;
+      poll(cx: Context): Poll<number> {
+        this.polls++;
+        seen.push(cx);
+        return 7;
+      }
+    }
+    const futs = [new Ready(), new Ready(), new Ready()];
+    const g = gen(function* () {
+      let sum = 0;
+      for (const f of futs) sum += yield* f;
+      return sum;
+    });
+    // One poll of the adapter completes it: every yield* was ready inside that poll.
+    expect(g.poll(noopCx)).toBe(21);
+    expect(futs.map((f) => f.polls)).toEqual([1, 1, 1]);
+    expect(seen.every((c) => c === noopCx)).toBe(true);
+  });
+
+  test("a pending future is polled once per step, then again only after its wake", () => {
+    const gate = new Gate<string>();
+    let wakes = 0;
+    const cx: Context = { waker: { wake: () => void wakes++ } };
+    const g = gen(function* () {
+      return (yield* gate) + "!";
+    });
+    expect(g.poll(cx)).toBe(PENDING);
+    expect(gate.polls).toBe(1); // not polled again by the adapter after the inline poll
+    gate.open("open");
+    expect(wakes).toBe(1);
+    expect(g.poll(cx)).toBe("open!");
+    expect(gate.polls).toBe(2);
+  });
+
+  test("an error thrown by an inline poll is caught at the yield*", () => {
+    class Boom extends BaseFuture<never> {
+      poll(): Poll<never> {
+        throw new Error("boom");
+      }
+    }
+    const g = gen(function* () {
+      try {
+        yield* new Boom();
+        return "not reached";
+      } catch (e) {
+        return `caught ${(e as Error).message}`;
+      }
+    });
+    expect(g.poll(noopCx)).toBe("caught boom");
+  });
+
+  test("nested adapters: an inner gen's pending future is not re-polled by the outer one", () => {
+    const gate = new Gate<number>();
+    const inner = () => gen(function* () {
+      return (yield* gate) * 2;
+    });
+    const outer = gen(function* () {
+      const a = yield* inner();
+      const b = yield* ready(1);
+      return a + b;
+    });
+    expect(outer.poll(noopCx)).toBe(PENDING);
+    expect(gate.polls).toBe(1);
+    gate.open(20);
+    expect(outer.poll(noopCx)).toBe(41);
+    expect(gate.polls).toBe(2);
+  });
+
+  test("cancelled while pending: a future yielded from finally is driven by the cleanup to its end", () => {
+    const gate = new Gate<void>();
+    const inFinally = new Gate<void>();
+    const log: string[] = [];
+    const g = gen(function* () {
+      try {
+        yield* gate;
+      } finally {
+        log.push("finally");
+        yield* inFinally;
+        log.push("after");
+      }
+    });
+    expect(g.poll(noopCx)).toBe(PENDING);
+    const cleanup = g.cancel() as unknown as { poll(cx: Context): Poll<void> } | undefined;
+    expect(cleanup).toBeDefined();
+    expect(log).toEqual(["finally"]);
+    expect(cleanup!.poll(noopCx)).toBe(PENDING);
+    inFinally.open(undefined);
+    expect(cleanup!.poll(noopCx)).toBeUndefined();
+    expect(log).toEqual(["finally", "after"]);
+  });
+});

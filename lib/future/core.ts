@@ -119,6 +119,17 @@ export class FutureStateError extends Error {
 /** The iterator result a {@link BaseFuture} yields: itself, once. */
 type Step<T> = IteratorResult<Future<unknown>, T>;
 
+/**
+ * @internal Inline polling (see BaseFuture.next): while a generator adapter resumes its
+ * generator from a poll, `cx` is that poll's context, so a future the generator reaches
+ * with `yield*` is polled right there; a ready one never suspends the generator.
+ * `pendingPolled` tells the adapter that the future it is handed was just polled and is
+ * pending (its waker stored): it must not be polled again in the same step. Only the
+ * generator adapter (lib/future/gen.ts) sets `cx`, saving and restoring it around each
+ * resume.
+ */
+export const inlinePoll: { cx: Context | null; pendingPolled: boolean } = { cx: null, pendingPolled: false };
+
 /** The shared results of BaseFuture.next() (see there). */
 const YIELD_STEP: { done: false; value: unknown } = { done: false, value: undefined };
 const DONE_STEP: { done: true; value: unknown } = { done: true, value: undefined };
@@ -158,8 +169,25 @@ export abstract class BaseFuture<T> implements Future<T>, Iterator<Future<unknow
   // The two results are shared objects, not allocated per step: `yield*` reads `done` and
   // `value` at once, and a generator passes an inner yield result straight out to the gen
   // driver, which reads it before polling anything. Saves two objects per operation.
+  //
+  // Inside a generator adapter's resume (inlinePoll.cx set) the first next() polls the
+  // future at once: ready, and `yield*` gets its value without the generator suspending
+  // (one suspend and resume saved per operation that completes at once); pending, and
+  // the future is yielded to the adapter marked as polled (it waits for its waker). An
+  // error from poll is thrown at the `yield*`, as the adapter would throw it there.
   next(value?: unknown): Step<T> {
     if (this.iterState === 0) {
+      const cx = inlinePoll.cx;
+      if (cx !== null) {
+        this.iterState = 2;
+        const v = this.poll(cx);
+        if (v !== PENDING) {
+          YIELD_STEP.value = undefined;
+          DONE_STEP.value = v;
+          return DONE_STEP as Step<T>;
+        }
+        inlinePoll.pendingPolled = true;
+      }
       this.iterState = 1;
       YIELD_STEP.value = this;
       return YIELD_STEP as Step<T>;

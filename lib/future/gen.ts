@@ -3,12 +3,20 @@
  * poll-based Future that drives a generator, and — when it is cancelled — the Cleanup that
  * runs its `finally` blocks to the end, deepest first (see lib/future.ts's header).
  *
+ * Inline polling: while the adapter resumes its generator from a poll, the futures the
+ * generator reaches with `yield*` are polled right there, with that poll's context
+ * (BaseFuture.next, core.ts's `inlinePoll`): one that is ready hands its value straight
+ * to the `yield*`, so the generator suspends only for what must wait — a ready read,
+ * send or recv costs no suspend and resume. A pending one comes out marked as polled and
+ * is not polled again until its waker fires. During cancel() (no context) nothing is
+ * polled inline: what a `finally` yields is driven by the cleanup as before.
+ *
  * Must never: resume a generator re-entrantly, drop a future a `finally` yields (unless the
  * cleanup bound force-ends it), or import the executor.
  * Must never import: lib/driver/**, lib/executor.ts, lib/net/**, lib/fs/**, ffi/**, bun:ffi
  */
 import { RuntimeError } from "../errors.ts";
-import { BaseFuture, FutureStateError, PENDING, describeFuture, describeValue, isFuture, type Context, type Future, type Poll } from "./core.ts";
+import { BaseFuture, FutureStateError, PENDING, describeFuture, describeValue, inlinePoll, isFuture, type Context, type Future, type Poll } from "./core.ts";
 import { Cleanup, cancelOf, forceCancel, handOut } from "./cleanup.ts";
 
 /**
@@ -60,7 +68,7 @@ export class GenFuture<T> extends BaseFuture<T> {
     if (this.state !== G_RUNNING) throw new FutureStateError("gen() future polled after completion");
     let step: IteratorResult<unknown, T>;
     if (this.current === null) {
-      step = this.resumeNext(undefined);
+      step = this.resumeNext(undefined, cx);
     } else {
       step = this.settle(cx, this.current);
       if (step === PENDING_STEP) return PENDING;
@@ -82,10 +90,15 @@ export class GenFuture<T> extends BaseFuture<T> {
       }
       const fut = step.value;
       if (!isFuture(fut)) {
-        step = this.resumeThrow(new TypeError(`gen(): yielded ${describeValue(fut)}, expected a Future (use yield* for reel futures)`));
+        step = this.resumeThrow(new TypeError(`gen(): yielded ${describeValue(fut)}, expected a Future (use yield* for reel futures)`), cx);
         continue;
       }
       this.current = fut;
+      if (inlinePoll.pendingPolled) {
+        // Polled inside the resume (BaseFuture.next) and pending: its waker is stored.
+        inlinePoll.pendingPolled = false;
+        return PENDING;
+      }
       step = this.settle(cx, fut);
       if (step === PENDING_STEP) return PENDING;
     }
@@ -98,38 +111,54 @@ export class GenFuture<T> extends BaseFuture<T> {
       v = fut.poll(cx);
     } catch (err) {
       this.current = null;
-      return this.resumeThrow(err);
+      return this.resumeThrow(err, cx);
     }
     if (v === PENDING) return PENDING_STEP;
     this.current = null;
-    return this.resumeNext(v);
+    return this.resumeNext(v, cx);
   }
 
-  /** Resumes the generator with a value; if it throws, this future is done (failed). */
-  private resumeNext(v: unknown): IteratorResult<unknown, T> {
+  /**
+   * Resumes the generator with a value; if it throws, this future is done (failed).
+   * `cx`: the poll's context, under which the futures the generator reaches are polled
+   * inline (BaseFuture.next); saved and restored around the resume, as genContext.
+   */
+  private resumeNext(v: unknown, cx: Context): IteratorResult<unknown, T> {
     const prev = genContext.current;
+    const prevCx = inlinePoll.cx;
     genContext.current = this as GenFuture<unknown>;
+    inlinePoll.cx = cx;
+    inlinePoll.pendingPolled = false;
     try {
       const step = this.it.next(v);
       genContext.current = prev;
+      inlinePoll.cx = prevCx;
       return step;
     } catch (err) {
       genContext.current = prev;
+      inlinePoll.cx = prevCx;
+      inlinePoll.pendingPolled = false;
       this.finished();
       throw err;
     }
   }
 
   /** Throws into the generator at its `yield*`; if it does not catch, this future fails. */
-  private resumeThrow(e: unknown): IteratorResult<unknown, T> {
+  private resumeThrow(e: unknown, cx: Context | null): IteratorResult<unknown, T> {
     const prev = genContext.current;
+    const prevCx = inlinePoll.cx;
     genContext.current = this as GenFuture<unknown>;
+    inlinePoll.cx = cx;
+    inlinePoll.pendingPolled = false;
     try {
       const step = this.it.throw(e);
       genContext.current = prev;
+      inlinePoll.cx = prevCx;
       return step;
     } catch (err) {
       genContext.current = prev;
+      inlinePoll.cx = prevCx;
+      inlinePoll.pendingPolled = false;
       this.finished();
       throw err;
     }
@@ -138,13 +167,19 @@ export class GenFuture<T> extends BaseFuture<T> {
   /** Returns from the generator's current `yield`: its finally blocks run. */
   private resumeReturn(): IteratorResult<unknown, T> {
     const prev = genContext.current;
+    const prevCx = inlinePoll.cx;
     genContext.current = this as GenFuture<unknown>;
+    inlinePoll.cx = null; // cancel() has no context: what a finally yields goes to the adapter
+    inlinePoll.pendingPolled = false;
     try {
       const step = this.it.return(undefined as T);
       genContext.current = prev;
+      inlinePoll.cx = prevCx;
       return step;
     } catch (err) {
       genContext.current = prev;
+      inlinePoll.cx = prevCx;
+      inlinePoll.pendingPolled = false;
       this.finished();
       throw err;
     }
