@@ -155,6 +155,45 @@ forEachBackend("udp", ({ run, backend }) => {
     });
   });
 
+  test("the probe slot: a second queued datagram caught by a one-at-a-time receive comes next, in order, with truncation reported", () => {
+    run(function* () {
+      const [a, b] = pair();
+      const core = (b as unknown as { core: { stashed: number } }).core;
+      const big = new Uint8Array(65536);
+      // Two datagrams queued before the first receive: a 64 KiB receive takes the first
+      // and its probe slot the second, which the next receive returns.
+      yield* a.sendTo(new Uint8Array(7).fill(1), b.localAddr);
+      yield* a.sendTo(new Uint8Array(9).fill(2), b.localAddr);
+      const [n1] = yield* b.recvFrom(big);
+      expect([n1, big[0]]).toEqual([7, 1]);
+      // The readiness backends and io_uring's direct recvmmsg take both in the first call;
+      // the simulator may deliver them one at a time.
+      if (backend !== "sim") expect(core.stashed).toBe(1);
+      const [n2] = yield* b.recvFrom(big);
+      expect([n2, big[0]]).toEqual([9, 2]);
+      expect(core.stashed).toBe(0);
+      // The slot's datagram into a buffer too small for it: reported, never cut silently.
+      yield* a.sendTo(new Uint8Array(3).fill(3), b.localAddr);
+      yield* a.sendTo(new Uint8Array(12).fill(4), b.localAddr);
+      expect((yield* b.recvFrom(big))[0]).toBe(3);
+      let err: unknown;
+      try {
+        yield* b.recvFrom(new Uint8Array(5));
+      } catch (e) {
+        err = e;
+      }
+      expect(err).toBeInstanceOf(TruncatedError);
+      expect((err as TruncatedError).received).toBe(5);
+      if (process.platform === "linux") expect((err as TruncatedError).size).toBe(12);
+      // And a lone datagram: one receive, nothing kept.
+      yield* a.sendTo(new Uint8Array(4).fill(5), b.localAddr);
+      expect((yield* b.recvFrom(big))[0]).toBe(4);
+      expect(core.stashed).toBe(0);
+      a.close();
+      b.close();
+    });
+  });
+
   test("connect + send/recv: the peer is fixed, peerAddr reports it, others' datagrams are filtered", () => {
     run(function* () {
       const [a, b] = pair();
