@@ -4,7 +4,7 @@
  * cancellation and close. Loopback only; port 0, then the real port.
  */
 import { expect, test } from "bun:test";
-import { PENDING, SocketAddr, SysError, TruncatedError, UdpSocket, select, sleep, spawn, type Context } from "../lib/index.ts";
+import { PENDING, SocketAddr, SysError, TruncatedError, UdpSocket, select, sleep, spawn, type BaseFuture, type Context } from "../lib/index.ts";
 import { forEachBackend, simSkip } from "./helpers.ts";
 
 const noop: Context = { waker: { wake() {} } };
@@ -26,6 +26,19 @@ function v6(host = "::1"): UdpSocket | null {
 }
 
 const NO_MULTICAST = "multicast is not simulated (a join is ENOPROTOOPT, a send to a group RuntimeError ESIM)";
+
+/** Awaits `f`, which must fail with TruncatedError: `received` bytes kept, the datagram's real `size` (Linux reports it). */
+function* expectTruncated(f: BaseFuture<unknown>, received: number, size: number) {
+  let err: unknown;
+  try {
+    yield* f;
+  } catch (e) {
+    err = e;
+  }
+  expect(err).toBeInstanceOf(TruncatedError);
+  expect((err as TruncatedError).received).toBe(received);
+  if (process.platform === "linux") expect((err as TruncatedError).size).toBe(size);
+}
 
 forEachBackend("udp", ({ run, backend }) => {
   test("sendTo / recvFrom carry a datagram and report its source (the sender's bound address)", () => {
@@ -131,15 +144,7 @@ forEachBackend("udp", ({ run, backend }) => {
       }
       expect(sawStash).toBe(true); // the backlog was read ahead
       // A small buffer on a read-ahead datagram: truncation, reported with the real size.
-      let err: unknown;
-      try {
-        yield* b.recvFrom(new Uint8Array(5));
-      } catch (e) {
-        err = e;
-      }
-      expect(err).toBeInstanceOf(TruncatedError);
-      expect((err as TruncatedError).received).toBe(5);
-      if (process.platform === "linux") expect((err as TruncatedError).size).toBe(10 + next);
+      yield* expectTruncated(b.recvFrom(new Uint8Array(5)), 5, 10 + next);
       next++;
       const bufs = Array.from({ length: 64 }, () => new Uint8Array(100));
       while (next < N) {
@@ -176,15 +181,7 @@ forEachBackend("udp", ({ run, backend }) => {
       yield* a.sendTo(new Uint8Array(3).fill(3), b.localAddr);
       yield* a.sendTo(new Uint8Array(12).fill(4), b.localAddr);
       expect((yield* b.recvFrom(big))[0]).toBe(3);
-      let err: unknown;
-      try {
-        yield* b.recvFrom(new Uint8Array(5));
-      } catch (e) {
-        err = e;
-      }
-      expect(err).toBeInstanceOf(TruncatedError);
-      expect((err as TruncatedError).received).toBe(5);
-      if (process.platform === "linux") expect((err as TruncatedError).size).toBe(12);
+      yield* expectTruncated(b.recvFrom(new Uint8Array(5)), 5, 12);
       // And a lone datagram: one receive, nothing kept.
       yield* a.sendTo(new Uint8Array(4).fill(5), b.localAddr);
       expect((yield* b.recvFrom(big))[0]).toBe(4);
