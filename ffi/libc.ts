@@ -360,6 +360,8 @@ export function setMsg(i: number, data: Uint8Array, len: number, namePtr: number
   msg32[w + (NET.MSG_NAMELEN_OFF >> 2)] = nameLen;
   putPtr((w << 2) + NET.MSG_IOV_OFF, msgBase + (iov << 2));
   msg32[w + (NET.MSG_IOVLEN_OFF >> 2)] = 1;
+  // SAFETY: `control` and `data` are the caller's, referenced by it through the syscall
+  // that follows at once (see the doc comment); the kernel keeps no pointer past it.
   putPtr((w << 2) + NET.MSG_CONTROL_OFF, control === null || controlLen === 0 ? 0 : (ptr(control) as number));
   msg32[w + (NET.MSG_CONTROLLEN_OFF >> 2)] = control === null ? 0 : controlLen;
   putPtr(iov << 2, len === 0 ? 0 : (ptr(data) as number));
@@ -431,5 +433,7 @@ export function unlink(path: Uint8Array): number {
  * ```
  */
 export function addressOf(buf: Uint8Array): number {
+  // SAFETY: the caller keeps `buf` (ArrayBuffer-backed, never detached) referenced while
+  // the address is in use; an ArrayBuffer's bytes do not move.
   return ptr(buf) as number;
 }

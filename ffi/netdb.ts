@@ -110,12 +110,16 @@ export function resolveInto(name: Uint8Array, family: number, out: Uint8Array, m
     }
     return -(GAI_BASE + k);
   }
+  // SAFETY: the addrinfo list is getaddrinfo's own (C heap): it is read here, by address,
+  // only until the freeaddrinfo below; nothing keeps a pointer into it after that.
   const head = resOut[1]! * 0x1_0000_0000 + resOut[0]!;
   let n = 0;
+  // SAFETY: `p` and each ai_next are nodes of that list, alive until freeaddrinfo.
   for (let p = head; p !== 0 && n < max; p = read.ptr(p as unknown as Pointer, AI_NEXT) as unknown as number) {
     const fam = read.i32(p as unknown as Pointer, AI_FAMILY);
     if (fam !== SYS.AF_INET && fam !== SYS.AF_INET6) continue;
     const len = read.u32(p as unknown as Pointer, AI_ADDRLEN);
+    // SAFETY: ai_addr points into the same list (copied out below, before freeaddrinfo).
     const sa = read.ptr(p as unknown as Pointer, AI_ADDR) as unknown as number;
     if (sa === 0 || len > ADDR_SLOT - 1) continue;
     const at = n * ADDR_SLOT;
