@@ -151,6 +151,11 @@ export abstract class Driver {
     return this.work;
   }
 
+  /** Ops in a submission ring that a task waits for; null where the backend has no ring. */
+  get ringInflight(): number | null {
+    return null;
+  }
+
   /**
    * One turn: wait for events for at most `maxWaitMs` (-1 = until something happens,
    * 0 = never block), capped by the next timer; wake their waiters; fire due timers.

@@ -11,7 +11,6 @@
  * Must never: write to the runtime or the driver, or be called on a hot path.
  */
 import type { Driver } from "../driver/driver.ts";
-import { UringDriver } from "../driver/uring/driver.ts";
 import type { Runtime } from "../executor.ts";
 import type { Node } from "../task/tree.ts";
 
@@ -88,7 +87,7 @@ export interface RuntimeMetrics {
 /**
  * The one function that reads driver internals for metrics. It reads `driver.stats`
  * (DriverStats: turns, events, submitted, enters), `driver.registrations`,
- * `driver.pendingWork`, `driver.wheel.size`, and `inflight` on io_uring. Retarget here
+ * `driver.pendingWork`, `driver.wheel.size`, and `driver.ringInflight` on io_uring. Retarget here
  * when the driver changes.
  *
  * @example
@@ -98,7 +97,8 @@ export interface RuntimeMetrics {
  */
 export function readDriver(driver: Driver, backend: string): DriverMetrics {
   const s = driver.stats;
-  const uring = driver instanceof UringDriver;
+  const inflight = driver.ringInflight; // null: no ring (the readiness backends, the simulator)
+  const uring = inflight !== null;
   return {
     backend: uring ? "uring" : backend === "uring" ? `${driver.name} (io_uring unavailable)` : backend,
     turns: s.turns,
@@ -113,7 +113,7 @@ export function readDriver(driver: Driver, backend: string): DriverMetrics {
           enters: s.enters,
           sqesPerEnter: s.enters > 0 ? s.submitted / s.enters : 0,
           cqesPerEnter: s.enters > 0 ? s.events / s.enters : 0,
-          inflight: driver.inflight,
+          inflight,
         }
       : null,
   };

@@ -136,6 +136,10 @@ export class UringDriver extends Driver {
     return this.inflightOps;
   }
 
+  override get ringInflight(): number | null {
+    return this.inflightOps;
+  }
+
   /**
    * A task waits on a background op (a reader on an armed multishot recv): count it as
    * in flight and as driver work until {@link stopWaiting}.
