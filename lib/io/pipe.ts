@@ -22,13 +22,7 @@ import { DIR_READ, DIR_WRITE, OP_READ, OP_WRITEV, closedError } from "../driver/
 import { SysError } from "../errors.ts";
 import { IoSource } from "./source.ts";
 import { currentDriverOrNull } from "../current.ts";
-import { read as readOp, readExact as readExactOp, write as writeOp, writeAll as writeAllOp } from "./stream.ts";
-
-/** A zero-length buffer's result: 0, or TypeError when it is empty because it was detached. */
-function empty(buf: Uint8Array, what: string): 0 {
-  if ((buf.buffer as ArrayBuffer).detached) throw new TypeError(`The ${what} buffer is detached (its ArrayBuffer was transferred)`);
-  return 0;
-}
+import { emptyBuffer, read as readOp, readExact as readExactOp, write as writeOp, writeAll as writeAllOp } from "./stream.ts";
 
 /**
  * The read end of a pipe: an AsyncRead.
@@ -72,7 +66,7 @@ export class PipeReader {
 
   /** AsyncRead. */
   pollRead(cx: Context, buf: Uint8Array): Poll<number> {
-    return buf.byteLength === 0 ? empty(buf, "read") : this.src.pollOp(cx, OP_READ, buf);
+    return buf.byteLength === 0 ? emptyBuffer(buf, "read") : this.src.pollOp(cx, OP_READ, buf);
   }
 
   /** AsyncRead: a read polled with `waker` was abandoned. */
@@ -130,7 +124,7 @@ export class PipeWriter {
 
   /** AsyncWrite: one writev of `buf`. EPIPE once the reader has gone. */
   pollWrite(cx: Context, buf: Uint8Array): Poll<number> {
-    if (buf.byteLength === 0) return empty(buf, "write");
+    if (buf.byteLength === 0) return emptyBuffer(buf, "write");
     this.one[0] = buf;
     try {
       return this.src.pollOp(cx, OP_WRITEV, null, this.one);

@@ -31,7 +31,7 @@ import { SysError } from "../errors.ts";
 import { proceed } from "../task/coop.ts";
 import { DIR_READ, DIR_WRITE, NO_BUFS, OP_READ, OP_WRITE, closedError, type IoFd } from "../driver/fd.ts";
 import type { Driver } from "../driver/driver.ts";
-import { read as readOp, readExact as readExactOp, write as writeOp, writeAll as writeAllOp } from "./stream.ts";
+import { emptyBuffer, read as readOp, readExact as readExactOp, write as writeOp, writeAll as writeAllOp } from "./stream.ts";
 
 /** One standard fd, bound lazily (and per driver) as a duplicate through `driver.inherited()`. */
 class StdioSource {
@@ -93,12 +93,6 @@ class StdioSource {
   }
 }
 
-/** A zero-length buffer's result: 0, or TypeError when it is empty because it was detached. */
-function empty(buf: Uint8Array, what: string): 0 {
-  if ((buf.buffer as ArrayBuffer).detached) throw new TypeError(`The ${what} buffer is detached (its ArrayBuffer was transferred)`);
-  return 0;
-}
-
 /**
  * The process's standard input as an AsyncRead (see the module header for how it is read
  * without touching the shared fd's flags).
@@ -129,7 +123,7 @@ export class Stdin {
 
   /** AsyncRead. */
   pollRead(cx: Context, buf: Uint8Array): Poll<number> {
-    return buf.byteLength === 0 ? empty(buf, "read") : this.src.pollOp(cx, OP_READ, buf);
+    return buf.byteLength === 0 ? emptyBuffer(buf, "read") : this.src.pollOp(cx, OP_READ, buf);
   }
 
   /** AsyncRead: a read polled with `waker` was abandoned (its bytes go to the next read). */
@@ -181,7 +175,7 @@ export class StdWriter {
 
   /** AsyncWrite. EPIPE once the reader of a pipe has gone (SIGPIPE is ignored under Bun). */
   pollWrite(cx: Context, buf: Uint8Array): Poll<number> {
-    return buf.byteLength === 0 ? empty(buf, "write") : this.src.pollOp(cx, OP_WRITE, buf);
+    return buf.byteLength === 0 ? emptyBuffer(buf, "write") : this.src.pollOp(cx, OP_WRITE, buf);
   }
 
   /** AsyncWrite: nothing is buffered here. */

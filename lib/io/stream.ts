@@ -122,6 +122,25 @@ function isDetached(buf: Uint8Array): boolean {
   return (buf.buffer as ArrayBuffer).detached;
 }
 
+/** The TypeError for a buffer that is empty because its ArrayBuffer was detached. */
+function detachedError(what: "read" | "write"): TypeError {
+  return new TypeError(`The ${what} buffer is detached (its ArrayBuffer was transferred)`);
+}
+
+/**
+ * A zero-length buffer's result for an AsyncRead/AsyncWrite poll: 0, or a TypeError when
+ * it is empty because its ArrayBuffer was detached (transferred) — never taken for EOF.
+ *
+ * @example
+ * ```ts
+ * pollRead(cx, buf) { return buf.byteLength === 0 ? emptyBuffer(buf, "read") : this.src.pollOp(cx, OP_READ, buf); }
+ * ```
+ */
+export function emptyBuffer(buf: Uint8Array, what: "read" | "write"): 0 {
+  if (isDetached(buf)) throw detachedError(what);
+  return 0;
+}
+
 /** One of the generic ops, named by a small integer so a poll allocates nothing. */
 export class IoOp<T> extends BaseFuture<T> {
   private off = 0;
@@ -156,8 +175,7 @@ export class IoOp<T> extends BaseFuture<T> {
     const buf = this.buf;
     if (buf !== null && buf.byteLength === 0 && isDetached(buf)) {
       this.cancel();
-      const what = this.op === READ || this.op === READ_EXACT ? "read" : "write";
-      throw new TypeError(`The ${what} buffer is detached (its ArrayBuffer was transferred)`);
+      throw detachedError(this.op === READ || this.op === READ_EXACT ? "read" : "write");
     }
     let v: Poll<unknown>;
     try {

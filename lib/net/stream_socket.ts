@@ -8,7 +8,7 @@
  *
  * Invariants: every method checks the fd is still open before it touches the number
  * (closedError, EBADF); a zero-length buffer is 0 bytes, or a TypeError when it is empty
- * because its ArrayBuffer was detached (never taken for EOF).
+ * because its ArrayBuffer was detached (io/stream.ts emptyBuffer; never taken for EOF).
  *
  * Must never: block, or act on the fd's number after close().
  * Must never import: bun:ffi
@@ -19,7 +19,7 @@ import type { BaseFuture, Context, Poll, Waker } from "../future.ts";
 import { DIR_READ, DIR_WRITE, OP_READ, OP_WRITE, closedError } from "../driver/fd.ts";
 import { check } from "../errors.ts";
 import type { IoSource } from "../io/source.ts";
-import { StreamOps, type AsyncRead, type AsyncWrite } from "../io/stream.ts";
+import { StreamOps, emptyBuffer, type AsyncRead, type AsyncWrite } from "../io/stream.ts";
 import { sockName, sockets } from "./socket.ts";
 
 /**
@@ -153,18 +153,4 @@ export abstract class StreamSocket extends SocketBase implements AsyncRead, Asyn
     if (this.src.isClosed) throw closedError("getpeername");
     return sockName(this.src.fd, true);
   }
-}
-
-/**
- * A zero-length buffer's result: 0, or a TypeError when it is empty because its
- * ArrayBuffer was detached (transferred) — never taken for EOF.
- *
- * @example
- * ```ts
- * if (buf.byteLength === 0) return emptyBuffer(buf, "read");
- * ```
- */
-export function emptyBuffer(buf: Uint8Array, what: "read" | "write"): 0 {
-  if ((buf.buffer as ArrayBuffer).detached) throw new TypeError(`The ${what} buffer is detached (its ArrayBuffer was transferred)`);
-  return 0;
 }

@@ -39,7 +39,8 @@ import { closeAndThrow, newSocket, sockets } from "./socket.ts";
 import { AcceptFuture, Incoming } from "./accept.ts";
 import { withSignalOption, type SignalOption } from "../cancel.ts";
 import type { StreamBase } from "../stream/stream.ts";
-import { SocketBase, StreamSocket, emptyBuffer } from "./stream_socket.ts";
+import { SocketBase, StreamSocket } from "./stream_socket.ts";
+import { emptyBuffer } from "../io/stream.ts";
 
 /**
  * The peer's credentials at connect time: its process, user and group.
