@@ -25,6 +25,12 @@ import { Cleanup, cancelOf, forceCancel, handOut } from "./cleanup.ts";
  */
 export const genContext: { current: GenFuture<unknown> | null } = { current: null };
 
+/** How {@link GenFuture} resumes its generator. */
+const R_NEXT = 0;
+const R_THROW = 1;
+const R_RETURN = 2;
+type Resume = typeof R_NEXT | typeof R_THROW | typeof R_RETURN;
+
 const G_RUNNING = 0;
 const G_DONE = 1;
 const G_CANCELLED = 2; // cancelled: its cleanup (if any) is running or done
@@ -118,70 +124,45 @@ export class GenFuture<T> extends BaseFuture<T> {
     return this.resumeNext(v, cx);
   }
 
-  /**
-   * Resumes the generator with a value; if it throws, this future is done (failed).
-   * `cx`: the poll's context, under which the futures the generator reaches are polled
-   * inline (BaseFuture.next); saved and restored around the resume, as genContext.
-   */
+  /** Resumes the generator with a value (see {@link GenFuture.resume}). */
   private resumeNext(v: unknown, cx: Context): IteratorResult<unknown, T> {
-    const prev = genContext.current;
-    const prevCx = inlinePoll.cx;
-    genContext.current = this as GenFuture<unknown>;
-    inlinePoll.cx = cx;
-    inlinePoll.pendingPolled = false;
-    try {
-      const step = this.it.next(v);
-      genContext.current = prev;
-      inlinePoll.cx = prevCx;
-      return step;
-    } catch (err) {
-      genContext.current = prev;
-      inlinePoll.cx = prevCx;
-      inlinePoll.pendingPolled = false;
-      this.finished();
-      throw err;
-    }
+    return this.resume(R_NEXT, v, cx);
   }
 
   /** Throws into the generator at its `yield*`; if it does not catch, this future fails. */
   private resumeThrow(e: unknown, cx: Context | null): IteratorResult<unknown, T> {
+    return this.resume(R_THROW, e, cx);
+  }
+
+  /**
+   * Returns from the generator's current `yield`: its finally blocks run. cancel() has no
+   * context, so what a finally yields is driven by the cleanup, never polled inline.
+   */
+  private resumeReturn(): IteratorResult<unknown, T> {
+    return this.resume(R_RETURN, undefined, null);
+  }
+
+  /**
+   * One resume of the generator (next, throw or return); if the generator throws, this
+   * future is done (failed). `cx`: the poll's context, under which the futures the
+   * generator reaches are polled inline (BaseFuture.next), or null for none. genContext
+   * and the inline context are saved and restored around it.
+   */
+  private resume(how: Resume, v: unknown, cx: Context | null): IteratorResult<unknown, T> {
     const prev = genContext.current;
     const prevCx = inlinePoll.cx;
     genContext.current = this as GenFuture<unknown>;
     inlinePoll.cx = cx;
     inlinePoll.pendingPolled = false;
     try {
-      const step = this.it.throw(e);
-      genContext.current = prev;
-      inlinePoll.cx = prevCx;
-      return step;
+      return how === R_NEXT ? this.it.next(v) : how === R_THROW ? this.it.throw(v) : this.it.return(undefined as T);
     } catch (err) {
-      genContext.current = prev;
-      inlinePoll.cx = prevCx;
       inlinePoll.pendingPolled = false;
       this.finished();
       throw err;
-    }
-  }
-
-  /** Returns from the generator's current `yield`: its finally blocks run. */
-  private resumeReturn(): IteratorResult<unknown, T> {
-    const prev = genContext.current;
-    const prevCx = inlinePoll.cx;
-    genContext.current = this as GenFuture<unknown>;
-    inlinePoll.cx = null; // cancel() has no context: what a finally yields goes to the adapter
-    inlinePoll.pendingPolled = false;
-    try {
-      const step = this.it.return(undefined as T);
+    } finally {
       genContext.current = prev;
       inlinePoll.cx = prevCx;
-      return step;
-    } catch (err) {
-      genContext.current = prev;
-      inlinePoll.cx = prevCx;
-      inlinePoll.pendingPolled = false;
-      this.finished();
-      throw err;
     }
   }
 
