@@ -76,7 +76,7 @@ export { now } from "./time/clock.ts";
 export { TcpListener, TcpStream, type BindOptions, type ConnectOptions } from "./net/tcp.ts";
 export type { ShutdownHow, SocketBase, StreamSocket } from "./net/stream_socket.ts";
 export { serve, type ServeOptions, type ConnectionHandler, type ServeErrorSource } from "./net/serve.ts";
-export { listen, TcpServer, TcpConn, type ListenOptions, type SocketHandler } from "./net/listen.ts";
+export { listen, TcpServer, TcpConn, type ListenOptions, type UnixListenOptions, type ServerOptions, type SocketHandler } from "./net/listen.ts";
 export { SocketAddr } from "../ffi/sockaddr.ts";
 export type { HostPort } from "./net/addr.ts";
 export type { Backend } from "./driver/index.ts";

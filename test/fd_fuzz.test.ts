@@ -443,7 +443,7 @@ function commands(): fc.Arbitrary<fc.Command<object, World>>[] {
     idx.map((i) => new WaitChild(i)),
     idx.map((i) => new SignalRecv(i)),
     fc.constant(new Raise()),
-    fc.tuple(fc.integer({ min: 1, max: 4 }), fc.nat({ max: 15 }), fc.integer({ min: 1, max: 3000 }), vk).map(([k, c, n, v]) => new HandlerServer(k, c, n, v)),
+    fc.tuple(fc.integer({ min: 1, max: 4 }), fc.nat({ max: 15 }), fc.integer({ min: 1, max: 3000 }), vk, fc.boolean()).map(([k, c, n, v, u]) => new HandlerServer(k, c, n, v, u)),
   ];
 }
 
@@ -955,7 +955,8 @@ class Cancel extends Cmd {
 }
 
 /**
- * A listen() server (handler style) with `k` clients, each sending `n` bytes of its tag;
+ * A listen() server (handler style; on a Unix socket when `unix`) with `k` clients, each
+ * sending `n` bytes of its tag;
  * the server answers every byte with one of its own tag. The connections picked by the
  * bits of `closing` are closed by the server from inside data() — right after a write()
  * that may still be in flight — and their numbers reused at once by a victim; the others
@@ -963,16 +964,17 @@ class Cancel extends Cmd {
  * reads must carry its client's tag, every byte a client reads the server's.
  */
 class HandlerServer extends Cmd {
-  constructor(readonly k: number, readonly closing: number, readonly n: number, readonly victim: Victim["kind"]) {
+  constructor(readonly k: number, readonly closing: number, readonly n: number, readonly victim: Victim["kind"], readonly unix: boolean) {
     super();
   }
   protected step(w: World) {
-    const { k, closing, n, victim } = this;
+    const { k, closing, n, victim, unix } = this;
     return function* () {
       const serverTag = w.tag();
       const reply = new Uint8Array(4096).fill(serverTag);
+      const path = unix ? `${w.filePath()}.sock` : "";
       const server = listen<number>({
-        port: 0,
+        ...(unix ? { unix: path } : { port: 0 }),
         socket: {
           data(conn: TcpConn<number>, bytes: Uint8Array) {
             if (conn.data === undefined) conn.data = bytes[0]!;
@@ -992,7 +994,7 @@ class HandlerServer extends Cmd {
         const tag = w.tag();
         clients.push(
           spawn(function* () {
-            const s = yield* TcpStream.connect({ hostname: "127.0.0.1", port: server.port });
+            const s = unix ? yield* UnixStream.connect(path) : yield* TcpStream.connect({ hostname: "127.0.0.1", port: server.port });
             try {
               yield* s.writeAll(new Uint8Array(n).fill(tag));
               const buf = new Uint8Array(4096);
@@ -1015,7 +1017,7 @@ class HandlerServer extends Cmd {
     };
   }
   toString() {
-    return `HandlerServer(${this.k}, ${this.closing}, ${this.n}, ${this.victim})`;
+    return `HandlerServer(${this.k}, ${this.closing}, ${this.n}, ${this.victim}, ${this.unix})`;
   }
 }
 

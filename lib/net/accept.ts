@@ -18,6 +18,7 @@ import { DIR_READ, OP_ACCEPT, acceptAddr, acceptAddrLen } from "../driver/fd.ts"
 import type { IoSource } from "../io/source.ts";
 import { StreamBase } from "../stream/stream.ts";
 import { closeAndThrow, prepareFd } from "./socket.ts";
+import { SocketBase } from "./stream_socket.ts";
 
 /** The peer of an unnamed Unix socket (accept reports no address for it). */
 const UNNAMED = new SocketAddr("unix", "", 0);
@@ -129,5 +130,29 @@ export class Incoming<S> extends StreamBase<S> {
 
   describe(): string {
     return `incoming on fd ${this.src.fd}`;
+  }
+}
+
+/**
+ * The base of the listeners (TcpListener, UnixListener): what a server that owns one
+ * (net/listen.ts) accepts through, without a stream object or an address per connection.
+ *
+ * @example
+ * ```ts
+ * const fd = listener.pollAcceptFd(cx); // PENDING, or an fd the caller now owns
+ * ```
+ */
+export abstract class ListenerBase extends SocketBase {
+  /**
+   * @internal One accept attempt: the new fd, made non-blocking and close-on-exec (the
+   * caller owns it), or PENDING with `cx.waker` stored. Throws SysError as accept() does.
+   */
+  pollAcceptFd(cx: Context): Poll<number> {
+    return pollAcceptFd(this.src, cx);
+  }
+
+  /** @internal Forgets the waker a {@link ListenerBase.pollAcceptFd} left (its server stopped accepting). */
+  dropAcceptWaker(waker: Waker | null): void {
+    this.src.dropWaker(DIR_READ, waker);
   }
 }

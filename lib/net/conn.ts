@@ -143,7 +143,7 @@ export class TcpConn<D = undefined> implements Waker, Context {
     return sockName(this.src.fd, false);
   }
 
-  /** TCP_NODELAY (the server sets it on accept unless told not to). */
+  /** TCP_NODELAY (the server sets it on accept unless told not to). TCP only: a Unix socket has none (SysError). */
   setNoDelay(on = true): void {
     if (this.src.isClosed) throw closedError("setsockopt");
     setIntOption(this.src.fd, SYS.IPPROTO_TCP, SYS.TCP_NODELAY, on ? 1 : 0, "TCP_NODELAY");

@@ -1,6 +1,7 @@
 /**
- * listen(): a handler-style TCP server in Bun.listen's shape — `{ open, data, drain, end,
- * close, error }` called per connection — over reel's per-fd interface, on every backend.
+ * listen(): a handler-style server in Bun.listen's shape — `{ open, data, drain, end,
+ * close, error }` called per connection — over TCP (`hostname`/`port`) or a Unix stream
+ * socket (`unix`, as Bun's), on reel's per-fd interface, on every backend.
  *
  * One task serves the whole server (named "listen HOST:PORT", a child of the task that
  * called listen()). Each connection is a small state machine (net/conn.ts) that is its own
@@ -33,6 +34,8 @@ import { TcpConn, type ConnHost } from "./conn.ts";
 import { acceptFailure } from "./serve.ts";
 import { sockets } from "./socket.ts";
 import { TcpListener, type BindOptions } from "./tcp.ts";
+import { UnixListener } from "./unix.ts";
+import type { ListenerBase } from "./accept.ts";
 import { SYS } from "../../ffi/constants.ts";
 
 export { TcpConn } from "./conn.ts";
@@ -65,23 +68,51 @@ export interface SocketHandler<D = undefined> {
 }
 
 /**
- * Options for {@link listen}: where to bind (as TcpListener.bind) and the handlers.
+ * What every {@link listen} server takes, over TCP or a Unix socket: the handlers and the
+ * buffers' sizes.
+ *
+ * @example
+ * ```ts
+ * const common: ServerOptions = { socket: { data(c, b) { c.write(b); } }, maxBuffered: 64 * 1024 };
+ * ```
+ */
+export interface ServerOptions<D = undefined> {
+  socket: SocketHandler<D>;
+  /** Aborting it stops the server as `stop(true)` does. */
+  signal?: AbortSignal;
+  /** Bytes a connection may queue before `write()` takes less than given; default 1 MiB. */
+  maxBuffered?: number;
+  /** Size of the one read buffer shared by all connections; default 64 KiB. */
+  readBufferSize?: number;
+}
+
+/**
+ * Options for a TCP {@link listen} server: where to bind (as TcpListener.bind) and the handlers.
  *
  * @example
  * ```ts
  * const opts: ListenOptions = { hostname: "127.0.0.1", port: 0, socket: { data(c, b) { c.write(b); } } };
  * ```
  */
-export interface ListenOptions<D = undefined> extends BindOptions {
-  socket: SocketHandler<D>;
-  /** Aborting it stops the server as `stop(true)` does. */
-  signal?: AbortSignal;
+export interface ListenOptions<D = undefined> extends BindOptions, ServerOptions<D> {
   /** TCP_NODELAY on accepted connections; default true (as Bun). */
   noDelay?: boolean;
-  /** Bytes a connection may queue before `write()` takes less than given; default 1 MiB. */
-  maxBuffered?: number;
-  /** Size of the one read buffer shared by all connections; default 64 KiB. */
-  readBufferSize?: number;
+}
+
+/**
+ * Options for a {@link listen} server on a Unix stream socket (Bun.listen's `unix`): the
+ * path (or a Linux abstract name starting with "\0") to bind, as UnixListener.bind; the
+ * socket file is removed when the server stops.
+ *
+ * @example
+ * ```ts
+ * const opts: UnixListenOptions = { unix: "/tmp/app.sock", socket: { data(c, b) { c.write(b); } } };
+ * ```
+ */
+export interface UnixListenOptions<D = undefined> extends ServerOptions<D> {
+  unix: string;
+  /** listen() backlog; default 1024. */
+  backlog?: number;
 }
 
 /** Connections stepped per poll of the server's task before it yields to the others. */
@@ -110,11 +141,13 @@ export class TcpServer<D = undefined> {
   constructor(
     private readonly core: ServerCore<D>,
     private readonly task: JoinHandle<void>,
-    /** The bound host (as given, default "127.0.0.1"). */
+    /** The bound host (as given, default "127.0.0.1"); "" for a Unix socket server. */
     readonly hostname: string,
-    /** The bound port (the real one when asked for 0). */
+    /** The bound port (the real one when asked for 0); 0 for a Unix socket server. */
     readonly port: number,
     private readonly addr: SocketAddr,
+    /** The socket's path (or abstract name) for a Unix socket server, else null. */
+    readonly unix: string | null = null,
   ) {}
 
   /** The bound address. */
@@ -180,8 +213,8 @@ class ServerCore<D> extends BaseFuture<void> implements ConnHost<D>, EventListen
   private hooked = false;
 
   constructor(
-    private readonly listener: TcpListener,
-    opts: ListenOptions<D>,
+    private readonly listener: ListenerBase,
+    opts: ServerOptions<D>,
     private readonly noDelay: boolean,
   ) {
     super();
@@ -405,9 +438,11 @@ function positiveInt(v: number | undefined, fallback: number, what: string): num
 }
 
 /**
- * Starts a handler-style TCP server (Bun.listen's shape) in a task of its own, a child of
- * the calling task: binds now (port 0 picks a free one), then calls the handlers as
- * connections come and go. Inside a runtime (blockOn/run) only.
+ * Starts a handler-style server (Bun.listen's shape) in a task of its own, a child of
+ * the calling task: binds now (port 0 picks a free one; `unix: path` binds a Unix stream
+ * socket instead, removed again when the server stops), then calls the handlers as
+ * connections come and go. Inside a runtime (blockOn/run) only. Throws TypeError when
+ * given both `unix` and `hostname`/`port`.
  *
  * @example
  * ```ts
@@ -424,26 +459,35 @@ function positiveInt(v: number | undefined, fallback: number, what: string): num
  *   console.log(`listening on ${server.localAddr}`);
  *   yield* server.closed(); // serves until stop() (or the task is cancelled)
  * });
+ * // The same on a Unix socket: listen({ unix: "/tmp/echo.sock", socket: { … } })
  * ```
  */
-export function listen<D = undefined>(opts: ListenOptions<D>): TcpServer<D> {
+export function listen<D = undefined>(opts: ListenOptions<D> | UnixListenOptions<D>): TcpServer<D> {
   if (typeof opts !== "object" || opts === null || typeof opts.socket !== "object" || opts.socket === null) {
     throw new TypeError("listen() needs { socket: { open?, data?, drain?, end?, close?, error? } }");
   }
   if (opts.signal !== undefined && !(opts.signal instanceof AbortSignal)) {
     throw new TypeError(`listen() option signal must be an AbortSignal, got ${typeof opts.signal}`);
   }
-  const listener = TcpListener.bind(opts);
+  const unix = "unix" in opts && opts.unix !== undefined ? opts.unix : null;
+  if (unix !== null) {
+    if (typeof unix !== "string") throw new TypeError(`listen() option unix must be a path string, got ${typeof unix}`);
+    const o = opts as Partial<ListenOptions<D>>;
+    if (o.hostname !== undefined || o.port !== undefined) throw new TypeError("listen() takes either unix or hostname/port, not both");
+  }
+  const listener: ListenerBase = unix !== null ? UnixListener.bind(unix, { backlog: (opts as UnixListenOptions<D>).backlog }) : TcpListener.bind(opts as ListenOptions<D>);
   let core: ServerCore<D>;
   let task: JoinHandle<void>;
   let addr: SocketAddr;
   try {
     addr = listener.localAddr;
-    core = new ServerCore(listener, opts, opts.noDelay ?? true);
-    task = spawn(core, { name: `listen ${addr}` });
+    // TCP_NODELAY means nothing on a Unix socket.
+    core = new ServerCore(listener, opts, unix === null && ((opts as ListenOptions<D>).noDelay ?? true));
+    task = spawn(core, { name: `listen ${unix ?? addr}` });
   } catch (err) {
     listener.close();
     throw err;
   }
-  return new TcpServer(core, task, opts.hostname ?? "127.0.0.1", addr.port, addr);
+  if (unix !== null) return new TcpServer(core, task, "", 0, addr, (listener as UnixListener).path);
+  return new TcpServer(core, task, (opts as ListenOptions<D>).hostname ?? "127.0.0.1", addr.port, addr);
 }

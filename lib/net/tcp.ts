@@ -22,16 +22,16 @@
 import { SYS } from "../../ffi/constants.ts";
 import type { SocketAddr } from "../../ffi/sockaddr.ts";
 import { BaseFuture, FutureStateError, PENDING, type Context, type Poll, type Waker } from "../future.ts";
-import { DIR_READ, DIR_WRITE, closedError } from "../driver/fd.ts";
+import { DIR_WRITE, closedError } from "../driver/fd.ts";
 import { check, checkPort } from "../errors.ts";
 import { IoSource } from "../io/source.ts";
 import { isHostName, resolve, type HostPort, type Resolved } from "./addr.ts";
 import { HappyConnect } from "./happy.ts";
 import { withSignalOption, type SignalOption } from "../cancel.ts";
 import type { StreamBase } from "../stream/stream.ts";
-import { AcceptFuture, Incoming, pollAcceptFd } from "./accept.ts";
+import { AcceptFuture, Incoming, ListenerBase } from "./accept.ts";
 import { closeAndThrow, newSocket, setIntOption, sockets } from "./socket.ts";
-import { SocketBase, StreamSocket } from "./stream_socket.ts";
+import { StreamSocket } from "./stream_socket.ts";
 
 /**
  * Options for {@link TcpListener.bind}.
@@ -78,7 +78,7 @@ export interface ConnectOptions extends HostPort, SignalOption {}
  * });
  * ```
  */
-export class TcpListener extends SocketBase {
+export class TcpListener extends ListenerBase {
   private constructor(src: IoSource) {
     super(src);
   }
@@ -124,21 +124,6 @@ export class TcpListener extends SocketBase {
    */
   incoming(): StreamBase<TcpStream> {
     return new Incoming(this.src, wrapTcp);
-  }
-
-  /**
-   * @internal One accept attempt for a server that owns this listener (net/listen.ts): the
-   * new fd, made non-blocking and close-on-exec (the caller owns it), or PENDING with
-   * `cx.waker` stored. No stream object and no address: the caller asks when it needs
-   * them. Throws SysError as accept() does.
-   */
-  pollAcceptFd(cx: Context): Poll<number> {
-    return pollAcceptFd(this.src, cx);
-  }
-
-  /** @internal Forgets the waker a {@link pollAcceptFd} left (its server stopped accepting). */
-  dropAcceptWaker(waker: Waker | null): void {
-    this.src.dropWaker(DIR_READ, waker);
   }
 }
 

@@ -36,10 +36,10 @@ import { sleep, type Sleep } from "../time/sleep.ts";
 import { TruncatedError } from "./dgram.ts";
 import { SocketFile, encodePath, isAbstract, pairFds } from "./unixpath.ts";
 import { closeAndThrow, newSocket, sockets } from "./socket.ts";
-import { AcceptFuture, Incoming } from "./accept.ts";
+import { AcceptFuture, Incoming, ListenerBase } from "./accept.ts";
 import { withSignalOption, type SignalOption } from "../cancel.ts";
 import type { StreamBase } from "../stream/stream.ts";
-import { SocketBase, StreamSocket } from "./stream_socket.ts";
+import { StreamSocket } from "./stream_socket.ts";
 import { emptyBuffer } from "../io/stream.ts";
 
 /**
@@ -73,7 +73,7 @@ export interface PeerCred {
  * });
  * ```
  */
-export class UnixListener extends SocketBase {
+export class UnixListener extends ListenerBase {
   private constructor(
     src: IoSource,
     private readonly file: SocketFile,

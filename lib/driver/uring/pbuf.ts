@@ -101,6 +101,11 @@ export class BufRing {
     return bid * this.size;
   }
 
+  /** Address of buffer `bid`'s first byte (valid until close()): for copies without a view. */
+  address(bid: number): number {
+    return this.bufAddr + bid * this.size;
+  }
+
   /** Buffers the kernel can pick from right now. */
   get available(): number {
     return this.count - this.held;
