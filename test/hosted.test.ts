@@ -10,6 +10,8 @@ import {
   TcpListener,
   TcpStream,
   TimeoutError,
+  listen,
+  type TcpServer,
   blockOn,
   gen,
   now,
@@ -119,6 +121,42 @@ forEachBackend("hosted run()", ({ runtime, backend }) => {
       listener.close();
       await server.stop(true);
     }
+  });
+
+  bunIo("a listen() server in a hosted run() echoes to a Bun.connect client in the same process, then stops", async () => {
+    const rt = runtime();
+    const { promise: started, resolve: onStart } = Promise.withResolvers<TcpServer>();
+    const { promise: closed, resolve: onClose } = Promise.withResolvers<Error | undefined>();
+    const served = run(function* () {
+      const server = listen({ hostname: "127.0.0.1", port: 0, socket: { data: (c, b) => void c.write(b), close: (_c, err) => onClose(err) } });
+      onStart(server);
+      yield* server.closed();
+    }, { runtime: rt });
+    const server = await started;
+    const echoed = await new Promise<string>((resolve, reject) => {
+      let got = "";
+      Bun.connect({
+        hostname: "127.0.0.1",
+        port: server.port,
+        socket: {
+          open: (s) => void s.write("hello from bun"),
+          data(s, d) {
+            got += dec.decode(d);
+            if (got.length >= 14) {
+              s.end();
+              resolve(got);
+            }
+          },
+          error: (_s, e) => reject(e),
+          connectError: (_s, e) => reject(e),
+        },
+      }).catch(reject);
+    });
+    expect(echoed).toBe("hello from bun");
+    expect(await closed).toBeUndefined(); // the client's end reached the reel server: a clean close
+    server.stop();
+    await served;
+    expect(isHosted(rt)).toBe(false);
   });
 
   test("Bun's loop runs while a reel task waits: a Bun timer writes the bytes reel is reading", async () => {

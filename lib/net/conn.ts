@@ -19,6 +19,14 @@
  * the queue keeps its bytes until the CQE says how many went, so the head of the queue is
  * always exactly what the op in flight (or the next attempt) sends.
  *
+ * Idle timeout (`conn.timeout(seconds)`, Bun's): the connection keeps the wheel time of its
+ * last activity (bytes received, or a write()) — one store per message, no clock read and
+ * no timer re-armed per message; the wheel's time is current then, since the connection's
+ * own timer is in it — and one Sleep polled with the connection as its waker.
+ * When that fires, the step looks at the last activity: still active, the Sleep is
+ * re-armed for the rest of the period; idle for the whole period, the `timeout` handler
+ * runs and the connection closes (unless the handler armed a new period or ended it).
+ *
  * Ownership: the connection owns its fd until close(); close() closes it through the
  * driver (the fd rule of lib/driver/fd.ts), and nothing touches the number afterwards
  * (every path checks CLOSED first). Handlers are called only from step() and close();
@@ -34,6 +42,7 @@ import { PENDING, type Context, type Waker } from "../future.ts";
 import { SysError } from "../errors.ts";
 import type { IoSource } from "../io/source.ts";
 import { resetBudget } from "../task/coop.ts";
+import { sleepUntil, type Sleep } from "../time/sleep.ts";
 import { setIntOption, sockName, sockets } from "./socket.ts";
 
 /** On the server's ready list. */
@@ -73,6 +82,15 @@ export interface ConnHost<D> {
   readonly onDrain: ((conn: TcpConn<D>) => void) | undefined;
   readonly onEnd: ((conn: TcpConn<D>) => void) | undefined;
   readonly onClose: ((conn: TcpConn<D>, err?: Error) => void) | undefined;
+  readonly onTimeout: ((conn: TcpConn<D>) => void) | undefined;
+  /**
+   * The timer wheel's time (whole ms, as of the last driver turn): the activity stamps.
+   * Cheap, and current while the connection's own timer is in the wheel (a wheel with
+   * timers moves every turn).
+   */
+  wheelNow(): number;
+  /** The clock's time now (ms): where a new idle period starts. */
+  clockNow(): number;
   /** A handler threw, or an I/O error ended the connection: report it (error() or the server). */
   failed(conn: TcpConn<D>, err: unknown, fromHandler: boolean): void;
 }
@@ -97,6 +115,10 @@ export class TcpConn<D = undefined> implements Waker, Context {
   private out: Uint8Array | null = null;
   private head = 0;
   private tail = 0;
+  /** The idle timeout in ms (0: none), the wheel time of the last activity, and its timer. */
+  private idleMs = 0;
+  private lastActive = 0;
+  private timer: Sleep | null = null;
 
   /** @internal Made by the server on accept. */
   constructor(
@@ -161,6 +183,7 @@ export class TcpConn<D = undefined> implements Waker, Context {
     const b = typeof bytes === "string" ? encoder.encode(bytes) : bytes;
     const len = b.byteLength;
     if (len === 0) return 0;
+    if (this.idleMs !== 0) this.lastActive = this.host.wheelNow();
     if ((this.flags & WRITING) !== 0 || this.tail > this.head) return this.enqueue(b, 0);
     // Never offer the kernel more than the queue could hold: on io_uring the op in flight
     // must stay a prefix of the queue.
@@ -196,6 +219,44 @@ export class TcpConn<D = undefined> implements Waker, Context {
     if (this.tail === this.head && (this.flags & WRITING) === 0) this.close();
   }
 
+  /**
+   * Sets an idle timeout (Bun's `socket.timeout`): once `seconds` pass with no bytes
+   * received and no write(), the `timeout` handler runs and the connection closes —
+   * unless the handler called `timeout()` again (a new period starts) or closed it
+   * itself. Calling it again starts the period over; 0 turns it off. Fractions are fine
+   * (rounded up to whole ms). A no-op once closed.
+   */
+  timeout(seconds: number): void {
+    if (typeof seconds !== "number" || !(seconds >= 0) || !Number.isFinite(seconds)) {
+      throw new RangeError(`Invalid timeout ${String(seconds)}: must be a finite number of seconds ≥ 0`);
+    }
+    if ((this.flags & CLOSED) !== 0) return;
+    this.timer?.cancel();
+    this.timer = null;
+    this.idleMs = Math.ceil(seconds * 1000);
+    if (this.idleMs === 0) return;
+    // The clock, not the wheel: with no timer in it the wheel's time may be far behind.
+    this.lastActive = this.host.clockNow();
+    this.armTimer(this.lastActive + this.idleMs);
+  }
+
+  /** Arms the idle timer for `deadline` (wheel time), the connection its waker. */
+  private armTimer(deadline: number): void {
+    const t = (this.timer = sleepUntil(deadline));
+    t.poll(this); // registers it (PENDING: the deadline is at least a turn away)
+  }
+
+  /** The idle timer fired: re-arm for the rest of the period, or time out. */
+  private timerFired(): void {
+    this.timer = null;
+    const deadline = this.lastActive + this.idleMs;
+    if (deadline > this.host.wheelNow()) return this.armTimer(deadline);
+    this.idleMs = 0;
+    if (!this.call(this.host.onTimeout)) return; // threw: reported and closed
+    // The handler may have started a new period (timeout() again) or closed already.
+    if ((this.flags & CLOSED) === 0 && this.idleMs === 0) this.close();
+  }
+
   /** Closes now: queued bytes are dropped, the fd is closed, then the `close` handler runs. Idempotent. */
   close(): void {
     this.closeWith(undefined);
@@ -205,6 +266,8 @@ export class TcpConn<D = undefined> implements Waker, Context {
   closeWith(err: Error | undefined): void {
     if ((this.flags & CLOSED) !== 0) return;
     this.flags |= CLOSED;
+    this.timer?.cancel();
+    this.timer = null;
     this.release();
     this.host.forget(this);
     let closeErr: unknown = null;
@@ -229,6 +292,10 @@ export class TcpConn<D = undefined> implements Waker, Context {
     this.flags &= ~QUEUED;
     if ((this.flags & CLOSED) !== 0) return;
     resetBudget(); // each connection gets a task's budget: the server bounds the steps per poll
+    if (this.timer !== null && this.timer.isElapsed) {
+      this.timerFired();
+      if ((this.flags & CLOSED) !== 0) return;
+    }
     if ((this.flags & WRITING) !== 0 || this.tail > this.head) this.flush();
     // Reading goes on while a send is in flight, until the queue is full: then the peer's
     // own flow control holds it back, and the step after the queue empties reads again.
@@ -251,6 +318,7 @@ export class TcpConn<D = undefined> implements Waker, Context {
         this.peerEnded();
         return;
       }
+      if (this.idleMs !== 0) this.lastActive = host.wheelNow();
       const onData = host.onData;
       if (onData !== undefined) {
         try {

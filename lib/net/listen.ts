@@ -30,6 +30,9 @@ import { BaseFuture, FutureStateError, PENDING, type Context, type Poll, type Wa
 import { IoSource } from "../io/source.ts";
 import type { JoinHandle } from "../task/task.ts";
 import { sleep, type Sleep } from "../time/sleep.ts";
+import type { TimerWheel } from "../time/wheel.ts";
+import type { Clock } from "../time/clock.ts";
+import { currentDriver } from "../current.ts";
 import { TcpConn, type ConnHost } from "./conn.ts";
 import { acceptFailure } from "./serve.ts";
 import { sockets } from "./socket.ts";
@@ -65,6 +68,8 @@ export interface SocketHandler<D = undefined> {
   close?(conn: TcpConn<D>, err?: Error): void;
   /** An I/O error (a SysError: ECONNRESET, EPIPE…) or a handler's exception; `close` follows. */
   error?(conn: TcpConn<D>, err: Error): void;
+  /** The idle timeout set by `conn.timeout(seconds)` passed; the connection closes after this (unless it calls `conn.timeout()` again). */
+  timeout?(conn: TcpConn<D>): void;
 }
 
 /**
@@ -196,6 +201,9 @@ class ServerCore<D> extends BaseFuture<void> implements ConnHost<D>, EventListen
   readonly onDrain: SocketHandler<D>["drain"];
   readonly onEnd: SocketHandler<D>["end"];
   readonly onClose: SocketHandler<D>["close"];
+  readonly onTimeout: SocketHandler<D>["timeout"];
+  private readonly wheel: TimerWheel;
+  private readonly clock: Clock;
   private readonly onOpen: SocketHandler<D>["open"];
   private readonly onError: SocketHandler<D>["error"];
   private readonly views: (Uint8Array | undefined)[] = [];
@@ -224,6 +232,10 @@ class ServerCore<D> extends BaseFuture<void> implements ConnHost<D>, EventListen
     this.onDrain = h.drain?.bind(h);
     this.onEnd = h.end?.bind(h);
     this.onClose = h.close?.bind(h);
+    this.onTimeout = h.timeout?.bind(h);
+    const driver = currentDriver();
+    this.wheel = driver.wheel;
+    this.clock = driver.clock;
     this.onError = h.error?.bind(h);
     this.maxBuffered = positiveInt(opts.maxBuffered, 1024 * 1024, "maxBuffered");
     // SAFETY: handed to read(2)/recv on the readiness backends only for the length of one
@@ -246,6 +258,14 @@ class ServerCore<D> extends BaseFuture<void> implements ConnHost<D>, EventListen
   forget(conn: TcpConn<D>): void {
     this.conns.delete(conn);
     if (!this.listening && this.conns.size === 0) this.wakeTask();
+  }
+
+  wheelNow(): number {
+    return this.wheel.elapsed;
+  }
+
+  clockNow(): number {
+    return this.clock.now();
   }
 
   view(n: number): Uint8Array {
