@@ -16,27 +16,8 @@ import {
   type TcpConn,
 } from "../lib/index.ts";
 import { fdCount, forEachBackend } from "./helpers.ts";
+import { echoClients, readAll, until } from "./listen_util.ts";
 import { pattern } from "./fault_util.ts";
-
-/** Reads until EOF: all the bytes. */
-function* readAll(s: TcpStream): Generator<unknown, Uint8Array, unknown> {
-  const parts: Uint8Array[] = [];
-  const buf = new Uint8Array(65536);
-  for (let n; (n = yield* s.read(buf)) > 0; ) parts.push(buf.slice(0, n));
-  const out = new Uint8Array(parts.reduce((a, p) => a + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-}
-
-/** Waits (bounded) until `cond()` holds. */
-function* until(cond: () => boolean, what: string): Generator<unknown, void, unknown> {
-  for (let i = 0; i < 2000 && !cond(); i++) yield* sleep(1);
-  if (!cond()) throw new Error(`timed out waiting for ${what}`);
-}
 
 const echo: SocketHandler = { data: (conn, bytes) => void conn.write(bytes) };
 
@@ -46,21 +27,8 @@ forEachBackend("listen", ({ run }) => {
       let opened = 0;
       let closed = 0;
       const server = listen({ port: 0, socket: { ...echo, open: () => void opened++, close: () => void closed++ } });
-      const clients = [];
-      for (let i = 0; i < 50; i++) {
-        clients.push(
-          spawn(function* () {
-            const s = yield* TcpStream.connect({ hostname: "127.0.0.1", port: server.port });
-            const msg = pattern(3000 + i * 97, i + 1);
-            yield* s.writeAll(msg);
-            s.shutdown("write");
-            const back = yield* readAll(s);
-            s.close();
-            return Buffer.from(back).equals(Buffer.from(msg));
-          }),
-        );
-      }
-      for (const c of clients) expect(yield* c).toBe(true);
+      const ok = yield* echoClients(50, () => TcpStream.connect({ hostname: "127.0.0.1", port: server.port }), (i) => 3000 + i * 97);
+      expect(ok).toEqual(new Array(50).fill(true));
       yield* until(() => closed === 50, "50 close handlers");
       expect(opened).toBe(50);
       expect(server.connections).toBe(0);

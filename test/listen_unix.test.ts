@@ -10,27 +10,13 @@ import { join } from "node:path";
 import { JoinError, UnixStream, listen, sleep, spawn, type SocketHandler } from "../lib/index.ts";
 import { sockets } from "../lib/net/socket.ts";
 import { forEachBackend } from "./helpers.ts";
-import { pattern } from "./fault_util.ts";
+import { echoClients, readAll, until } from "./listen_util.ts";
 
 let dir = "";
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), "reel-listen-unix-"));
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-/** Reads until EOF: all the bytes. */
-function* readAll(s: UnixStream): Generator<unknown, Uint8Array, unknown> {
-  const parts: Uint8Array[] = [];
-  const buf = new Uint8Array(65536);
-  for (let n; (n = yield* s.read(buf)) > 0; ) parts.push(buf.slice(0, n));
-  return new Uint8Array(Buffer.concat(parts));
-}
-
-/** Waits (bounded) until `cond()` holds. */
-function* until(cond: () => boolean, what: string): Generator<unknown, void, unknown> {
-  for (let i = 0; i < 2000 && !cond(); i++) yield* sleep(1);
-  if (!cond()) throw new Error(`timed out waiting for ${what}`);
-}
 
 const echo: SocketHandler = { data: (conn, bytes) => void conn.write(bytes) };
 const linux = process.platform === "linux";
@@ -51,21 +37,8 @@ forEachBackend("listen on a Unix socket", ({ run, backend }) => {
       expect(server.hostname).toBe("");
       expect(server.localAddr.toString()).toContain(path);
       expect(isSocketFile(path)).toBe(true);
-      const clients = [];
-      for (let i = 0; i < 20; i++) {
-        clients.push(
-          spawn(function* () {
-            const s = yield* UnixStream.connect(path);
-            const msg = pattern(2000 + i * 131, i + 1);
-            yield* s.writeAll(msg);
-            s.shutdown("write");
-            const back = yield* readAll(s);
-            s.close();
-            return Buffer.from(back).equals(Buffer.from(msg));
-          }),
-        );
-      }
-      for (const c of clients) expect(yield* c).toBe(true);
+      const ok = yield* echoClients(20, () => UnixStream.connect(path), (i) => 2000 + i * 131);
+      expect(ok).toEqual(new Array(20).fill(true));
       yield* until(() => closed === 20, "20 close handlers");
       server.stop(true);
       yield* server.closed();
