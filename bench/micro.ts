@@ -22,6 +22,7 @@ import { abCompare } from "./lib/ab.ts";
 import { dlopen } from "bun:ffi";
 import { PENDING, Runtime, channel, pollFn, ready, sleep, spawn, type Context } from "../lib/index.ts";
 import { EpollPoller } from "../lib/driver/readiness/epoll.ts";
+import { addressOf, copyFromAddress } from "../ffi/libc.ts";
 import { commandLine, machineLine, writeSection } from "./lib/results.ts";
 
 const abAt = process.argv.indexOf("--ab");
@@ -98,10 +99,27 @@ function channelSendRecv(): void {
 
 const poller = new EpollPoller();
 
+// The io_uring reader's copy out of the provided-buffer ring (lib/driver/uring/recv.ts):
+// a view made per copy, against one memcpy from the ring's address.
+const ring = new Uint8Array(new ArrayBuffer(64 * 16384));
+const ringAt = addressOf(ring);
+const dst = new Uint8Array(new ArrayBuffer(65536));
+let nextBuf = 0;
+
 summary(() => {
   bench("ffi: abs() (no syscall)", () => do_not_optimize(libc.abs(-5)));
   bench("ffi: getppid() (a null syscall)", () => do_not_optimize(libc.getppid()));
   bench("epoll_wait(0) on an idle epoll", () => do_not_optimize(poller.wait(0)));
+});
+summary(() => {
+  bench("copy 64 B out of a buffer ring: subarray + set", () => {
+    const at = (nextBuf = (nextBuf + 1) & 63) * 16384;
+    dst.set(ring.subarray(at, at + 64), 0);
+  });
+  bench("copy 64 B out of a buffer ring: copyFromAddress (memcpy)", () => {
+    const at = (nextBuf = (nextBuf + 1) & 63) * 16384;
+    copyFromAddress(dst, 0, ringAt + at, 64);
+  });
 });
 bench(`spawn+complete ×${BATCH}`, spawnBatch);
 bench(`wake+re-poll ×${BATCH}`, wakeRepoll);
