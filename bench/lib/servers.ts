@@ -48,7 +48,7 @@ export interface Running {
 export type Started = { ok: true; server: Running } | { ok: false; reason: string };
 
 /** Every server the echo bench knows, in the default order. */
-export const SERVER_NAMES = ["reel-epoll", "reel-uring", "reel-poll", "reel-hosted", "reel-epoll-handlers", "reel-uring-handlers", "raw-epoll", "raw-uring", "bun-listen", "node-net", "c-epoll", "tokio"] as const;
+export const SERVER_NAMES = ["reel-epoll", "reel-uring", "reel-poll", "reel-hosted", "reel-epoll-handlers", "reel-uring-handlers", "reel-epoll-driver", "reel-uring-driver", "raw-epoll", "raw-uring", "bun-listen", "node-net", "c-epoll", "tokio"] as const;
 
 /** Server names whose numbers are reel's own (the goals are checked for these). */
 export const REEL_SERVERS: readonly string[] = ["reel-epoll", "reel-uring", "reel-poll", "reel-hosted", "reel-epoll-handlers", "reel-uring-handlers"];
@@ -83,6 +83,23 @@ function reelSpec(paths: Paths, backend: string, file = "echo-server.ts", name =
     env: { REEL_BACKEND: backend },
     startupError: reelStartupError(backend),
     missing: () => (existsSync(example) ? null : `examples/${file} is missing`),
+  };
+}
+
+/**
+ * A layer, not a way to use reel: the echo over reel's driver and per-fd interface alone
+ * (bench/servers/reel-driver.ts), with no runtime above it — between a raw ceiling and
+ * listen(), it splits the gap into the driver's part and the runtime's.
+ */
+function driverSpec(paths: Paths, backend: string): ServerSpec {
+  const script = join(paths.root, "bench", "servers", "reel-driver.ts");
+  return {
+    name: `reel-${backend}-driver`,
+    start: "fixed",
+    argv: (port) => [process.execPath, "run", script, String(port)],
+    env: { REEL_BACKEND: backend },
+    startupError: reelStartupError(backend),
+    missing: () => (existsSync(script) ? null : "bench/servers/reel-driver.ts is missing"),
   };
 }
 
@@ -125,6 +142,8 @@ export function serverSpecs(paths: Paths): Map<string, ServerSpec> {
     // listen() with Bun.listen-style handlers: no task or buffer per connection.
     reelSpec(paths, "epoll", "echo-handlers.ts", "reel-epoll-handlers"),
     reelSpec(paths, "uring", "echo-handlers.ts", "reel-uring-handlers"),
+    driverSpec(paths, "epoll"),
+    driverSpec(paths, "uring"),
     {
       name: "bun-listen",
       start: "announce",
