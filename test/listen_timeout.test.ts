@@ -110,6 +110,27 @@ forEachBackend("listen idle timeout", ({ run }) => {
     });
   });
 
+  test("a timeout handler that calls end(bytes) says goodbye: the client reads the bytes, then EOF", () => {
+    run(function* () {
+      pause();
+      const server = listen({
+        port: 0,
+        socket: {
+          open: (conn) => conn.timeout(2),
+          timeout: (conn) => conn.end("idle too long\n"),
+        },
+      });
+      const s = yield* TcpStream.connect({ hostname: "127.0.0.1", port: server.port });
+      const got: number[] = [];
+      const buf = new Uint8Array(64);
+      for (let n, i = 0; i < 100 && (n = yield* s.read(buf)) > 0; i++) got.push(...buf.subarray(0, n));
+      expect(new TextDecoder().decode(Uint8Array.from(got))).toBe("idle too long\n");
+      s.close();
+      server.stop();
+      yield* server.closed();
+    });
+  });
+
   test("timeout(0) turns it off; a bad value is a RangeError naming it", () => {
     run(function* () {
       pause();

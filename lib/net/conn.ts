@@ -25,7 +25,7 @@
  * own timer is in it — and one Sleep polled with the connection as its waker.
  * When that fires, the step looks at the last activity: still active, the Sleep is
  * re-armed for the rest of the period; idle for the whole period, the `timeout` handler
- * runs and the connection closes (unless the handler armed a new period or ended it).
+ * runs and the connection closes (unless the handler armed a new period or called end()).
  *
  * Ownership: the connection owns its fd until close(); close() closes it through the
  * driver (the fd rule of lib/driver/fd.ts), and nothing touches the number afterwards
@@ -221,10 +221,11 @@ export class TcpConn<D = undefined> implements Waker, Context {
 
   /**
    * Sets an idle timeout (Bun's `socket.timeout`): once `seconds` pass with no bytes
-   * received and no write(), the `timeout` handler runs and the connection closes —
-   * unless the handler called `timeout()` again (a new period starts) or closed it
-   * itself. Calling it again starts the period over; 0 turns it off. Fractions are fine
-   * (rounded up to whole ms). A no-op once closed.
+   * received and no write(), the `timeout` handler runs and the connection closes at
+   * once (queued bytes are dropped) — unless the handler called `timeout()` again (a new
+   * period starts) or `end(bytes?)` (it closes once those have gone). Calling it again
+   * starts the period over; 0 turns it off. Fractions are fine (rounded up to whole ms).
+   * A no-op once closed.
    */
   timeout(seconds: number): void {
     if (typeof seconds !== "number" || !(seconds >= 0) || !Number.isFinite(seconds)) {
@@ -253,8 +254,9 @@ export class TcpConn<D = undefined> implements Waker, Context {
     if (deadline > this.host.wheelNow()) return this.armTimer(deadline);
     this.idleMs = 0;
     if (!this.call(this.host.onTimeout)) return; // threw: reported and closed
-    // The handler may have started a new period (timeout() again) or closed already.
-    if ((this.flags & CLOSED) === 0 && this.idleMs === 0) this.close();
+    // The handler may have started a new period (timeout() again), ended (end(): it closes
+    // once its bytes have gone) or closed already.
+    if ((this.flags & (CLOSED | ENDING)) === 0 && this.idleMs === 0) this.close();
   }
 
   /** Closes now: queued bytes are dropped, the fd is closed, then the `close` handler runs. Idempotent. */

@@ -68,7 +68,7 @@ export interface SocketHandler<D = undefined> {
   close?(conn: TcpConn<D>, err?: Error): void;
   /** An I/O error (a SysError: ECONNRESET, EPIPE…) or a handler's exception; `close` follows. */
   error?(conn: TcpConn<D>, err: Error): void;
-  /** The idle timeout set by `conn.timeout(seconds)` passed; the connection closes after this (unless it calls `conn.timeout()` again). */
+  /** The idle timeout set by `conn.timeout(seconds)` passed; the connection closes after this (unless it calls `conn.timeout()` again, or `conn.end(bytes)` to say goodbye first). */
   timeout?(conn: TcpConn<D>): void;
 }
 
