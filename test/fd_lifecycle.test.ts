@@ -158,6 +158,31 @@ forEachBackend("fd lifecycle", ({ run, backend, runtime }) => {
     });
   });
 
+  realFiles("a_stale_file_future_never_acts_on_a_reused_op: a read polled once, its file closed, then polled and cancelled after the next read began", () => {
+    // On io_uring the close rewrites the read's unsubmitted SQE into a NOP and hands the op
+    // to the driver, which frees it at the NOP's CQE; the next op may get the same object.
+    // The stale future's later poll and cancel must leave that op alone. (Found by the
+    // fd-reuse fuzz: a file read's cancel freed a socket's queued receive under it.)
+    writeFileSync(p("stale-a"), "aaaa");
+    writeFileSync(p("stale-b"), "bbbb");
+    run(function* () {
+      const a = yield* fs.open(p("stale-a"), "r");
+      const stale = a.read(new Uint8Array(4), 0);
+      expect(stale.poll(noop)).toBe(PENDING); // io_uring: an SQE not yet submitted
+      yield* a.close();
+      yield* sleep(1); // the NOP's CQE: the op is freed, ready for the next one
+      const b = yield* fs.open(p("stale-b"), "r");
+      const buf = new Uint8Array(4);
+      const next = b.read(buf, 0);
+      expect(next.poll(noop)).toBe(PENDING);
+      expect(() => stale.poll(noop)).toThrow(/closed|EBADF/);
+      stale.cancel();
+      expect(yield* timeout(next, 5000)).toBe(4);
+      expect(new TextDecoder().decode(buf)).toBe("bbbb");
+      yield* b.close();
+    });
+  });
+
   realFiles("io_uring_linked_writes_never_reach_the_next_owner: closing a file while its chain waits", () => {
     // The chain's head writes to a FIFO whose buffer is already full, so it waits; the
     // links after it would resolve the fd only when issued.

@@ -202,6 +202,7 @@ export class UringDriver extends Driver {
   /** Takes a free op slot. `owner`: the owner of the fd the op will name (owner.ts). */
   op(kind: OpKind, sink: OpSink | null, owner: FdOwnerCount | null = null): UringOp {
     const op = this.ops.insert((i) => new UringOp(i), true);
+    op.uses++;
     op.kind = kind;
     op.sink = sink;
     op.owner = owner;

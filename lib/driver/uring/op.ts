@@ -75,6 +75,13 @@ export class UringOp {
   // until the final CQE, including after cancel; returned to the pool only by release().
   buf: OwnedBuf | null = null;
   aux: object | null = null;
+  /**
+   * How many times this object has been handed out (driver.op() counts up; never wraps in
+   * practice): a holder that kept the op past a moment the driver may have settled it
+   * (its fd closed under it) compares this with what it saw, since the token's generation
+   * repeats after 2048 uses of the slot.
+   */
+  uses = 0;
 
   constructor(readonly index: number) {}
 }

@@ -98,6 +98,8 @@ function submit(d: UringDriver, spec: OpSpec, sqeFlags: number, owner: UringFdOw
 export class UringFuture extends BaseFuture<number> {
   /** The op, from the first poll until the value is taken or the future cancelled. */
   private op: UringOp | null = null;
+  /** `op.uses` when this future got it: see {@link UringFuture.ownOp}. */
+  private use = 0;
   private done = false;
 
   constructor(
@@ -113,7 +115,20 @@ export class UringFuture extends BaseFuture<number> {
   static submitted(d: UringDriver, op: UringOp, spec: OpSpec, copyOut: Uint8Array | null, owner: UringFdOwner | null): UringFuture {
     const f = new UringFuture(d, spec, copyOut, owner);
     f.op = op;
+    f.use = op.uses;
     return f;
+  }
+
+  /**
+   * The op if it is still this future's. Closing the file rewrites an op whose SQE was not
+   * yet submitted into a NOP and hands it to the driver, which frees it at that NOP's CQE
+   * and may give the same object to the next op (another file's read, a socket's
+   * receive): a future polled or cancelled after that must not act on it.
+   */
+  private ownOp(): UringOp | null {
+    const op = this.op;
+    if (op !== null && op.uses !== this.use) this.op = null;
+    return this.op;
   }
 
   poll(cx: Context): Poll<number> {
@@ -124,10 +139,12 @@ export class UringFuture extends BaseFuture<number> {
         throw closedError(this.spec.syscall, "file");
       }
       const d = this.driver ?? (this.driver = uringDriver());
-      this.op = submit(d, this.spec, 0, this.owner);
+      const fresh = submit(d, this.spec, 0, this.owner);
+      this.op = fresh;
+      this.use = fresh.uses;
     }
-    const op = this.op;
-    if (this.owner !== null && this.owner.fd < 0) {
+    const op = this.ownOp();
+    if (op === null || (this.owner !== null && this.owner.fd < 0)) {
       // The file was closed while this op was pending: the op is abandoned to the driver.
       this.cancel();
       throw closedError(this.spec.syscall, "file");
@@ -158,7 +175,7 @@ export class UringFuture extends BaseFuture<number> {
   override cancel(): void {
     if (this.done) return;
     this.done = true;
-    const op = this.op;
+    const op = this.ownOp();
     this.op = null;
     if (op !== null) this.driver!.cancel(op);
     else if (this.spec.buf != null) {
