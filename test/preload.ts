@@ -1,0 +1,20 @@
+/**
+ * Runs once before `bun test` loads any suite (bunfig.toml's [test] preload). On a fresh
+ * clone — no node_modules — it installs the dev dependencies the suites import
+ * (fast-check, typescript, typedoc, …): `bun test`, unlike `bun run`, does not install
+ * missing packages on the fly, and the README's quick start is `bun test` on a fresh clone.
+ *
+ * Must never: run an install when every dev dependency is there, or let a failed install
+ * pass silently (the run stops with the reason).
+ */
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+
+const root = join(import.meta.dir, "..");
+const pkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { devDependencies?: Record<string, string> };
+const missing = Object.keys(pkg.devDependencies ?? {}).filter((name) => !existsSync(join(root, "node_modules", name, "package.json")));
+if (missing.length > 0) {
+  console.error(`reel tests: installing the dev dependencies first (bun install; missing: ${missing.join(", ")})`);
+  const r = Bun.spawnSync([process.execPath, "install"], { cwd: root, stdout: "inherit", stderr: "inherit" });
+  if (r.exitCode !== 0) throw new Error(`bun install failed (exit ${r.exitCode}): the suites need ${missing.join(", ")}`);
+}
