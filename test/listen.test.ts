@@ -259,6 +259,33 @@ forEachBackend("listen", ({ run }) => {
     });
   });
 
+  test("reload() swaps the handlers for the open connection and the next one; a bad argument is a TypeError", () => {
+    run(function* () {
+      const server = listen({ port: 0, socket: { data: (c, b) => void c.write(b) } });
+      const one = new Uint8Array(3);
+      const a = yield* TcpStream.connect({ hostname: "127.0.0.1", port: server.port });
+      yield* a.writeAll(Uint8Array.of(1, 2, 3));
+      yield* a.readExact(one);
+      expect([...one]).toEqual([1, 2, 3]); // echoed
+      let closes = 0;
+      // A byte-wise change: a stream may deliver the three bytes in more than one data() call.
+      server.reload({ socket: { data: (c, b) => void c.write(b.map((x) => x + 10)), close: () => void closes++ } });
+      yield* a.writeAll(Uint8Array.of(4, 5, 6));
+      yield* a.readExact(one);
+      expect([...one]).toEqual([14, 15, 16]); // the open connection: the new data handler
+      const b = yield* TcpStream.connect({ hostname: "127.0.0.1", port: server.port });
+      yield* b.writeAll(Uint8Array.of(7, 8, 9));
+      yield* b.readExact(one);
+      expect([...one]).toEqual([17, 18, 19]); // a new connection too
+      a.close();
+      b.close();
+      yield* until(() => closes === 2, "both close handlers (the new ones)");
+      expect(() => server.reload({} as never)).toThrow(TypeError);
+      server.stop();
+      yield* server.closed();
+    });
+  });
+
   test("write() after close returns -1 and handlers are never called again", () => {
     run(function* () {
       let after = -2;

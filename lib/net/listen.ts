@@ -179,6 +179,23 @@ export class TcpServer<D = undefined> {
     this.core.stop(closeActive);
   }
 
+  /**
+   * Replaces the handlers (Bun's `listener.reload({ socket })`): every call from now on —
+   * for new connections and the ones already open — goes to `socket`'s. Throws TypeError
+   * when `socket` is not an object.
+   *
+   * @example
+   * ```ts
+   * server.reload({ socket: { data(conn, bytes) { conn.write(bytes.reverse()); } } });
+   * ```
+   */
+  reload(opts: { socket: SocketHandler<D> }): void {
+    if (typeof opts !== "object" || opts === null || typeof opts.socket !== "object" || opts.socket === null) {
+      throw new TypeError("reload() needs { socket: { open?, data?, drain?, end?, close?, error?, timeout? } }");
+    }
+    this.core.reload(opts.socket);
+  }
+
   /** Waits until the server's task has ended (stopped, and every connection closed); throws its failure. */
   closed(): JoinHandle<void> {
     return this.task;
@@ -197,15 +214,16 @@ class ServerCore<D> extends BaseFuture<void> implements ConnHost<D>, EventListen
   readonly conns = new Set<TcpConn<D>>();
   readonly readBuf: Uint8Array;
   readonly maxBuffered: number;
-  readonly onData: SocketHandler<D>["data"];
-  readonly onDrain: SocketHandler<D>["drain"];
-  readonly onEnd: SocketHandler<D>["end"];
-  readonly onClose: SocketHandler<D>["close"];
-  readonly onTimeout: SocketHandler<D>["timeout"];
+  // Handlers: set at construction and by reload() (one call per message: bound once).
+  onData: SocketHandler<D>["data"];
+  onDrain: SocketHandler<D>["drain"];
+  onEnd: SocketHandler<D>["end"];
+  onClose: SocketHandler<D>["close"];
+  onTimeout: SocketHandler<D>["timeout"];
   private readonly wheel: TimerWheel;
   private readonly clock: Clock;
-  private readonly onOpen: SocketHandler<D>["open"];
-  private readonly onError: SocketHandler<D>["error"];
+  private onOpen: SocketHandler<D>["open"];
+  private onError: SocketHandler<D>["error"];
   private readonly views: (Uint8Array | undefined)[] = [];
   private readonly pool: Uint8Array[] = [];
   private readyList: TcpConn<D>[] = [];
@@ -233,10 +251,10 @@ class ServerCore<D> extends BaseFuture<void> implements ConnHost<D>, EventListen
     this.onEnd = h.end?.bind(h);
     this.onClose = h.close?.bind(h);
     this.onTimeout = h.timeout?.bind(h);
+    this.onError = h.error?.bind(h);
     const driver = currentDriver();
     this.wheel = driver.wheel;
     this.clock = driver.clock;
-    this.onError = h.error?.bind(h);
     this.maxBuffered = positiveInt(opts.maxBuffered, 1024 * 1024, "maxBuffered");
     // SAFETY: handed to read(2)/recv on the readiness backends only for the length of one
     // synchronous call; io_uring copies into it from its own buffers. Never kernel-held.
@@ -246,6 +264,17 @@ class ServerCore<D> extends BaseFuture<void> implements ConnHost<D>, EventListen
 
   get listenerFd(): number {
     return this.listener.fd;
+  }
+
+  /** Replaces every handler (see {@link TcpServer.reload}). */
+  reload(h: SocketHandler<D>): void {
+    this.onOpen = h.open?.bind(h);
+    this.onData = h.data?.bind(h);
+    this.onDrain = h.drain?.bind(h);
+    this.onEnd = h.end?.bind(h);
+    this.onClose = h.close?.bind(h);
+    this.onTimeout = h.timeout?.bind(h);
+    this.onError = h.error?.bind(h);
   }
 
   // ---- ConnHost ----
