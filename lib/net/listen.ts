@@ -215,15 +215,15 @@ class ServerCore<D> extends BaseFuture<void> implements ConnHost<D>, EventListen
   readonly readBuf: Uint8Array;
   readonly maxBuffered: number;
   // Handlers: set at construction and by reload() (one call per message: bound once).
-  onData: SocketHandler<D>["data"];
-  onDrain: SocketHandler<D>["drain"];
-  onEnd: SocketHandler<D>["end"];
-  onClose: SocketHandler<D>["close"];
-  onTimeout: SocketHandler<D>["timeout"];
+  onData: SocketHandler<D>["data"] = undefined;
+  onDrain: SocketHandler<D>["drain"] = undefined;
+  onEnd: SocketHandler<D>["end"] = undefined;
+  onClose: SocketHandler<D>["close"] = undefined;
+  onTimeout: SocketHandler<D>["timeout"] = undefined;
   private readonly wheel: TimerWheel;
   private readonly clock: Clock;
-  private onOpen: SocketHandler<D>["open"];
-  private onError: SocketHandler<D>["error"];
+  private onOpen: SocketHandler<D>["open"] = undefined;
+  private onError: SocketHandler<D>["error"] = undefined;
   private readonly views: (Uint8Array | undefined)[] = [];
   private readonly pool: Uint8Array[] = [];
   private readyList: TcpConn<D>[] = [];
@@ -244,14 +244,7 @@ class ServerCore<D> extends BaseFuture<void> implements ConnHost<D>, EventListen
     private readonly noDelay: boolean,
   ) {
     super();
-    const h = opts.socket;
-    this.onOpen = h.open?.bind(h);
-    this.onData = h.data?.bind(h);
-    this.onDrain = h.drain?.bind(h);
-    this.onEnd = h.end?.bind(h);
-    this.onClose = h.close?.bind(h);
-    this.onTimeout = h.timeout?.bind(h);
-    this.onError = h.error?.bind(h);
+    this.reload(opts.socket);
     const driver = currentDriver();
     this.wheel = driver.wheel;
     this.clock = driver.clock;
@@ -266,7 +259,7 @@ class ServerCore<D> extends BaseFuture<void> implements ConnHost<D>, EventListen
     return this.listener.fd;
   }
 
-  /** Replaces every handler (see {@link TcpServer.reload}). */
+  /** Sets every handler, bound once (at construction, and by {@link TcpServer.reload}). */
   reload(h: SocketHandler<D>): void {
     this.onOpen = h.open?.bind(h);
     this.onData = h.data?.bind(h);
