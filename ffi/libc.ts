@@ -327,10 +327,11 @@ export const MSG_BATCH = 64;
 export const HAVE_MMSG = mmsgSyms !== null;
 /** Bytes per slot of the msghdr table: an mmsghdr where those exist, else a msghdr. */
 const MSG_STRIDE = NET.MMSGHDR_SIZE > 0 ? NET.MMSGHDR_SIZE : NET.MSGHDR_SIZE;
-// SAFETY: one ArrayBuffer (never detached, kept alive by this module) holds the msghdr
-// table and one iovec per slot; the kernel reads it only during the synchronous call.
+// One ArrayBuffer holds the msghdr table and one iovec per slot.
 const msgMem = new ArrayBuffer(MSG_BATCH * (MSG_STRIDE + 16));
 const msg32 = new Uint32Array(msgMem);
+// SAFETY: msgMem is never detached and this module keeps it alive, so its address holds;
+// the kernel reads the table only during the synchronous send/recv call.
 const msgBase = ptr(new Uint8Array(msgMem)) as number;
 const IOV_AT = MSG_BATCH * MSG_STRIDE;
 const MSG_WORDS = MSG_STRIDE >> 2;
@@ -365,6 +366,7 @@ export function setMsg(i: number, data: Uint8Array, len: number, namePtr: number
   // that follows at once (see the doc comment); the kernel keeps no pointer past it.
   putPtr((w << 2) + NET.MSG_CONTROL_OFF, control === null || controlLen === 0 ? 0 : (ptr(control) as number));
   msg32[w + (NET.MSG_CONTROLLEN_OFF >> 2)] = control === null ? 0 : controlLen;
+  // SAFETY: as `control` above: the caller holds `data` through the call that follows.
   putPtr(iov << 2, len === 0 ? 0 : (ptr(data) as number));
   msg32[iov + 2] = clampLen(len);
   msg32[iov + 3] = 0;

@@ -41,7 +41,8 @@ export interface DriverOptions {
 }
 
 /**
- * The seed a simulation uses when none is given: `REEL_SEED`, or a fresh random one.
+ * The random number a simulation draws its choices from when none is given: `REEL_SEED`,
+ * or a fresh random one.
  * `fromEnv` says which, so a failure can print a seed nobody chose.
  */
 export function simSeed(env: string | undefined = process.env.REEL_SEED): { seed: number; fromEnv: boolean } {

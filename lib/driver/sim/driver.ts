@@ -74,7 +74,7 @@ export class SimDriver extends Driver {
   private readonly hostRoots = new Map<object, SimHost>();
 
   constructor(
-    /** The seed every choice of this simulation comes from. */
+    /** The random number every choice of this simulation is drawn from (REEL_SEED). */
     readonly seed: number,
     options: SimOptions = {},
   ) {

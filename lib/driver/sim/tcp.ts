@@ -10,7 +10,7 @@
  * - data: a write is accepted up to the free send buffer and copied; segments go on the
  *   wire while the receiver's buffer has room (flow control), arrive after the link's
  *   latency in order, and a read takes what has arrived. Reads and writes may move fewer
- *   bytes than they could, drawn from the seed (`shortIo`).
+ *   bytes than they could, drawn from the simulation's random number generator (`shortIo`).
  * - close: sends FIN after queued data — or a reset when unread data is left or SO_LINGER
  *   is {on, 0}; data arriving at a closed socket is answered with a reset. A listener's
  *   unaccepted connections are reset when it closes.
